@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// runPortal runs the portal in-process with only the given environment.
+func runPortal(t *testing.T, environ map[string]string, args ...string) (status int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string { return environ[k] }
+	status = run(context.Background(), args, env{getenv: getenv, stdout: &out, stderr: &errOut})
+	return status, out.String(), errOut.String()
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	db := "postgres://portal@127.0.0.1:1/portal"
+	tests := []struct {
+		name    string
+		environ map[string]string
+		args    []string
+		names   string // the setting the one-line message must name
+		want    string // and what it must say is expected
+	}{
+		{"listen not an address", map[string]string{"DATABASE_URL": db, "PORTAL_LISTEN": "nonsense"}, []string{"serve"},
+			`PORTAL_LISTEN="nonsense"`, "host:port"},
+		{"listen port out of range", map[string]string{"DATABASE_URL": db, "PORTAL_LISTEN": ":99999"}, []string{"serve"},
+			`PORTAL_LISTEN=":99999"`, "port number"},
+		{"database url missing", map[string]string{}, []string{"serve"},
+			"DATABASE_URL", "required"},
+		{"database url malformed, value hidden", map[string]string{"DATABASE_URL": "mysql-secret-password"}, []string{"serve"},
+			"DATABASE_URL=(hidden)", "PostgreSQL connection URL"},
+		{"database url unparsable by pgx", map[string]string{"DATABASE_URL": "postgres://u:pw@host:notaport/db"}, []string{"serve"},
+			"DATABASE_URL=(hidden)", "not a valid PostgreSQL connection string"},
+		{"base url relative", map[string]string{"DATABASE_URL": db, "PORTAL_BASE_URL": "portal.example"}, []string{"serve"},
+			`PORTAL_BASE_URL="portal.example"`, "absolute http or https URL"},
+		{"shutdown timeout", map[string]string{"DATABASE_URL": db, "PORTAL_SHUTDOWN_TIMEOUT": "soon"}, []string{"serve"},
+			`PORTAL_SHUTDOWN_TIMEOUT="soon"`, "duration"},
+		{"log level", map[string]string{"DATABASE_URL": db, "PORTAL_LOG_LEVEL": "loud"}, []string{"serve"},
+			`PORTAL_LOG_LEVEL="loud"`, "debug, info, warn, error"},
+		{"flag overrides a good env value", map[string]string{"DATABASE_URL": db, "PORTAL_LISTEN": ":8080"}, []string{"serve", "--listen", "bad"},
+			`--listen="bad"`, "host:port"},
+		{"dev refuses a public address", map[string]string{}, []string{"dev", "--listen", "0.0.0.0:8080"},
+			`--listen="0.0.0.0:8080"`, "loopback only"},
+		{"migrate without database", map[string]string{}, []string{"migrate", "up"},
+			"DATABASE_URL", "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			status, _, stderr := runPortal(t, tt.environ, tt.args...)
+			if status != 2 {
+				t.Errorf("exit status %d, want 2; stderr: %s", status, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("want one line on stderr, got %d:\n%s", len(lines), stderr)
+			}
+			if !strings.Contains(lines[0], tt.names) || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr %q should name %q and say %q", lines[0], tt.names, tt.want)
+			}
+			if strings.Contains(stderr, "secret-password") || strings.Contains(stderr, ":pw@") {
+				t.Errorf("stderr leaks the database URL: %s", stderr)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "Usage"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown flag", []string{"serve", "--nope"}, "flag provided but not defined: -nope"},
+		{"migrate without action", []string{"migrate", "--database-url", "postgres://x@127.0.0.1:1/x"}, "`up` or `status`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			status, _, stderr := runPortal(t, nil, tt.args...)
+			if status != 2 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("status %d, stderr %q; want 2 and %q", status, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsSettings(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"serve", "migrate", "dev", "version"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			status, stdout, _ := runPortal(t, nil, cmd, "--help")
+			if status != 0 || !strings.Contains(stdout, "Usage: portal "+cmd) {
+				t.Fatalf("status %d, stdout %q", status, stdout)
+			}
+			if cmd == "serve" && !strings.Contains(stdout, "PORTAL_LISTEN") {
+				t.Errorf("serve --help does not list PORTAL_LISTEN:\n%s", stdout)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	status, stdout, _ := runPortal(t, nil, "version")
+	if status != 0 || stdout != "portal "+version+"\n" {
+		t.Errorf("status %d, stdout %q", status, stdout)
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/devidp"
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/pglocal"
+	"github.com/2i2c-org/credential-portal/internal/server"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+const devSynopsis = `Run the portal locally for development: FOR DEVELOPMENT ONLY.
+
+With no DATABASE_URL it starts a private PostgreSQL from this machine's own
+binaries, with its data in .portal-dev/ (kept between runs; --reset starts
+fresh), listening on a unix socket in that folder. It migrates the schema,
+seeds demo clusters and serves on PORTAL_LISTEN (loopback only).`
+
+// devClientID is the OIDC client of the portal at its development provider.
+const devClientID = "portal-dev"
+
+// devAccess makes the demo staff identity (sam@2i2c.org, in group
+// 2i2c-staff) staff, as production does with 2i2c's domain.
+var devAccess = issue.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
+
+// devDataDir holds the private PostgreSQL of `portal dev`.
+const devDataDir = ".portal-dev"
+
+type devConfig struct {
+	DatabaseURL string
+	Listen      string
+	LogLevel    slog.Level
+	Reset       bool
+}
+
+func (c *devConfig) settings() []setting {
+	return []setting{
+		{env: "DATABASE_URL", flag: "database-url", secret: true, parse: optional(databaseURLVar(&c.DatabaseURL)),
+			usage: "use this PostgreSQL instead of starting a private one in " + devDataDir + "/"},
+		{env: "PORTAL_LISTEN", flag: "listen", def: "127.0.0.1:8080", parse: loopbackAddrVar(&c.Listen),
+			usage: "address to listen on: loopback only, since anyone reaching it can sign in as anyone"},
+		logLevelSetting(&c.LogLevel),
+		{flag: "reset", isBool: true, def: "false", parse: boolVar(&c.Reset),
+			usage: "delete the private database in " + devDataDir + "/ and start fresh"},
+	}
+}
+
+func optional(next func(string) error) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			return nil
+		}
+		return next(v)
+	}
+}
+
+// loopbackAddrVar accepts a host:port whose host is a loopback address.
+func loopbackAddrVar(p *string) func(string) error {
+	check := addrVar(p)
+	return func(v string) error {
+		if err := check(v); err != nil {
+			return err
+		}
+		host, _, _ := net.SplitHostPort(v)
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return errors.New("portal dev listens on loopback only (127.0.0.1, ::1 or localhost), for example 127.0.0.1:8080")
+		}
+		return nil
+	}
+}
+
+func cmdDev(ctx context.Context, e env, args []string) error {
+	var cfg devConfig
+	if _, err := parseSettings("dev", devSynopsis, cfg.settings(), args, e.getenv, e.stdout); err != nil {
+		return err
+	}
+	log := applog.New(e.stderr, cfg.LogLevel)
+	baseURL := baseURLFor(cfg.Listen)
+
+	databaseURL := cfg.DatabaseURL
+	if databaseURL == "" {
+		pg, err := pglocal.Start(ctx, pglocal.Options{Dir: devDataDir, Reset: cfg.Reset, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := pg.Stop(stopCtx); err != nil {
+				log.Error("stopping PostgreSQL", "error", err.Error())
+			}
+		}()
+		if err := pg.CreateDatabase(ctx, "portal"); err != nil {
+			return err
+		}
+		databaseURL = pg.URL("portal")
+	} else if cfg.Reset {
+		return fmt.Errorf("%w: --reset only applies to the private PostgreSQL; DATABASE_URL is set", errUsage)
+	}
+
+	pool, err := openPool(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool, log); err != nil {
+		return err
+	}
+	st := store.New(pool)
+	if err := seedDemo(ctx, st); err != nil {
+		return err
+	}
+
+	// The development provider lives on the portal's own address, so its
+	// issuer follows PORTAL_LISTEN and stays the same across restarts.
+	secret := rand.Text()
+	idp, err := devidp.New(baseURL.String(), devClientID, secret)
+	if err != nil {
+		return err
+	}
+	signIn := oidc.New(oidc.Config{
+		Issuer: idp.Issuer(), ClientID: devClientID, ClientSecret: secret,
+		RedirectURL: server.RedirectURL(baseURL), Scopes: []string{"openid", "email", "profile", "groups"},
+		GroupsClaim: "groups",
+	}, log)
+	srv, err := server.New(server.Config{
+		BaseURL: baseURL, Dev: true, Version: version, DevIdentityProvider: idp.Handler(),
+		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
+		Access:   devAccess,
+	}, st, signIn, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
+	}
+	go signIn.Run(ctx) // the provider answers once Serve runs
+	fmt.Fprintf(e.stdout, "\nDEVELOPMENT MODE: demo data and a built-in sign-in; not for production.\nPortal at %s  (Ctrl-C to stop)\n\n", baseURL)
+	return server.Serve(ctx, ln, srv, 5*time.Second, log)
+}
+
+// seedDemo adds the demo clusters. It runs at every start and changes
+// nothing the second time.
+func seedDemo(ctx context.Context, st *store.Store) error {
+	demo := []*issue.Cluster{
+		{Name: "2i2c", DisplayName: "2i2c shared cluster", PrometheusURL: "https://prometheus.pilot.2i2c.cloud",
+			CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true,
+			Note: "One credential covers every hub on this shared cluster."},
+		{Name: "awi-ciroh", DisplayName: "AWI-CIROH", PrometheusURL: "https://prometheus.ciroh.awi.2i2c.cloud",
+			CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true},
+	}
+	for _, c := range demo {
+		if _, err := st.UpsertCluster(ctx, c); err != nil {
+			return fmt.Errorf("seed cluster %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}

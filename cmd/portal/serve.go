@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/server"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// serveConfig is the configuration of `portal serve`.
+type serveConfig struct {
+	DatabaseURL     string
+	Listen          string
+	BaseURL         *url.URL
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+	OIDC            oidc.Config
+	Access          issue.AccessPolicy
+	Sessions        server.SessionConfig
+}
+
+func (c *serveConfig) settings() []setting {
+	return []setting{
+		{env: "DATABASE_URL", flag: "database-url", secret: true, parse: required(databaseURLVar(&c.DatabaseURL)),
+			usage: "PostgreSQL connection URL"},
+		{env: "PORTAL_LISTEN", flag: "listen", def: ":8080", parse: addrVar(&c.Listen),
+			usage: "address to listen on, host:port"},
+		{env: "PORTAL_BASE_URL", flag: "base-url", parse: required(urlVar(&c.BaseURL)),
+			usage: "the URL people reach the portal at, e.g. https://credentials.2i2c.org; the OIDC redirect URL is this + /auth/callback"},
+		logLevelSetting(&c.LogLevel),
+		{env: "PORTAL_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "15s", parse: durationVar(&c.ShutdownTimeout),
+			usage: "how long in-flight requests may take to finish on SIGTERM"},
+		{env: "PORTAL_OIDC_ISSUER", flag: "oidc-issuer", parse: required(issuerVar(&c.OIDC.Issuer)),
+			usage: "OIDC issuer URL, e.g. https://accounts.google.com"},
+		{env: "PORTAL_OIDC_CLIENT_ID", flag: "oidc-client-id", parse: required(stringVar(&c.OIDC.ClientID)),
+			usage: "OIDC client ID registered for the portal"},
+		{env: "PORTAL_OIDC_CLIENT_SECRET", flag: "oidc-client-secret", secret: true, parse: stringVar(&c.OIDC.ClientSecret),
+			usage: "OIDC client secret (prefer the environment: flags show in ps)"},
+		{env: "PORTAL_OIDC_SCOPES", flag: "oidc-scopes", def: "openid email profile", parse: listVar(&c.OIDC.Scopes),
+			usage: "scopes to ask for, space or comma separated"},
+		{env: "PORTAL_OIDC_GROUPS_CLAIM", flag: "oidc-groups-claim", def: "groups", parse: stringVar(&c.OIDC.GroupsClaim),
+			usage: "ID token claim that lists the person's groups; empty to ignore groups"},
+		{env: "PORTAL_STAFF_GROUPS", flag: "staff-groups", parse: listVar(&c.Access.StaffGroups),
+			usage: "groups whose members are staff, comma separated"},
+		{env: "PORTAL_STAFF_EMAIL_DOMAINS", flag: "staff-email-domains", parse: listVar(&c.Access.StaffEmailDomains),
+			usage: "email domains whose verified addresses are staff, e.g. 2i2c.org"},
+		{env: "PORTAL_STAFF_EMAILS", flag: "staff-emails", parse: listVar(&c.Access.StaffEmails),
+			usage: "verified email addresses that are staff"},
+		{env: "PORTAL_ALLOWED_EMAIL_DOMAINS", flag: "allowed-email-domains", parse: listVar(&c.Access.AllowedEmailDomains),
+			usage: "when set, only verified addresses in these domains may sign in at all"},
+		{env: "PORTAL_SESSION_IDLE_TIMEOUT", flag: "session-idle-timeout", def: "2h", parse: durationVar(&c.Sessions.IdleTimeout),
+			usage: "sign out after this long without a request"},
+		{env: "PORTAL_SESSION_LIFETIME", flag: "session-lifetime", def: "12h", parse: durationVar(&c.Sessions.Lifetime),
+			usage: "sign out this long after sign-in, however active"},
+	}
+}
+
+// issuerVar accepts an absolute https URL, or http on loopback (a local provider).
+func issuerVar(p *string) func(string) error {
+	return func(v string) error {
+		var u *url.URL
+		if err := urlVar(&u)(v); err != nil || u == nil {
+			return errors.New("want the issuer's absolute URL, e.g. https://accounts.google.com")
+		}
+		*p = strings.TrimSuffix(v, "/")
+		return nil
+	}
+}
+
+func logLevelSetting(p *slog.Level) setting {
+	return setting{env: "PORTAL_LOG_LEVEL", flag: "log-level", def: "info", parse: levelVar(p),
+		usage: "least severe log level written: debug, info, warn or error"}
+}
+
+// baseURLFor is the URL a portal listening on addr is reached at when no
+// base URL is configured.
+func baseURLFor(addr string) *url.URL {
+	host, port, _ := net.SplitHostPort(addr)
+	switch host {
+	case "", "0.0.0.0", "::", "127.0.0.1":
+		host = "localhost"
+	}
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}
+}
+
+func cmdServe(ctx context.Context, e env, args []string) error {
+	var cfg serveConfig
+	if _, err := parseSettings("serve", "Run the portal's web server.", cfg.settings(), args, e.getenv, e.stdout); err != nil {
+		return err
+	}
+	log := applog.New(e.stderr, cfg.LogLevel)
+	cfg.OIDC.RedirectURL = server.RedirectURL(cfg.BaseURL)
+
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := checkSchema(ctx, pool, log); err != nil {
+		return err
+	}
+
+	signIn := oidc.New(cfg.OIDC, log)
+	go signIn.Run(ctx)
+	srv, err := server.New(server.Config{
+		BaseURL: cfg.BaseURL, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
+	}, store.New(pool), signIn, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
+	}
+	log.Info("portal listening", "addr", ln.Addr().String(), "url", cfg.BaseURL.String(), "version", version)
+	return server.Serve(ctx, ln, srv, cfg.ShutdownTimeout, log)
+}
+
+// openPool parses the database URL and makes a pool. It does not connect:
+// the portal starts while the database is down and reports it in /readyz.
+func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// pgx's message may quote the URL, password included.
+		return nil, &configError{name: "DATABASE_URL", given: "(hidden)", want: "not a valid PostgreSQL connection string"}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %w", err)
+	}
+	return pool, nil
+}
+
+// checkSchema refuses a database whose schema this binary does not expect.
+// A database that cannot be reached yet is not refused: /readyz says 503
+// until it can, and the portal needs no restart.
+func checkSchema(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(ctx); err != nil {
+		log.Warn("database unreachable at start; serving anyway, /readyz answers 503 until it is reachable", "error", err.Error())
+		return nil
+	}
+	st, err := store.Schema(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if p := st.Problem(); p != "" {
+		return errors.New(p)
+	}
+	return nil
+}

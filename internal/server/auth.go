@@ -1,0 +1,283 @@
+package server
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/pgxstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+)
+
+// Keys of values the middleware leaves in the echo context.
+const (
+	userContextKey = "user"
+	csrfContextKey = "csrf"
+)
+
+// Keys in the server-side session.
+const (
+	sessUserID   = "user_id"
+	sessState    = "oidc_state"
+	sessNonce    = "oidc_nonce"
+	sessVerifier = "oidc_verifier"
+	sessNext     = "oidc_next"
+)
+
+// SessionConfig sets how long a sign-in lasts.
+type SessionConfig struct {
+	IdleTimeout time.Duration // signed out after this long without a request
+	Lifetime    time.Duration // signed out this long after signing in, active or not
+}
+
+// currentUser is the signed-in user, or nil.
+func currentUser(c echo.Context) *issue.User {
+	u, _ := c.Get(userContextKey).(*issue.User)
+	return u
+}
+
+// secureCookies reports whether cookies must be Secure: always, except for a
+// plain-http portal on loopback (development), where a Secure cookie would
+// never come back.
+func secureCookies(base *url.URL) bool {
+	if base.Scheme == "https" {
+		return true
+	}
+	host := base.Hostname()
+	ip := net.ParseIP(host)
+	return host != "localhost" && (ip == nil || !ip.IsLoopback())
+}
+
+func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
+	sm := scs.New()
+	sm.Store = pgxstore.NewWithCleanupInterval(s.store.Pool(), 10*time.Minute)
+	sm.Lifetime = cfg.Lifetime
+	sm.IdleTimeout = cfg.IdleTimeout
+	sm.Cookie.Name = "portal_session"
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.Path = "/"
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = secureCookies(s.cfg.BaseURL)
+	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
+		s.log.ErrorContext(r.Context(), "session store", "error", err.Error())
+		http.Error(w, "The session store is unavailable; please try again shortly.", http.StatusServiceUnavailable)
+	}
+	return sm
+}
+
+// loadUser puts the signed-in user, if any, in the context. A session whose
+// user no longer exists is ended.
+func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		if id := s.sessions.GetInt64(ctx, sessUserID); id != 0 {
+			u, err := s.store.UserByID(ctx, id)
+			switch {
+			case errors.Is(err, issue.ErrNotFound):
+				if err := s.sessions.Destroy(ctx); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			default:
+				c.Set(userContextKey, u)
+			}
+		}
+		return next(c)
+	}
+}
+
+// requireUser sends a visitor who is not signed in to sign in and back.
+func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if currentUser(c) != nil {
+			return next(c)
+		}
+		if isAPI(c) {
+			return echo.NewHTTPError(http.StatusUnauthorized, "sign in first")
+		}
+		if c.Request().Method != http.MethodGet {
+			return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Sign in again.")
+		}
+		return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+	}
+}
+
+// requireStaff refuses customers.
+func (s *Server) requireStaff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !currentUser(c).IsStaff() {
+			return issue.ErrForbidden
+		}
+		return next(c)
+	}
+}
+
+// csrf checks a token on every state-changing form. The JSON API is exempt:
+// it takes only application/json from the portal's own origin, which a
+// cross-site form cannot send.
+func (s *Server) csrf() echo.MiddlewareFunc {
+	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return isAPI(c) || strings.HasPrefix(p, "/oidc/")
+		},
+		TokenLookup:    "form:csrf,header:X-CSRF-Token",
+		ContextKey:     csrfContextKey,
+		CookieName:     "portal_csrf",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   secureCookies(s.cfg.BaseURL),
+		CookieSameSite: http.SameSiteLaxMode,
+		ErrorHandler: func(err error, c echo.Context) error {
+			return echo.NewHTTPError(http.StatusForbidden,
+				"This form has expired or did not come from the portal. Go back, reload the page and try again.")
+		},
+	})
+}
+
+// signInLimit limits sign-in starts and callbacks per client address: enough
+// for people, too few for a script hammering the provider. The count is per
+// replica, which is what a brake on one client needs.
+func signInLimit() echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Every(3 * time.Second), Burst: 20, ExpiresIn: 5 * time.Minute,
+		}),
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many sign-in attempts from your address. Wait a minute and try again.")
+		},
+	})
+}
+
+// localPath returns next if it is a path on this site, else "". It refuses
+// anything a browser could take to another host: a scheme, a host, "//", a
+// backslash.
+func localPath(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return ""
+	}
+	return u.RequestURI()
+}
+
+// login starts a sign-in: the attempt's secrets go into the session, the
+// person goes to the provider.
+func (s *Server) login(c echo.Context) error {
+	next := localPath(c.QueryParam("next"))
+	if next == "" {
+		next = "/dashboard"
+	}
+	if currentUser(c) != nil {
+		return c.Redirect(http.StatusSeeOther, next)
+	}
+	a := oidc.NewAttempt()
+	dest, err := s.oidc.AuthCodeURL(a, c.QueryParam("login_hint"))
+	if errors.Is(err, oidc.ErrUnavailable) {
+		return s.renderError(c, http.StatusServiceUnavailable, "Sign-in is unavailable for now",
+			"The identity provider is not answering. The portal keeps trying; please try again in a minute.",
+			"Try again", c.Request().URL.RequestURI())
+	}
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	s.sessions.Put(ctx, sessState, a.State)
+	s.sessions.Put(ctx, sessNonce, a.Nonce)
+	s.sessions.Put(ctx, sessVerifier, a.Verifier)
+	s.sessions.Put(ctx, sessNext, next)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, dest)
+}
+
+// callback finishes a sign-in. The state must be the one this browser's
+// session holds; the code is exchanged and the ID token verified; the user
+// is recorded with the role the policy gives them now; the session gets a new
+// token, so one fixed before sign-in is worth nothing after.
+func (s *Server) callback(c echo.Context) error {
+	ctx := c.Request().Context()
+	a := oidc.Attempt{
+		State:    s.sessions.PopString(ctx, sessState),
+		Nonce:    s.sessions.PopString(ctx, sessNonce),
+		Verifier: s.sessions.PopString(ctx, sessVerifier),
+	}
+	next := s.sessions.PopString(ctx, sessNext)
+	if next == "" {
+		next = "/dashboard"
+	}
+	state := c.QueryParam("state")
+	if a.State == "" || subtle.ConstantTimeCompare([]byte(state), []byte(a.State)) != 1 {
+		s.log.WarnContext(ctx, "sign-in refused", "reason", "state does not match this browser's sign-in")
+		return s.renderError(c, http.StatusBadRequest, "This sign-in did not start here",
+			"The sign-in link is stale or was not started from this browser. Please sign in again.",
+			"Sign in", "/login")
+	}
+	if e := c.QueryParam("error"); e != "" {
+		s.log.WarnContext(ctx, "sign-in refused by the provider", "error_code", e)
+		return s.renderError(c, http.StatusUnauthorized, "Sign-in was not completed",
+			"The identity provider did not sign you in ("+e+"). You can try again.", "Sign in", "/login")
+	}
+	id, err := s.oidc.Exchange(ctx, a, c.QueryParam("code"))
+	if err != nil {
+		s.log.WarnContext(ctx, "sign-in refused", "reason", err.Error())
+		if errors.Is(err, oidc.ErrUnavailable) {
+			return s.renderError(c, http.StatusServiceUnavailable, "Sign-in is unavailable for now",
+				"The identity provider is not answering. Please try again in a minute.", "Try again", "/login")
+		}
+		return s.renderError(c, http.StatusUnauthorized, "Sign-in could not be verified",
+			"The identity provider's answer did not check out, so you are not signed in. Please try again.",
+			"Sign in", "/login")
+	}
+	if !s.cfg.Access.Allowed(id) {
+		s.log.WarnContext(ctx, "sign-in refused", "reason", "email domain not allowed", "issuer", id.Issuer, "subject", id.Subject)
+		return s.renderError(c, http.StatusForbidden, "This portal is not open to your account",
+			"Only accounts with a verified email address in an allowed domain may sign in here. "+
+				"Sign in with your organisation's account, or ask 2i2c support for access.", "", "")
+	}
+	u := &issue.User{
+		Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
+		Name: id.Name, Groups: id.Groups, Role: s.cfg.Access.Role(id),
+	}
+	if err := s.store.UpsertUser(ctx, u); err != nil {
+		return err
+	}
+	if err := s.sessions.RenewToken(ctx); err != nil {
+		return err
+	}
+	s.sessions.Put(ctx, sessUserID, u.ID)
+	s.log.InfoContext(ctx, "signed in", "user_id", u.ID, "role", string(u.Role))
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+// logout ends the session on the server, not just in the browser.
+func (s *Server) logout(c echo.Context) error {
+	ctx := c.Request().Context()
+	if u := currentUser(c); u != nil {
+		s.log.InfoContext(ctx, "signed out", "user_id", u.ID)
+	}
+	if err := s.sessions.Destroy(ctx); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// renderError shows an error page with its own words and, optionally, one
+// way forward.
+func (s *Server) renderError(c echo.Context, status int, title, msg, action, actionURL string) error {
+	return s.render(c, status, "error", page{Title: title, Data: errorPage{
+		Title: title, Message: msg, Action: action, ActionURL: actionURL,
+	}})
+}

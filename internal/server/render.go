@@ -1,0 +1,168 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/web"
+)
+
+// page is what every template sees; Data is the page's own.
+type page struct {
+	Title     string
+	User      *issue.User
+	CSRF      string
+	Dev       bool
+	Flash     *flash
+	RequestID string
+	Data      any
+}
+
+type flash struct {
+	Kind    string // info, success, error
+	Message string
+}
+
+// pages holds one template set per page, each the layout and partials plus
+// the page's own file, all parsed once at start-up.
+type pages struct {
+	sets map[string]*template.Template
+}
+
+func parsePages(a *assets) (*pages, error) {
+	funcs := template.FuncMap{
+		"static": a.url,
+		"date":   func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
+		"datetime": func(t time.Time) string {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+	}
+	base, err := template.New("").Funcs(funcs).ParseFS(web.FS, "templates/layout.html", "templates/partials/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	files, err := fs.Glob(web.FS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	p := &pages{sets: make(map[string]*template.Template)}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".html")
+		if name == "layout" {
+			continue
+		}
+		set, err := template.Must(base.Clone()).ParseFS(web.FS, f)
+		if err != nil {
+			return nil, fmt.Errorf("templates: %s: %w", f, err)
+		}
+		if set.Lookup("content") == nil {
+			return nil, fmt.Errorf("templates: %s defines no content", f)
+		}
+		p.sets[name] = set
+	}
+	return p, nil
+}
+
+// render writes the page called name with status. The page is rendered to a
+// buffer first, so a template error becomes a clean 500, not half a page.
+func (s *Server) render(c echo.Context, status int, name string, p page) error {
+	set, ok := s.pages.sets[name]
+	if !ok {
+		return fmt.Errorf("render: no page %q", name)
+	}
+	p.Dev = s.cfg.Dev
+	p.RequestID = applog.RequestID(c.Request().Context())
+	if p.User == nil {
+		p.User = currentUser(c)
+	}
+	if p.CSRF == "" {
+		p.CSRF, _ = c.Get(csrfContextKey).(string)
+	}
+	var buf bytes.Buffer
+	if err := set.ExecuteTemplate(&buf, "base", p); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// assets are the embedded static files with a content hash each, so that
+// their URLs change when they do and can be cached for a year.
+type assets struct {
+	static fs.FS
+	hashes map[string]string
+}
+
+func loadAssets() (*assets, error) {
+	static, err := fs.Sub(web.FS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("static: %w", err)
+	}
+	a := &assets{static: static, hashes: make(map[string]string)}
+	err = fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		a.hashes[p] = hex.EncodeToString(sum[:8])
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("static: %w", err)
+	}
+	return a, nil
+}
+
+// url is the address of a static file, versioned by its content.
+func (a *assets) url(name string) (string, error) {
+	h, ok := a.hashes[name]
+	if !ok {
+		return "", fmt.Errorf("no static file %q", name)
+	}
+	return "/static/" + name + "?v=" + h, nil
+}
+
+// static serves an embedded file. A URL naming the current version is
+// immutable; any other is cached briefly and revalidated by ETag.
+func (s *Server) static(c echo.Context) error {
+	name := c.Param("*")
+	h, ok := s.assets.hashes[name]
+	if !ok {
+		return echo.ErrNotFound
+	}
+	f, err := s.assets.static.Open(name)
+	if err != nil {
+		return fmt.Errorf("static %s: %w", name, err)
+	}
+	defer f.Close()
+	hdr := c.Response().Header()
+	hdr.Set("ETag", `"`+h+`"`)
+	if c.QueryParam("v") == h {
+		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		hdr.Set("Cache-Control", "public, max-age=300")
+	}
+	http.ServeContent(c.Response(), c.Request(), name, time.Time{}, f.(readSeeker))
+	return nil
+}
+
+type readSeeker interface {
+	Read([]byte) (int, error)
+	Seek(int64, int) (int64, error)
+}

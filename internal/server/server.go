@@ -1,0 +1,127 @@
+// Package server is the portal's HTTP face: routes, handlers, middleware,
+// templates and the one error handler. It is the only package that imports
+// echo.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// Config is what the HTTP layer needs to know about its deployment.
+type Config struct {
+	// BaseURL is the address people reach the portal at; it decides secure
+	// cookies, HSTS and the OIDC redirect URL.
+	BaseURL *url.URL
+	// Dev marks the embedded development mode: a banner on every page.
+	Dev bool
+	// Version is shown in /healthz.
+	Version string
+	// Sessions sets how long a sign-in lasts.
+	Sessions SessionConfig
+	// Access decides who may sign in and who is staff.
+	Access issue.AccessPolicy
+	// DevIdentityProvider, when set, is served under /oidc/: the development
+	// sign-in of `portal dev`, never set by `portal serve`.
+	DevIdentityProvider http.Handler
+}
+
+// Server handles the portal's HTTP requests.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	oidc     *oidc.Client
+	log      *slog.Logger
+	echo     *echo.Echo
+	sessions *scs.SessionManager
+	pages    *pages
+	assets   *assets
+}
+
+// New builds a Server with every route registered. It fails if a template
+// does not parse.
+func New(cfg Config, st *store.Store, signIn *oidc.Client, log *slog.Logger) (*Server, error) {
+	if cfg.BaseURL == nil {
+		return nil, errors.New("server: no base URL")
+	}
+	if cfg.Sessions.Lifetime <= 0 || cfg.Sessions.IdleTimeout <= 0 {
+		return nil, errors.New("server: session lifetime and idle timeout must be positive")
+	}
+	s := &Server{cfg: cfg, store: st, oidc: signIn, log: log}
+	s.sessions = s.newSessions(cfg.Sessions)
+	var err error
+	if s.assets, err = loadAssets(); err != nil {
+		return nil, err
+	}
+	if s.pages, err = parsePages(s.assets); err != nil {
+		return nil, err
+	}
+	s.echo = echo.New()
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	s.echo.HTTPErrorHandler = s.handleError
+	// Behind Kubernetes' ingress the client address is in X-Forwarded-For;
+	// only proxies on private and loopback addresses are trusted to set it.
+	s.echo.IPExtractor = echo.ExtractIPFromXFFHeader()
+	s.routes()
+	return s, nil
+}
+
+// RedirectURL is where the identity provider sends people back after sign-in.
+func RedirectURL(base *url.URL) string {
+	return base.JoinPath("/auth/callback").String()
+}
+
+// Close stops the session store's background cleanup.
+func (s *Server) Close() {
+	if st, ok := s.sessions.Store.(interface{ StopCleanup() }); ok {
+		st.StopCleanup()
+	}
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Serve answers requests on ln until ctx is done, then stops accepting new
+// connections and lets in-flight requests finish for up to grace before it
+// returns. It returns nil after a clean shutdown.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "grace", grace.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

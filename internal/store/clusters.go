@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+)
+
+const clusterColumns = `id, name, display_name, prometheus_url, credential_ttl_days, note, enabled, created_at, updated_at`
+
+func scanCluster(row pgx.Row) (*issue.Cluster, error) {
+	var c issue.Cluster
+	err := row.Scan(&c.ID, &c.Name, &c.DisplayName, &c.PrometheusURL, &c.CredentialTTLDays,
+		&c.Note, &c.Enabled, &c.CreatedAt, &c.UpdatedAt)
+	return &c, err
+}
+
+func collectClusters(rows pgx.Rows, err error) ([]*issue.Cluster, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Cluster, error) { return scanCluster(row) })
+}
+
+// Clusters lists every cluster, enabled or not, by name.
+func (s *Store) Clusters(ctx context.Context) ([]*issue.Cluster, error) {
+	cs, err := collectClusters(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters ORDER BY name`))
+	return cs, mapErr("clusters", err)
+}
+
+// EnabledClusters lists the clusters that take new requests, by name.
+func (s *Store) EnabledClusters(ctx context.Context) ([]*issue.Cluster, error) {
+	cs, err := collectClusters(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE enabled ORDER BY name`))
+	return cs, mapErr("enabled clusters", err)
+}
+
+// ClusterByName returns the cluster called name. Returns issue.ErrNotFound if
+// there is none.
+func (s *Store) ClusterByName(ctx context.Context, name string) (*issue.Cluster, error) {
+	c, err := scanCluster(s.db.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE name = $1`, name))
+	if err != nil {
+		return nil, mapErr("cluster "+name, err)
+	}
+	return c, nil
+}
+
+// ClusterByID returns the cluster with id. Returns issue.ErrNotFound if there
+// is none.
+func (s *Store) ClusterByID(ctx context.Context, id int64) (*issue.Cluster, error) {
+	c, err := scanCluster(s.db.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE id = $1`, id))
+	if err != nil {
+		return nil, mapErr("cluster by id", err)
+	}
+	return c, nil
+}
+
+// CreateCluster stores a new cluster and fills in its ID and times. Returns
+// issue.ErrConflict if the name is taken, issue.ErrInvalid if the schema's
+// rules refuse a field.
+func (s *Store) CreateCluster(ctx context.Context, c *issue.Cluster) error {
+	err := s.db.QueryRow(ctx, `
+		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING id, created_at, updated_at`,
+		c.Name, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+	).Scan(&c.ID, &c.CreatedAt, &c.UpdatedAt)
+	return mapErr("create cluster "+c.Name, err)
+}
+
+// UpdateCluster saves every field of c but its name and ID. Returns
+// issue.ErrNotFound if c.ID does not exist.
+func (s *Store) UpdateCluster(ctx context.Context, c *issue.Cluster) error {
+	err := s.db.QueryRow(ctx, `
+		UPDATE clusters
+		SET display_name = $2, prometheus_url = $3, credential_ttl_days = $4, note = $5,
+		    enabled = $6, updated_at = now()
+		WHERE id = $1
+		RETURNING updated_at`,
+		c.ID, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+	).Scan(&c.UpdatedAt)
+	return mapErr("update cluster "+c.Name, err)
+}
+
+// UpsertCluster creates c or, when its name exists, brings the stored cluster
+// to c's values. It reports whether anything changed, so an import of the
+// same file twice is a no-op. c's ID and times are filled in.
+func (s *Store) UpsertCluster(ctx context.Context, c *issue.Cluster) (changed bool, err error) {
+	err = s.db.QueryRow(ctx, `
+		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (name) DO UPDATE
+		SET display_name = EXCLUDED.display_name, prometheus_url = EXCLUDED.prometheus_url,
+		    credential_ttl_days = EXCLUDED.credential_ttl_days, note = EXCLUDED.note,
+		    enabled = EXCLUDED.enabled, updated_at = now()
+		WHERE (clusters.display_name, clusters.prometheus_url, clusters.credential_ttl_days, clusters.note, clusters.enabled)
+		   IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.prometheus_url, EXCLUDED.credential_ttl_days, EXCLUDED.note, EXCLUDED.enabled)
+		RETURNING id, created_at, updated_at`,
+		c.Name, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+	).Scan(&c.ID, &c.CreatedAt, &c.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The row exists and already holds these values.
+		stored, err := s.ClusterByName(ctx, c.Name)
+		if err != nil {
+			return false, err
+		}
+		*c = *stored
+		return false, nil
+	}
+	if err != nil {
+		return false, mapErr("upsert cluster "+c.Name, err)
+	}
+	return true, nil
+}

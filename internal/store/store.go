@@ -1,0 +1,88 @@
+// Package store keeps the portal's state in PostgreSQL: one method per SQL
+// statement, every error mapped to the sentinels of package issue.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+)
+
+// db is what a Store runs statements on: the pool, or one transaction.
+type db interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Store is the portal's PostgreSQL data layer. The zero value is not usable;
+// call New.
+type Store struct {
+	db   db
+	pool *pgxpool.Pool
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{db: pool, pool: pool}
+}
+
+// Pool is the connection pool behind the store, for the parts (sessions,
+// migrations, LISTEN) that speak to PostgreSQL through their own library.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// InTx runs fn with a Store bound to one transaction, committed when fn
+// returns nil and rolled back otherwise. Inside a transaction, InTx opens a
+// savepoint.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	// Rollback after Commit is a no-op; it also covers a panic in fn.
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if err := fn(&Store{db: tx, pool: s.pool}); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return mapErr("commit", err)
+	}
+	return nil
+}
+
+// PostgreSQL error codes the store gives a meaning to.
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+	codeCheckViolation      = "23514"
+	codeNotNullViolation    = "23502"
+)
+
+// mapErr turns a driver error into the portal's vocabulary: a missing row is
+// issue.ErrNotFound, a duplicate is issue.ErrConflict, a violated rule of the
+// schema is issue.ErrInvalid; anything else is wrapped with the operation.
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeUniqueViolation:
+			return fmt.Errorf("store: %s: %w (%s)", op, issue.ErrConflict, pgErr.ConstraintName)
+		case codeForeignKeyViolation, codeCheckViolation, codeNotNullViolation:
+			return fmt.Errorf("store: %s: %w (%s)", op, issue.ErrInvalid, pgErr.ConstraintName)
+		}
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
