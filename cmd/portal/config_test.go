@@ -16,9 +16,22 @@ func runPortal(t *testing.T, environ map[string]string, args ...string) (status 
 	return status, out.String(), errOut.String()
 }
 
+// complete is a serve configuration with every required setting, plus extra.
+func complete(extra map[string]string) map[string]string {
+	env := map[string]string{
+		"DATABASE_URL":          "postgres://portal@127.0.0.1:1/portal",
+		"PORTAL_BASE_URL":       "https://credentials.example",
+		"PORTAL_OIDC_ISSUER":    "https://accounts.example",
+		"PORTAL_OIDC_CLIENT_ID": "portal",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	db := "postgres://portal@127.0.0.1:1/portal"
 	tests := []struct {
 		name    string
 		environ map[string]string
@@ -26,23 +39,33 @@ func TestConfigErrors(t *testing.T) {
 		names   string // the setting the one-line message must name
 		want    string // and what it must say is expected
 	}{
-		{"listen not an address", map[string]string{"DATABASE_URL": db, "PORTAL_LISTEN": "nonsense"}, []string{"serve"},
+		{"listen not an address, nothing else set", map[string]string{"PORTAL_LISTEN": "nonsense"}, []string{"serve"},
 			`PORTAL_LISTEN="nonsense"`, "host:port"},
-		{"listen port out of range", map[string]string{"DATABASE_URL": db, "PORTAL_LISTEN": ":99999"}, []string{"serve"},
+		{"listen not an address", complete(map[string]string{"PORTAL_LISTEN": "nonsense"}), []string{"serve"},
+			`PORTAL_LISTEN="nonsense"`, "host:port"},
+		{"issuer missing", complete(map[string]string{"PORTAL_OIDC_ISSUER": ""}), []string{"serve"},
+			"PORTAL_OIDC_ISSUER", "required"},
+		{"issuer not a URL", complete(map[string]string{"PORTAL_OIDC_ISSUER": "accounts.google.com"}), []string{"serve"},
+			`PORTAL_OIDC_ISSUER="accounts.google.com"`, "absolute URL"},
+		{"base url missing", complete(map[string]string{"PORTAL_BASE_URL": ""}), []string{"serve"},
+			"PORTAL_BASE_URL", "required"},
+		{"session lifetime", complete(map[string]string{"PORTAL_SESSION_LIFETIME": "-1h"}), []string{"serve"},
+			`PORTAL_SESSION_LIFETIME="-1h"`, "positive duration"},
+		{"listen port out of range", complete(map[string]string{"PORTAL_LISTEN": ":99999"}), []string{"serve"},
 			`PORTAL_LISTEN=":99999"`, "port number"},
-		{"database url missing", map[string]string{}, []string{"serve"},
+		{"database url missing", complete(map[string]string{"DATABASE_URL": ""}), []string{"serve"},
 			"DATABASE_URL", "required"},
-		{"database url malformed, value hidden", map[string]string{"DATABASE_URL": "mysql-secret-password"}, []string{"serve"},
+		{"database url malformed, value hidden", complete(map[string]string{"DATABASE_URL": "mysql-secret-password"}), []string{"serve"},
 			"DATABASE_URL=(hidden)", "PostgreSQL connection URL"},
-		{"database url unparsable by pgx", map[string]string{"DATABASE_URL": "postgres://u:pw@host:notaport/db"}, []string{"serve"},
+		{"database url unparsable by pgx", complete(map[string]string{"DATABASE_URL": "postgres://u:pw@host:notaport/db"}), []string{"serve"},
 			"DATABASE_URL=(hidden)", "not a valid PostgreSQL connection string"},
-		{"base url relative", map[string]string{"DATABASE_URL": db, "PORTAL_BASE_URL": "portal.example"}, []string{"serve"},
+		{"base url relative", complete(map[string]string{"PORTAL_BASE_URL": "portal.example"}), []string{"serve"},
 			`PORTAL_BASE_URL="portal.example"`, "absolute http or https URL"},
-		{"shutdown timeout", map[string]string{"DATABASE_URL": db, "PORTAL_SHUTDOWN_TIMEOUT": "soon"}, []string{"serve"},
+		{"shutdown timeout", complete(map[string]string{"PORTAL_SHUTDOWN_TIMEOUT": "soon"}), []string{"serve"},
 			`PORTAL_SHUTDOWN_TIMEOUT="soon"`, "duration"},
-		{"log level", map[string]string{"DATABASE_URL": db, "PORTAL_LOG_LEVEL": "loud"}, []string{"serve"},
+		{"log level", complete(map[string]string{"PORTAL_LOG_LEVEL": "loud"}), []string{"serve"},
 			`PORTAL_LOG_LEVEL="loud"`, "debug, info, warn, error"},
-		{"flag overrides a good env value", map[string]string{"DATABASE_URL": db, "PORTAL_LISTEN": ":8080"}, []string{"serve", "--listen", "bad"},
+		{"flag overrides a good env value", complete(map[string]string{"PORTAL_LISTEN": ":8080"}), []string{"serve", "--listen", "bad"},
 			`--listen="bad"`, "host:port"},
 		{"dev refuses a public address", map[string]string{}, []string{"dev", "--listen", "0.0.0.0:8080"},
 			`--listen="0.0.0.0:8080"`, "loopback only"},

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -67,14 +66,16 @@ func (c *serveConfig) settings() []setting {
 	}
 }
 
-// issuerVar accepts an absolute https URL, or http on loopback (a local provider).
+// issuerVar accepts the issuer's absolute URL, exactly as the provider
+// writes it in its discovery document: go-oidc compares them byte for byte,
+// and some providers (Auth0) end theirs with a slash.
 func issuerVar(p *string) func(string) error {
 	return func(v string) error {
 		var u *url.URL
 		if err := urlVar(&u)(v); err != nil || u == nil {
 			return errors.New("want the issuer's absolute URL, e.g. https://accounts.google.com")
 		}
-		*p = strings.TrimSuffix(v, "/")
+		*p = v
 		return nil
 	}
 }
@@ -112,15 +113,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 
+	st := store.New(pool)
 	signIn := oidc.New(cfg.OIDC, log)
 	go signIn.Run(ctx)
 	srv, err := server.New(server.Config{
 		BaseURL: cfg.BaseURL, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
-	}, store.New(pool), signIn, log)
+	}, st, signIn, log)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	go sweepSessions(ctx, st, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)

@@ -60,7 +60,9 @@ func secureCookies(base *url.URL) bool {
 
 func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	sm := scs.New()
-	sm.Store = pgxstore.NewWithCleanupInterval(s.store.Pool(), 10*time.Minute)
+	// No cleanup goroutine of the store's own (its stop races with its
+	// start); expired rows are deleted by the portal's background loop.
+	sm.Store = pgxstore.NewWithCleanupInterval(s.store.Pool(), 0)
 	sm.Lifetime = cfg.Lifetime
 	sm.IdleTimeout = cfg.IdleTimeout
 	sm.Cookie.Name = "portal_session"

@@ -85,13 +85,6 @@ func RedirectURL(base *url.URL) string {
 	return base.JoinPath("/auth/callback").String()
 }
 
-// Close stops the session store's background cleanup.
-func (s *Server) Close() {
-	if st, ok := s.sessions.Store.(interface{ StopCleanup() }); ok {
-		st.StopCleanup()
-	}
-}
-
 // ServeHTTP makes the Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 

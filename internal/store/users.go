@@ -44,3 +44,13 @@ func (s *Store) UserByID(ctx context.Context, id int64) (*issue.User, error) {
 	}
 	return u, nil
 }
+
+// DeleteExpiredSessions removes the sessions past their expiry and returns
+// how many there were.
+func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE expiry < now()`)
+	if err != nil {
+		return 0, mapErr("delete expired sessions", err)
+	}
+	return tag.RowsAffected(), nil
+}

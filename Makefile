@@ -1,0 +1,26 @@
+# Tests need PostgreSQL: withpg starts a throwaway server from this machine's
+# binaries for the command it runs, unless DATABASE_URL names one already.
+WITHPG = go run ./internal/pglocal/withpg --
+
+.PHONY: test vet fmt build run bench tidy-check
+
+test: vet
+	$(WITHPG) go test -race -count=1 ./...
+
+vet:
+	go vet ./...
+
+fmt:
+	@test -z "$$(gofmt -l .)" || { echo "files need gofmt:"; gofmt -l .; exit 1; }
+
+build:
+	go build -o bin/portal ./cmd/portal
+
+run:
+	go run ./cmd/portal dev
+
+bench:
+	$(WITHPG) go test -run '^$$' -bench . -benchmem ./...
+
+tidy-check:
+	go mod tidy -diff

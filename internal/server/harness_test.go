@@ -1,0 +1,207 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/devidp"
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// testPolicy is the access policy of test portals: 2i2c.org is staff.
+var testPolicy = issue.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
+
+// portal is a whole portal on a real PostgreSQL, served over real HTTP, with
+// its log lines captured.
+type portal struct {
+	t      *testing.T
+	URL    string
+	Store  *store.Store
+	Server *Server
+	OIDC   *oidc.Client
+	logs   *syncBuffer
+}
+
+type portalOptions struct {
+	// issuer, when set, is an external OIDC provider; otherwise the
+	// development provider is mounted on the portal itself.
+	issuer, clientID, clientSecret string
+	access                         *issue.AccessPolicy
+	store                          *store.Store // share a database with another portal
+	noDiscover                     bool
+}
+
+func newPortal(t *testing.T, opts portalOptions) *portal {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	base, _ := url.Parse("http://" + ts.Listener.Addr().String())
+	logs := &syncBuffer{}
+	log := applog.New(logs, slog.LevelDebug)
+
+	st := opts.store
+	if st == nil {
+		st = store.New(pgtest.New(t))
+	}
+	cfg := Config{
+		BaseURL: base, Version: "test", Access: testPolicy,
+		Sessions: SessionConfig{IdleTimeout: time.Hour, Lifetime: 2 * time.Hour},
+	}
+	if opts.access != nil {
+		cfg.Access = *opts.access
+	}
+	oc := oidc.Config{Issuer: opts.issuer, ClientID: opts.clientID, ClientSecret: opts.clientSecret,
+		RedirectURL: RedirectURL(base), Scopes: []string{"openid", "email", "profile", "groups"}, GroupsClaim: "groups"}
+	if opts.issuer == "" {
+		idp, err := devidp.New(base.String(), "portal-test", "test-secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DevIdentityProvider = idp.Handler()
+		oc.Issuer, oc.ClientID, oc.ClientSecret = idp.Issuer(), "portal-test", "test-secret"
+	}
+	client := oidc.New(oc, log)
+	srv, err := New(cfg, st, client, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv
+	ts.Start()
+	t.Cleanup(ts.Close)
+	if !opts.noDiscover {
+		if err := client.Discover(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &portal{t: t, URL: ts.URL, Store: st, Server: srv, OIDC: client, logs: logs}
+}
+
+// browser is a person's browser: a cookie jar, redirects followed.
+type browser struct {
+	t      *testing.T
+	p      *portal
+	client *http.Client
+}
+
+func (p *portal) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: p.t, p: p, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+// noFollow makes b stop at the first redirect.
+func (b *browser) noFollow() *browser {
+	c := *b.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: b.t, p: b.p, client: &c}
+}
+
+type response struct {
+	*http.Response
+	Body string
+}
+
+func (b *browser) do(req *http.Request) response {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{resp, string(body)}
+}
+
+func (b *browser) get(path string) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.abs(path), nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+// post sends a form as a browser would, minus the Sec-Fetch-Site header:
+// echo trusts that header alone for same-origin requests, so leaving it out
+// makes the CSRF token the only thing that lets a form through.
+func (b *browser) post(path string, form url.Values) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.abs(path), strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+func (b *browser) abs(path string) string {
+	if strings.HasPrefix(path, "http") {
+		return path
+	}
+	return b.p.URL + path
+}
+
+// cookie returns the value of the browser's cookie called name, or "".
+func (b *browser) cookie(name string) string {
+	u, _ := url.Parse(b.p.URL)
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrfToken is the CSRF token of the forms on page.
+func csrfToken(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the page:\n%s", page)
+	}
+	return m[1]
+}
+
+// signIn signs b in through the development provider as email and returns
+// the page it lands on.
+func (b *browser) signIn(email string) response {
+	b.t.Helper()
+	r := b.get("/login?login_hint=" + url.QueryEscape(email))
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Sign out") {
+		b.t.Fatalf("sign-in as %s ended at %s with %d:\n%s", email, r.Request.URL, r.StatusCode, r.Body)
+	}
+	return r
+}
+
+// syncBuffer collects log lines from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
