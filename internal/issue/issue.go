@@ -109,3 +109,111 @@ func (c *Cluster) Title() string {
 func (c *Cluster) CredentialTTL() time.Duration {
 	return time.Duration(c.CredentialTTLDays) * 24 * time.Hour
 }
+
+// RequestStatus is where a request stands. Only a pending request can change.
+type RequestStatus string
+
+// The request statuses.
+const (
+	StatusPending   RequestStatus = "pending"
+	StatusApproved  RequestStatus = "approved"
+	StatusDenied    RequestStatus = "denied"
+	StatusCancelled RequestStatus = "cancelled"
+)
+
+// Justification length limits, in characters.
+const (
+	MinJustification = 10
+	MaxJustification = 2000
+)
+
+// Request is a customer's request for a credential on one cluster.
+type Request struct {
+	ID                 int64
+	UserID             int64
+	ClusterID          int64
+	PublicKey          string
+	KeyType            KeyType
+	KeyFingerprint     string
+	Justification      string
+	Status             RequestStatus
+	DecidedBy          *int64
+	DecidedAt          *time.Time
+	DecisionNote       string
+	RenewsCredentialID *int64 // set when the request renews a credential
+	CreatedAt          time.Time
+
+	// Read with the request, for display.
+	ClusterName    string
+	RequesterEmail string
+	RequesterName  string
+	DeciderEmail   string
+	CredentialID   *int64 // the credential issued for it, once approved
+}
+
+// CredentialState is what a credential is worth right now.
+type CredentialState string
+
+// The credential states.
+const (
+	CredentialActive  CredentialState = "active"
+	CredentialExpired CredentialState = "expired"
+	CredentialRevoked CredentialState = "revoked"
+)
+
+// Credential is a Prometheus basic-auth credential issued for an approved
+// request. It never holds the password: only its bcrypt hash, and the
+// credentials.txt encrypted to the customer's key.
+type Credential struct {
+	ID             int64
+	RequestID      int64
+	UserID         int64
+	ClusterID      int64
+	Username       string
+	PasswordHash   string
+	Ciphertext     []byte // loaded only where it is needed: the download
+	KeyFingerprint string
+	IssuedAt       time.Time
+	ExpiresAt      time.Time
+	RevokedAt      *time.Time
+	RevokedBy      *int64
+	RevokeReason   string
+	Compromised    bool
+	DownloadCount  int
+	LastDownloadAt *time.Time
+
+	// Read with the credential, for display.
+	ClusterName   string
+	PrometheusURL string
+	OwnerEmail    string
+}
+
+// State is the credential's state at now: revoked wins over expired.
+func (c *Credential) State(now time.Time) CredentialState {
+	switch {
+	case c.RevokedAt != nil:
+		return CredentialRevoked
+	case !now.Before(c.ExpiresAt):
+		return CredentialExpired
+	}
+	return CredentialActive
+}
+
+// Problem is a refusal with a sentence for the person who asked: the request
+// is already decided, the credential is revoked, staff may not approve their
+// own request. It matches its Kind (ErrConflict, ErrForbidden, ErrNotFound…)
+// under errors.Is.
+type Problem struct {
+	Kind    error
+	Message string
+}
+
+func (p *Problem) Error() string { return p.Message }
+
+// Unwrap returns the Kind.
+func (p *Problem) Unwrap() error { return p.Kind }
+
+// Refuse returns a *Problem of kind with a formatted message.
+func Refuse(kind error, format string, args ...any) error {
+	return &Problem{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}

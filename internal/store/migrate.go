@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/2i2c-org/credential-portal/migrations"
 )
@@ -45,10 +46,17 @@ func (s SchemaStatus) Problem() string {
 }
 
 func provider(pool *pgxpool.Pool, log *slog.Logger) (*goose.Provider, error) {
-	opts := []goose.ProviderOption{goose.WithLogger(gooseLogger{log})}
+	var logger goose.Logger = gooseLogger{log}
 	if log == nil {
-		opts = []goose.ProviderOption{goose.WithLogger(goose.NopLogger())}
+		logger = goose.NopLogger()
 	}
+	// A session lock, so that two `portal migrate up` started at once (one per
+	// replica, say) apply each migration once.
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, fmt.Errorf("store: migration lock: %w", err)
+	}
+	opts := []goose.ProviderOption{goose.WithLogger(logger), goose.WithSessionLocker(locker)}
 	p, err := goose.NewProvider(goose.DialectPostgres, stdlib.OpenDBFromPool(pool), migrations.FS, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations: %w", err)

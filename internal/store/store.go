@@ -86,3 +86,5 @@ func mapErr(op string, err error) error {
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
 }
+
+func isNotFound(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -266,3 +266,31 @@ func TestInTxRollsBack(t *testing.T) {
 		t.Errorf("a committed cluster is missing: %v", err)
 	}
 }
+
+func TestConcurrentMigrationsApplyOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.Empty(t)
+	pools := make([]*pgxpool.Pool, 3)
+	for i := range pools {
+		p, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		pools[i] = p
+	}
+	errs := make(chan error, len(pools))
+	for _, p := range pools {
+		go func() { _, err := Migrate(ctx, p, nil); errs <- err }()
+	}
+	for range pools {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent migrate up: %v", err)
+		}
+	}
+	st, err := Schema(ctx, pools[0])
+	if err != nil || !st.UpToDate() {
+		t.Errorf("after concurrent migrations: %+v, %v", st, err)
+	}
+}

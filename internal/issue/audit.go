@@ -1,0 +1,140 @@
+package issue
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Action names what an audit event records. The list is fixed: every event
+// the portal writes uses one of these.
+type Action string
+
+// The audit actions.
+const (
+	ActionSignedIn      Action = "user.signed_in"
+	ActionSignedOut     Action = "user.signed_out"
+	ActionSignInFailed  Action = "user.sign_in_failed"
+	ActionAccessRefused Action = "access.refused" // a 403: someone tried what they may not
+
+	ActionRequestCreated   Action = "request.created"
+	ActionRequestCancelled Action = "request.cancelled"
+	ActionRequestApproved  Action = "request.approved"
+	ActionRequestDenied    Action = "request.denied"
+
+	ActionCredentialIssued      Action = "credential.issued"
+	ActionCredentialDownloaded  Action = "credential.downloaded"
+	ActionCredentialRevoked     Action = "credential.revoked"
+	ActionCredentialCompromised Action = "credential.reported_compromised"
+	ActionCredentialReminder    Action = "credential.expiry_reminder_due"
+
+	ActionClusterCreated          Action = "cluster.created"
+	ActionClusterUpdated          Action = "cluster.updated"
+	ActionClusterSyncTokenRotated Action = "cluster.sync_token_rotated"
+)
+
+// Actions lists every action, for filters and documentation.
+func Actions() []Action {
+	return []Action{
+		ActionSignedIn, ActionSignedOut, ActionSignInFailed, ActionAccessRefused,
+		ActionRequestCreated, ActionRequestCancelled, ActionRequestApproved, ActionRequestDenied,
+		ActionCredentialIssued, ActionCredentialDownloaded, ActionCredentialRevoked,
+		ActionCredentialCompromised, ActionCredentialReminder,
+		ActionClusterCreated, ActionClusterUpdated, ActionClusterSyncTokenRotated,
+	}
+}
+
+// Subject types of audit events.
+const (
+	SubjectUser       = "user"
+	SubjectRequest    = "request"
+	SubjectCredential = "credential"
+	SubjectCluster    = "cluster"
+)
+
+// Actors that are not users.
+const (
+	ActorSystem    = "system"    // the portal itself
+	ActorAnonymous = "anonymous" // someone not signed in
+)
+
+// AuditEvent is one line of the append-only audit log. Details never hold a
+// secret.
+type AuditEvent struct {
+	ID          int64
+	At          time.Time // microsecond precision, as PostgreSQL keeps it
+	ActorID     *int64    // nil for the system and for people not signed in
+	Actor       string    // the actor's email at the time, or ActorSystem
+	Action      Action
+	SubjectType string
+	SubjectID   *int64
+	ClusterID   *int64
+	Details     map[string]any
+	IP          string
+	UserAgent   string
+	PrevHash    []byte
+	Hash        []byte
+}
+
+// GenesisHash is the PrevHash of the first event of the chain.
+var GenesisHash = make([]byte, sha256.Size)
+
+// canonicalEvent fixes the field order and formats of the hashed encoding.
+type canonicalEvent struct {
+	At          string          `json:"at"`
+	ActorID     *int64          `json:"actor_id"`
+	Actor       string          `json:"actor"`
+	Action      Action          `json:"action"`
+	SubjectType string          `json:"subject_type"`
+	SubjectID   *int64          `json:"subject_id"`
+	ClusterID   *int64          `json:"cluster_id"`
+	Details     json.RawMessage `json:"details"`
+	IP          string          `json:"ip"`
+	UserAgent   string          `json:"user_agent"`
+}
+
+// CanonicalDetails encodes details the one way the chain hashes them: JSON
+// with sorted keys and numbers as written. It accepts details as built in Go
+// or as read back from PostgreSQL's jsonb, which reorders keys. Returns
+// ErrInvalid if details cannot be encoded.
+func CanonicalDetails(details map[string]any) ([]byte, error) {
+	if details == nil {
+		details = map[string]any{}
+	}
+	raw, err := json.Marshal(details)
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit details: %s", ErrInvalid, err.Error())
+	}
+	// Round-trip with UseNumber so that numbers keep their digits whatever
+	// their Go type was.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var norm map[string]any
+	if err := dec.Decode(&norm); err != nil {
+		return nil, fmt.Errorf("%w: audit details: %s", ErrInvalid, err.Error())
+	}
+	return json.Marshal(norm)
+}
+
+// ChainHash is SHA-256(prev || canonical encoding of e), the hash e must
+// carry when it follows an event whose hash is prev.
+func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
+	details, err := CanonicalDetails(e.Details)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := json.Marshal(canonicalEvent{
+		At: e.At.UTC().Format("2006-01-02T15:04:05.000000Z"), ActorID: e.ActorID, Actor: e.Actor,
+		Action: e.Action, SubjectType: e.SubjectType, SubjectID: e.SubjectID, ClusterID: e.ClusterID,
+		Details: details, IP: e.IP, UserAgent: e.UserAgent,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit event: %s", ErrInvalid, err.Error())
+	}
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(enc)
+	return h.Sum(nil), nil
+}

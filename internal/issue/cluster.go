@@ -1,0 +1,47 @@
+package issue
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Limits of a cluster's fields.
+const (
+	MaxClusterTTLDays     = 3650
+	MaxClusterDisplayName = 100
+	MaxClusterNote        = 1000
+)
+
+// Normalize trims c's text fields and lower-cases its name.
+func (c *Cluster) Normalize() {
+	c.Name = strings.ToLower(strings.TrimSpace(c.Name))
+	c.DisplayName = strings.TrimSpace(c.DisplayName)
+	c.PrometheusURL = strings.TrimRight(strings.TrimSpace(c.PrometheusURL), "/")
+	c.Note = strings.TrimSpace(c.Note)
+}
+
+// Validate checks c's fields and returns an *InvalidError naming the first
+// one that is wrong and what to write instead.
+func (c *Cluster) Validate() error {
+	if !dnsLabel.MatchString(c.Name) {
+		return Invalid("name", "The name must be a DNS label: lower-case letters, digits and dashes, at most 63, not starting or ending with a dash (for example awi-ciroh).")
+	}
+	if utf8.RuneCountInString(c.DisplayName) > MaxClusterDisplayName {
+		return Invalid("display_name", "The display name can be at most %d characters.", MaxClusterDisplayName)
+	}
+	u, err := url.Parse(c.PrometheusURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query or credentials.", c.Name)
+	}
+	if c.CredentialTTLDays < 1 || c.CredentialTTLDays > MaxClusterTTLDays {
+		return Invalid("credential_ttl_days", "The credential lifetime must be between 1 and %d days.", MaxClusterTTLDays)
+	}
+	if utf8.RuneCountInString(c.Note) > MaxClusterNote {
+		return Invalid("note", "The note can be at most %d characters.", MaxClusterNote)
+	}
+	return nil
+}

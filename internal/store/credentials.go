@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+)
+
+// credentialSelect reads a credential with its display fields, but not its
+// ciphertext, which only the download needs (CredentialCiphertext). Every
+// listing of credentials goes through it, so the joins live here only.
+const credentialSelect = `
+	SELECT credentials.id, credentials.request_id, credentials.user_id, credentials.cluster_id,
+	       credentials.username, credentials.password_hash, credentials.key_fingerprint,
+	       credentials.issued_at, credentials.expires_at, credentials.revoked_at, credentials.revoked_by,
+	       credentials.revoke_reason, credentials.compromised, credentials.download_count,
+	       credentials.last_download_at, clusters.name, clusters.prometheus_url, owner.email
+	FROM credentials
+	JOIN clusters ON clusters.id = credentials.cluster_id
+	JOIN users owner ON owner.id = credentials.user_id`
+
+func scanCredential(row pgx.Row) (*issue.Credential, error) {
+	var c issue.Credential
+	err := row.Scan(&c.ID, &c.RequestID, &c.UserID, &c.ClusterID,
+		&c.Username, &c.PasswordHash, &c.KeyFingerprint,
+		&c.IssuedAt, &c.ExpiresAt, &c.RevokedAt, &c.RevokedBy,
+		&c.RevokeReason, &c.Compromised, &c.DownloadCount,
+		&c.LastDownloadAt, &c.ClusterName, &c.PrometheusURL, &c.OwnerEmail)
+	return &c, err
+}
+
+func collectCredentials(rows pgx.Rows, err error) ([]*issue.Credential, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Credential, error) { return scanCredential(row) })
+}
+
+// CreateCredential stores a credential issued for an approved request and
+// fills in its ID; a zero IssuedAt is taken as now and filled in. Returns
+// issue.ErrConflict if the request has a credential already or the username
+// is taken on the cluster, issue.ErrInvalid if the schema's rules refuse a
+// field (a malformed username, a password hash that is not bcrypt, an empty
+// ciphertext, an expiry not after issuance).
+func (s *Store) CreateCredential(ctx context.Context, c *issue.Credential) error {
+	var issuedAt *time.Time
+	if !c.IssuedAt.IsZero() {
+		issuedAt = &c.IssuedAt
+	}
+	err := s.db.QueryRow(ctx, `
+		INSERT INTO credentials (request_id, user_id, cluster_id, username, password_hash, ciphertext,
+		                         key_fingerprint, issued_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
+		RETURNING id, issued_at`,
+		c.RequestID, c.UserID, c.ClusterID, c.Username, c.PasswordHash, c.Ciphertext,
+		c.KeyFingerprint, issuedAt, c.ExpiresAt,
+	).Scan(&c.ID, &c.IssuedAt)
+	if err != nil {
+		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
+	}
+	return nil
+}
+
+// CredentialByID returns the credential with id and its display fields,
+// without its ciphertext. Returns issue.ErrNotFound if there is none.
+func (s *Store) CredentialByID(ctx context.Context, id int64) (*issue.Credential, error) {
+	c, err := scanCredential(s.db.QueryRow(ctx, credentialSelect+` WHERE credentials.id = $1`, id))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("credential %d", id), err)
+	}
+	return c, nil
+}
+
+// CredentialCiphertext returns the age-encrypted credentials.txt of the
+// credential with id. Returns issue.ErrNotFound if there is none.
+func (s *Store) CredentialCiphertext(ctx context.Context, id int64) ([]byte, error) {
+	var ciphertext []byte
+	err := s.db.QueryRow(ctx, `SELECT ciphertext FROM credentials WHERE id = $1`, id).Scan(&ciphertext)
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("ciphertext of credential %d", id), err)
+	}
+	return ciphertext, nil
+}
+
+// RecordDownload counts one more download of the credential with id, now.
+// Returns issue.ErrNotFound if there is none.
+func (s *Store) RecordDownload(ctx context.Context, id int64) error {
+	tag, err := s.db.Exec(ctx, `
+		UPDATE credentials SET download_count = download_count + 1, last_download_at = now()
+		WHERE id = $1`, id)
+	op := fmt.Sprintf("record download of credential %d", id)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+	}
+	return nil
+}
+
+// CredentialsByUser lists the customer's credentials, newest first, whatever
+// their state, without ciphertexts.
+func (s *Store) CredentialsByUser(ctx context.Context, userID int64) ([]*issue.Credential, error) {
+	cs, err := collectCredentials(s.db.Query(ctx,
+		credentialSelect+` WHERE credentials.user_id = $1 ORDER BY credentials.issued_at DESC, credentials.id DESC`,
+		userID))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("credentials of user %d", userID), err)
+	}
+	return cs, nil
+}
+
+// activeCredentialsQuery is ActiveCredentials' statement, named so that a
+// test can EXPLAIN it.
+const activeCredentialsQuery = `
+	SELECT id, user_id, cluster_id, username, password_hash, expires_at
+	FROM credentials
+	WHERE cluster_id = $1 AND revoked_at IS NULL AND expires_at > $2
+	ORDER BY username COLLATE "C"`
+
+// ActiveCredentials lists what the cluster's Prometheus should accept at now:
+// its credentials neither revoked nor expired, by username. Only ID, UserID,
+// ClusterID, Username, PasswordHash and ExpiresAt are filled. Every
+// Prometheus web config is built from it, so it is one scan of
+// credentials_active_idx; usernames sort bytewise ("C"), so that the order,
+// and the config's ETag, do not hang on the database's locale.
+func (s *Store) ActiveCredentials(ctx context.Context, clusterID int64, now time.Time) ([]*issue.Credential, error) {
+	rows, err := s.db.Query(ctx, activeCredentialsQuery, clusterID, now)
+	var cs []*issue.Credential
+	if err == nil {
+		cs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Credential, error) {
+			var c issue.Credential
+			err := row.Scan(&c.ID, &c.UserID, &c.ClusterID, &c.Username, &c.PasswordHash, &c.ExpiresAt)
+			return &c, err
+		})
+	}
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("active credentials of cluster %d", clusterID), err)
+	}
+	return cs, nil
+}
+
+// RevokeCredential revokes the credential with id now, by the given user
+// (nil for the portal itself), for reason, flagged compromised or not.
+// Returns issue.ErrNotFound if there is no such credential, issue.ErrConflict
+// if it is revoked already, issue.ErrInvalid if by is not a user.
+func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reason string, compromised bool) error {
+	// As in DecideRequest, the existence check rides in the same statement.
+	var revoked, exists bool
+	err := s.db.QueryRow(ctx, `
+		WITH revoked AS (
+			UPDATE credentials
+			SET revoked_at = now(), revoked_by = $2, revoke_reason = $3, compromised = $4
+			WHERE id = $1 AND revoked_at IS NULL
+			RETURNING id
+		)
+		SELECT EXISTS (SELECT FROM revoked), EXISTS (SELECT FROM credentials WHERE id = $1)`,
+		id, by, reason, compromised,
+	).Scan(&revoked, &exists)
+	op := fmt.Sprintf("revoke credential %d", id)
+	switch {
+	case err != nil:
+		return mapErr(op, err)
+	case !exists:
+		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+	case !revoked:
+		return fmt.Errorf("store: %s: revoked already: %w", op, issue.ErrConflict)
+	}
+	return nil
+}
+
+// Revocations lists every revoked credential, the latest revocation first,
+// with display fields but without ciphertexts.
+func (s *Store) Revocations(ctx context.Context) ([]*issue.Credential, error) {
+	cs, err := collectCredentials(s.db.Query(ctx,
+		credentialSelect+` WHERE credentials.revoked_at IS NOT NULL ORDER BY credentials.revoked_at DESC, credentials.id DESC`))
+	if err != nil {
+		return nil, mapErr("revocations", err)
+	}
+	return cs, nil
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+)
+
+// requestSelect reads a request with its display fields. Every read of
+// requests goes through it, so the joins live here only. The requests table
+// keeps its own name so that LockRequest can lock it alone.
+const requestSelect = `
+	SELECT requests.id, requests.user_id, requests.cluster_id, requests.public_key, requests.key_type,
+	       requests.key_fingerprint, requests.justification, requests.status, requests.decided_by,
+	       requests.decided_at, requests.decision_note, requests.renews_credential_id, requests.created_at,
+	       clusters.name, requester.email, requester.name, coalesce(decider.email, ''), credentials.id
+	FROM requests
+	JOIN clusters ON clusters.id = requests.cluster_id
+	JOIN users requester ON requester.id = requests.user_id
+	LEFT JOIN users decider ON decider.id = requests.decided_by
+	LEFT JOIN credentials ON credentials.request_id = requests.id`
+
+func scanRequest(row pgx.Row) (*issue.Request, error) {
+	var r issue.Request
+	err := row.Scan(&r.ID, &r.UserID, &r.ClusterID, &r.PublicKey, &r.KeyType,
+		&r.KeyFingerprint, &r.Justification, &r.Status, &r.DecidedBy,
+		&r.DecidedAt, &r.DecisionNote, &r.RenewsCredentialID, &r.CreatedAt,
+		&r.ClusterName, &r.RequesterEmail, &r.RequesterName, &r.DeciderEmail, &r.CredentialID)
+	return &r, err
+}
+
+func collectRequests(rows pgx.Rows, err error) ([]*issue.Request, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Request, error) { return scanRequest(row) })
+}
+
+// CreateRequest stores a new pending request and fills in its ID, status and
+// creation time. Returns issue.ErrConflict if the customer already has a
+// pending request for the cluster, issue.ErrInvalid if the schema's rules
+// refuse a field (an unknown user or cluster, a justification too short or
+// too long, an empty or oversized key).
+func (s *Store) CreateRequest(ctx context.Context, r *issue.Request) error {
+	err := s.db.QueryRow(ctx, `
+		INSERT INTO requests (user_id, cluster_id, public_key, key_type, key_fingerprint, justification, renews_credential_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		RETURNING id, status, created_at`,
+		r.UserID, r.ClusterID, r.PublicKey, r.KeyType, r.KeyFingerprint, r.Justification, r.RenewsCredentialID,
+	).Scan(&r.ID, &r.Status, &r.CreatedAt)
+	if err != nil {
+		return mapErr(fmt.Sprintf("create request of user %d for cluster %d", r.UserID, r.ClusterID), err)
+	}
+	return nil
+}
+
+// RequestByID returns the request with id and its display fields. Returns
+// issue.ErrNotFound if there is none.
+func (s *Store) RequestByID(ctx context.Context, id int64) (*issue.Request, error) {
+	r, err := scanRequest(s.db.QueryRow(ctx, requestSelect+` WHERE requests.id = $1`, id))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("request %d", id), err)
+	}
+	return r, nil
+}
+
+// LockRequest is RequestByID that also locks the request's row until the
+// transaction ends, so that two decisions on one request take turns: call it
+// inside InTx. When it had to wait for another transaction, the request's own
+// fields are the ones that transaction committed, but the display fields
+// (DeciderEmail, CredentialID…) are as they were when LockRequest began; read
+// the request again for those. Returns issue.ErrNotFound if there is none.
+func (s *Store) LockRequest(ctx context.Context, id int64) (*issue.Request, error) {
+	r, err := scanRequest(s.db.QueryRow(ctx, requestSelect+` WHERE requests.id = $1 FOR UPDATE OF requests`, id))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("lock request %d", id), err)
+	}
+	return r, nil
+}
+
+// PendingRequestFor returns the customer's pending request for the cluster.
+// Returns issue.ErrNotFound if there is none.
+func (s *Store) PendingRequestFor(ctx context.Context, userID, clusterID int64) (*issue.Request, error) {
+	r, err := scanRequest(s.db.QueryRow(ctx,
+		requestSelect+` WHERE requests.user_id = $1 AND requests.cluster_id = $2 AND requests.status = 'pending'`,
+		userID, clusterID))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("pending request of user %d for cluster %d", userID, clusterID), err)
+	}
+	return r, nil
+}
+
+// RequestsByUser lists the customer's requests, newest first.
+func (s *Store) RequestsByUser(ctx context.Context, userID int64) ([]*issue.Request, error) {
+	rs, err := collectRequests(s.db.Query(ctx,
+		requestSelect+` WHERE requests.user_id = $1 ORDER BY requests.created_at DESC, requests.id DESC`, userID))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("requests of user %d", userID), err)
+	}
+	return rs, nil
+}
+
+// RequestsByStatus lists every customer's requests with status: pending ones
+// oldest first, as the staff queue serves them, the others newest first.
+func (s *Store) RequestsByStatus(ctx context.Context, status issue.RequestStatus) ([]*issue.Request, error) {
+	order := ` ORDER BY requests.created_at DESC, requests.id DESC`
+	if status == issue.StatusPending {
+		order = ` ORDER BY requests.created_at, requests.id`
+	}
+	rs, err := collectRequests(s.db.Query(ctx, requestSelect+` WHERE requests.status = $1`+order, status))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("%s requests", status), err)
+	}
+	return rs, nil
+}
+
+// DecideRequest moves a pending request to status (approved, denied, or
+// cancelled by its requester), decided by decidedBy now, with note. Returns
+// issue.ErrNotFound if there is no such request, issue.ErrConflict if it is
+// no longer pending, issue.ErrInvalid if the schema's rules refuse the
+// decision (deciding on one's own request, a denial without a note, a status
+// that is not a decision).
+func (s *Store) DecideRequest(ctx context.Context, id int64, status issue.RequestStatus, decidedBy int64, note string) error {
+	// The existence check rides in the same statement, so that a missing
+	// request and one decided already are told apart without a second trip.
+	var decided, exists bool
+	err := s.db.QueryRow(ctx, `
+		WITH decided AS (
+			UPDATE requests
+			SET status = $2, decided_by = $3, decided_at = now(), decision_note = $4
+			WHERE id = $1 AND status = 'pending'
+			RETURNING id
+		)
+		SELECT EXISTS (SELECT FROM decided), EXISTS (SELECT FROM requests WHERE id = $1)`,
+		id, status, decidedBy, note,
+	).Scan(&decided, &exists)
+	op := fmt.Sprintf("decide request %d", id)
+	switch {
+	case err != nil:
+		return mapErr(op, err)
+	case !exists:
+		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+	case !decided:
+		return fmt.Errorf("store: %s: no longer pending: %w", op, issue.ErrConflict)
+	}
+	return nil
+}

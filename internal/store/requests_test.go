@@ -1,0 +1,407 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+)
+
+// Fixtures shared by the request and credential tests.
+
+func newUser(t *testing.T, s *Store, subject string, role issue.Role) *issue.User {
+	t.Helper()
+	u := &issue.User{Issuer: "https://idp.example", Subject: subject, Email: subject + "@example.org",
+		Name: "User " + subject, Role: role}
+	if err := s.UpsertUser(context.Background(), u); err != nil {
+		t.Fatalf("UpsertUser(%s): %v", subject, err)
+	}
+	return u
+}
+
+func newCluster(t *testing.T, s *Store, name string) *issue.Cluster {
+	t.Helper()
+	c := demoCluster(name)
+	if err := s.CreateCluster(context.Background(), c); err != nil {
+		t.Fatalf("CreateCluster(%s): %v", name, err)
+	}
+	return c
+}
+
+func demoRequest(u *issue.User, c *issue.Cluster) *issue.Request {
+	return &issue.Request{UserID: u.ID, ClusterID: c.ID, PublicKey: "age1demokey" + u.Subject,
+		KeyType: issue.KeyAgeX25519, KeyFingerprint: "SHA256:demo-" + u.Subject,
+		Justification: "Grafana dashboards for our community"}
+}
+
+func newRequest(t *testing.T, s *Store, u *issue.User, c *issue.Cluster) *issue.Request {
+	t.Helper()
+	r := demoRequest(u, c)
+	if err := s.CreateRequest(context.Background(), r); err != nil {
+		t.Fatalf("CreateRequest: %v", err)
+	}
+	return r
+}
+
+// approvedRequest is a request of u for c that staff approved.
+func approvedRequest(t *testing.T, s *Store, u, staff *issue.User, c *issue.Cluster) *issue.Request {
+	t.Helper()
+	r := newRequest(t, s, u, c)
+	if err := s.DecideRequest(context.Background(), r.ID, issue.StatusApproved, staff.ID, "ok"); err != nil {
+		t.Fatalf("DecideRequest(approve): %v", err)
+	}
+	r.Status = issue.StatusApproved
+	return r
+}
+
+// demoCredential is a credential for r, valid from issued to expires. The
+// hash only has to look like bcrypt to the schema.
+func demoCredential(r *issue.Request, username string, issued, expires time.Time) *issue.Credential {
+	return &issue.Credential{RequestID: r.ID, UserID: r.UserID, ClusterID: r.ClusterID, Username: username,
+		PasswordHash: "$2a$10$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQR",
+		Ciphertext:   []byte("age-encryption.org/v1\n" + username), KeyFingerprint: r.KeyFingerprint,
+		IssuedAt: issued, ExpiresAt: expires}
+}
+
+// newCredential issues a credential called username to u on c, through an
+// approved request, valid from issued to expires.
+func newCredential(t *testing.T, s *Store, u, staff *issue.User, c *issue.Cluster, username string, issued, expires time.Time) *issue.Credential {
+	t.Helper()
+	cr := demoCredential(approvedRequest(t, s, u, staff, c), username, issued, expires)
+	if err := s.CreateCredential(context.Background(), cr); err != nil {
+		t.Fatalf("CreateCredential(%s): %v", username, err)
+	}
+	return cr
+}
+
+func TestCreateRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	c := newCluster(t, s, "awi-ciroh")
+
+	r := newRequest(t, s, alice, c)
+	if r.ID == 0 || r.Status != issue.StatusPending || r.CreatedAt.IsZero() {
+		t.Errorf("CreateRequest did not fill ID, status and time: %+v", r)
+	}
+	got, err := s.RequestByID(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *r
+	want.ClusterName, want.RequesterEmail, want.RequesterName = "awi-ciroh", "alice@example.org", "User alice"
+	if !sameRequest(got, &want) {
+		t.Errorf("RequestByID = %+v\nwant %+v", got, &want)
+	}
+
+	pending, err := s.PendingRequestFor(ctx, alice.ID, c.ID)
+	if err != nil || pending.ID != r.ID {
+		t.Errorf("PendingRequestFor = %+v, %v; want request %d", pending, err, r.ID)
+	}
+	if err := s.CreateRequest(ctx, demoRequest(alice, c)); !errors.Is(err, issue.ErrConflict) {
+		t.Errorf("second pending request for one cluster: %v, want ErrConflict", err)
+	}
+	// Another cluster, or another customer, is no duplicate.
+	newRequest(t, s, alice, newCluster(t, s, "other"))
+	newRequest(t, s, newUser(t, s, "bob", issue.RoleCustomer), c)
+
+	// Once the first is decided, the customer may ask again.
+	if err := s.DecideRequest(ctx, r.ID, issue.StatusCancelled, alice.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PendingRequestFor(ctx, alice.ID, c.ID); !errors.Is(err, issue.ErrNotFound) {
+		t.Errorf("PendingRequestFor after cancelling: %v, want ErrNotFound", err)
+	}
+	again := newRequest(t, s, alice, c)
+	if again.ID == r.ID {
+		t.Errorf("a new request reused id %d", r.ID)
+	}
+}
+
+// sameRequest compares what a request holds, times to the microsecond that
+// PostgreSQL keeps.
+func sameRequest(a, b *issue.Request) bool {
+	x, y := *a, *b
+	x.CreatedAt, y.CreatedAt = time.Time{}, time.Time{}
+	x.DecidedAt, y.DecidedAt = nil, nil
+	x.DecidedBy, y.DecidedBy = nil, nil
+	x.RenewsCredentialID, y.RenewsCredentialID = nil, nil
+	x.CredentialID, y.CredentialID = nil, nil
+	return x == y && a.CreatedAt.Equal(b.CreatedAt) &&
+		sameTime(a.DecidedAt, b.DecidedAt) && sameID(a.DecidedBy, b.DecidedBy) &&
+		sameID(a.RenewsCredentialID, b.RenewsCredentialID) && sameID(a.CredentialID, b.CredentialID)
+}
+
+func sameID(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func sameTime(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
+
+func TestCreateRequestRefusesWhatTheSchemaForbids(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	c := newCluster(t, s, "x")
+	tests := []struct {
+		name   string
+		mutate func(*issue.Request)
+	}{
+		{"justification too short", func(r *issue.Request) { r.Justification = "because" }},
+		{"empty public key", func(r *issue.Request) { r.PublicKey = "" }},
+		{"unknown cluster", func(r *issue.Request) { r.ClusterID = 424242 }},
+		{"unknown user", func(r *issue.Request) { r.UserID = 424242 }},
+		{"renews an unknown credential", func(r *issue.Request) { id := int64(424242); r.RenewsCredentialID = &id }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := demoRequest(alice, c)
+			tt.mutate(r)
+			if err := s.CreateRequest(ctx, r); !errors.Is(err, issue.ErrInvalid) {
+				t.Errorf("CreateRequest(%+v) = %v, want ErrInvalid", r, err)
+			}
+		})
+	}
+	if rs, _ := s.RequestsByUser(ctx, alice.ID); len(rs) != 0 {
+		t.Errorf("refused requests were stored: %v", rs)
+	}
+}
+
+func TestRequestNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	staff := newUser(t, s, "staff", issue.RoleStaff)
+	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	c := newCluster(t, s, "x")
+	const missing = 424242
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"RequestByID", func() error { _, err := s.RequestByID(ctx, missing); return err }},
+		{"LockRequest", func() error {
+			return s.InTx(ctx, func(tx *Store) error { _, err := tx.LockRequest(ctx, missing); return err })
+		}},
+		{"PendingRequestFor", func() error { _, err := s.PendingRequestFor(ctx, alice.ID, c.ID); return err }},
+		{"DecideRequest", func() error { return s.DecideRequest(ctx, missing, issue.StatusApproved, staff.ID, "ok") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, issue.ErrNotFound) {
+				t.Errorf("%s of a missing request = %v, want ErrNotFound", tt.name, err)
+			}
+		})
+	}
+	for _, list := range []func() ([]*issue.Request, error){
+		func() ([]*issue.Request, error) { return s.RequestsByUser(ctx, missing) },
+		func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusPending) },
+	} {
+		if rs, err := list(); err != nil || len(rs) != 0 {
+			t.Errorf("listing with nothing to list = %v, %v; want empty", rs, err)
+		}
+	}
+}
+
+func TestDecideRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	staff := newUser(t, s, "staff", issue.RoleStaff)
+	c := newCluster(t, s, "x")
+	tests := []struct {
+		name      string
+		requester *issue.User
+		status    issue.RequestStatus
+		decider   *issue.User // nil: the requester
+		note      string
+		wantErr   error
+	}{
+		{"staff approve", newUser(t, s, "a", issue.RoleCustomer), issue.StatusApproved, staff, "", nil},
+		{"staff deny with a note", newUser(t, s, "b", issue.RoleCustomer), issue.StatusDenied, staff, "no such project", nil},
+		{"requester cancels", newUser(t, s, "c", issue.RoleCustomer), issue.StatusCancelled, nil, "", nil},
+		{"staff cancel", newUser(t, s, "d", issue.RoleCustomer), issue.StatusCancelled, staff, "duplicate", nil},
+		// Staff may ask for credentials too, but not grant them to themselves.
+		{"self-approval", newUser(t, s, "staffer", issue.RoleStaff), issue.StatusApproved, nil, "", issue.ErrInvalid},
+		{"self-denial", newUser(t, s, "i", issue.RoleCustomer), issue.StatusDenied, nil, "nah", issue.ErrInvalid},
+		{"deny without a note", newUser(t, s, "e", issue.RoleCustomer), issue.StatusDenied, staff, "", issue.ErrInvalid},
+		{"back to pending", newUser(t, s, "f", issue.RoleCustomer), issue.StatusPending, staff, "", issue.ErrInvalid},
+		{"unknown status", newUser(t, s, "g", issue.RoleCustomer), "granted", staff, "", issue.ErrInvalid},
+		{"unknown decider", newUser(t, s, "h", issue.RoleCustomer), issue.StatusApproved, &issue.User{ID: 424242}, "", issue.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRequest(t, s, tt.requester, c)
+			decider := tt.decider
+			if decider == nil {
+				decider = tt.requester
+			}
+			err := s.DecideRequest(ctx, r.ID, tt.status, decider.ID, tt.note)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("DecideRequest = %v, want %v", err, tt.wantErr)
+			}
+			got, err := s.RequestByID(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != nil {
+				if got.Status != issue.StatusPending || got.DecidedBy != nil || got.DecidedAt != nil || got.DeciderEmail != "" {
+					t.Errorf("a refused decision changed the request: %+v", got)
+				}
+				return
+			}
+			if got.Status != tt.status || got.DecidedBy == nil || *got.DecidedBy != decider.ID ||
+				got.DecidedAt == nil || got.DecisionNote != tt.note || got.DeciderEmail != decider.Email {
+				t.Errorf("after deciding: %+v", got)
+			}
+			// Only a pending request can change.
+			for _, status := range []issue.RequestStatus{issue.StatusApproved, issue.StatusDenied, issue.StatusCancelled} {
+				if err := s.DecideRequest(ctx, r.ID, status, staff.ID, "again"); !errors.Is(err, issue.ErrConflict) {
+					t.Errorf("deciding %s request %s: %v, want ErrConflict", got.Status, status, err)
+				}
+			}
+			if again, _ := s.RequestByID(ctx, r.ID); !sameRequest(again, got) {
+				t.Errorf("a second decision changed the request: %+v", again)
+			}
+		})
+	}
+}
+
+func TestRequestListings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	staff := newUser(t, s, "staff", issue.RoleStaff)
+	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	bob := newUser(t, s, "bob", issue.RoleCustomer)
+	c1, c2, c3 := newCluster(t, s, "one"), newCluster(t, s, "two"), newCluster(t, s, "three")
+
+	// In order of creation.
+	a1 := approvedRequest(t, s, alice, staff, c1)
+	b1 := newRequest(t, s, bob, c1)
+	a2 := newRequest(t, s, alice, c2)
+	a3 := approvedRequest(t, s, alice, staff, c3)
+	b2 := approvedRequest(t, s, bob, staff, c2)
+	a4 := newRequest(t, s, alice, c1)
+	cr := demoCredential(a3, "alice-three", time.Now(), time.Now().Add(time.Hour))
+	if err := s.CreateCredential(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		list func() ([]*issue.Request, error)
+		want []*issue.Request
+	}{
+		{"alice's, newest first", func() ([]*issue.Request, error) { return s.RequestsByUser(ctx, alice.ID) },
+			[]*issue.Request{a4, a3, a2, a1}},
+		{"bob's", func() ([]*issue.Request, error) { return s.RequestsByUser(ctx, bob.ID) },
+			[]*issue.Request{b2, b1}},
+		{"the queue, oldest first", func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusPending) },
+			[]*issue.Request{b1, a2, a4}},
+		{"approved, newest first", func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusApproved) },
+			[]*issue.Request{b2, a3, a1}},
+		{"denied: none", func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusDenied) }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.list()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d requests, want %d", len(got), len(tt.want))
+			}
+			for i, r := range got {
+				if r.ID != tt.want[i].ID {
+					t.Errorf("[%d] is request %d, want %d", i, r.ID, tt.want[i].ID)
+				}
+				// Display fields come with every listing.
+				owner := map[int64]*issue.User{alice.ID: alice, bob.ID: bob}[r.UserID]
+				if r.ClusterName == "" || r.RequesterEmail != owner.Email || r.RequesterName != owner.Name {
+					t.Errorf("[%d] display fields missing: %+v", i, r)
+				}
+				if decided := r.Status != issue.StatusPending; decided != (r.DeciderEmail == staff.Email) {
+					t.Errorf("[%d] %s request has decider %q", i, r.Status, r.DeciderEmail)
+				}
+				if wantCred := r.ID == a3.ID; wantCred != (r.CredentialID != nil) || (wantCred && *r.CredentialID != cr.ID) {
+					t.Errorf("[%d] request %d has credential %v", i, r.ID, r.CredentialID)
+				}
+			}
+		})
+	}
+}
+
+// TestLockRequestSerialises checks that a second LockRequest of one request
+// waits until the transaction holding the lock ends, and then sees what it
+// committed: two approvals of one request cannot both find it pending.
+func TestLockRequestSerialises(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	staff := newUser(t, s, "staff", issue.RoleStaff)
+	r := newRequest(t, s, newUser(t, s, "alice", issue.RoleCustomer), newCluster(t, s, "x"))
+
+	firstLocked, releaseFirst := make(chan struct{}), make(chan struct{})
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- s.InTx(ctx, func(tx *Store) error {
+			locked, err := tx.LockRequest(ctx, r.ID)
+			if err != nil {
+				close(firstLocked)
+				return err
+			}
+			if locked.Status != issue.StatusPending || locked.RequesterEmail == "" {
+				t.Errorf("first locker read %+v", locked)
+			}
+			close(firstLocked)
+			<-releaseFirst
+			return tx.DecideRequest(ctx, r.ID, issue.StatusApproved, staff.ID, "first")
+		})
+	}()
+	<-firstLocked
+
+	type result struct {
+		r   *issue.Request
+		err error
+	}
+	secondDone := make(chan result, 1)
+	go func() {
+		var res result
+		res.err = s.InTx(ctx, func(tx *Store) error {
+			res.r, res.err = tx.LockRequest(ctx, r.ID)
+			return res.err
+		})
+		secondDone <- res
+	}()
+
+	// Wait until PostgreSQL reports a session waiting for a lock: the
+	// second locker. Should it get the lock instead, it finishes first.
+	for waiting := false; !waiting; {
+		select {
+		case res := <-secondDone:
+			close(releaseFirst)
+			t.Fatalf("the second LockRequest returned while the first held the lock: %+v, %v", res.r, res.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting)
+		if err != nil {
+			close(releaseFirst)
+			t.Fatal(err)
+		}
+	}
+	close(releaseFirst)
+	if err := <-firstDone; err != nil {
+		t.Fatalf("first locker: %v", err)
+	}
+	res := <-secondDone
+	if res.err != nil {
+		t.Fatalf("second locker: %v", res.err)
+	}
+	if res.r.Status != issue.StatusApproved || res.r.DecisionNote != "first" {
+		t.Errorf("the second locker read %+v; want the first one's approval", res.r)
+	}
+}

@@ -1,0 +1,68 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// Credential returns credential id to its owner or to staff; anyone else gets
+// issue.ErrNotFound, as for a credential that does not exist.
+func (s *Service) Credential(ctx context.Context, a Actor, id int64) (*issue.Credential, error) {
+	c, err := s.store.CredentialByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !a.is(c.UserID) && !a.isStaff() {
+		return nil, fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+	}
+	return c, nil
+}
+
+// Credentials lists the actor's own credentials, newest first.
+func (s *Service) Credentials(ctx context.Context, a Actor) ([]*issue.Credential, error) {
+	if a.User == nil {
+		return nil, issue.ErrForbidden
+	}
+	return s.store.CredentialsByUser(ctx, a.User.ID)
+}
+
+// Download returns credentials.txt.age of credential id, counts the download
+// and audits it. Only the owner may download: for anyone else, staff
+// included, the credential does not exist (issue.ErrNotFound). A revoked or
+// expired credential is refused with a Problem of kind issue.ErrConflict.
+func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *issue.Credential, error) {
+	var (
+		cred       *issue.Credential
+		ciphertext []byte
+	)
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		var err error
+		if cred, err = tx.CredentialByID(ctx, id); err != nil {
+			return err
+		}
+		if !a.is(cred.UserID) {
+			return fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+		}
+		switch cred.State(s.now()) {
+		case issue.CredentialRevoked:
+			return issue.Refuse(issue.ErrConflict, "This credential was revoked and no longer works. Request a new one.")
+		case issue.CredentialExpired:
+			return issue.Refuse(issue.ErrConflict, "This credential has expired. Renew it to get a new one.")
+		}
+		if ciphertext, err = tx.CredentialCiphertext(ctx, id); err != nil {
+			return err
+		}
+		if err := tx.RecordDownload(ctx, id); err != nil {
+			return err
+		}
+		return audit(a.event(issue.ActionCredentialDownloaded, issue.SubjectCredential, id, &cred.ClusterID,
+			map[string]any{"download": cred.DownloadCount + 1}))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return ciphertext, cred, nil
+}

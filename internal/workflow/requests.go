@@ -1,0 +1,286 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// RequestInput is what a customer submits to ask for a credential.
+type RequestInput struct {
+	Cluster       string // the cluster's name
+	PublicKey     string
+	Justification string
+}
+
+// DuplicateError refuses a second open request for the same cluster and
+// points at the first. It matches issue.ErrConflict.
+type DuplicateError struct {
+	Existing *issue.Request
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("You already have a pending request (#%d) for %s. Wait for its decision, or cancel it to make a new one.",
+		e.Existing.ID, e.Existing.ClusterName)
+}
+
+// Unwrap makes a DuplicateError an issue.ErrConflict.
+func (e *DuplicateError) Unwrap() error { return issue.ErrConflict }
+
+// CreateRequest records a customer's request for a credential. The key rules
+// are issue.ParseRecipient's. Returns an *issue.InvalidError naming the field
+// to fix (a pasted private key also matches issue.ErrPrivateKey), or a
+// *DuplicateError when a request for the cluster is already pending.
+func (s *Service) CreateRequest(ctx context.Context, a Actor, in RequestInput) (*issue.Request, error) {
+	return s.createRequest(ctx, a, in, nil)
+}
+
+func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, renews *issue.Credential) (*issue.Request, error) {
+	if a.User == nil {
+		return nil, issue.ErrForbidden
+	}
+	// The key first: a private key must be refused whatever else is wrong.
+	rcpt, err := issue.ParseRecipient(in.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	justification := strings.TrimSpace(in.Justification)
+	if n := utf8.RuneCountInString(justification); n < issue.MinJustification || n > issue.MaxJustification {
+		return nil, issue.Invalid("justification", "Say in %d to %d characters what you will use the access for (you wrote %d).",
+			issue.MinJustification, issue.MaxJustification, n)
+	}
+	cluster, err := s.store.ClusterByName(ctx, strings.TrimSpace(in.Cluster))
+	if errors.Is(err, issue.ErrNotFound) {
+		return nil, issue.Invalid("cluster", "Choose a cluster from the list.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !cluster.Enabled {
+		return nil, issue.Invalid("cluster", "%s is not taking new requests at the moment. Contact 2i2c support if you need access.", cluster.Title())
+	}
+
+	r := &issue.Request{
+		UserID: a.User.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
+		KeyFingerprint: rcpt.Fingerprint, Justification: justification, ClusterName: cluster.Name,
+	}
+	details := map[string]any{"cluster": cluster.Name, "key_type": string(rcpt.Type), "key_fingerprint": rcpt.Fingerprint}
+	if renews != nil {
+		r.RenewsCredentialID = &renews.ID
+		details["renews_credential_id"] = renews.ID
+	}
+	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		if err := tx.CreateRequest(ctx, r); err != nil {
+			return err
+		}
+		return audit(a.event(issue.ActionRequestCreated, issue.SubjectRequest, r.ID, &cluster.ID, details))
+	})
+	if errors.Is(err, issue.ErrConflict) {
+		if existing, ferr := s.store.PendingRequestFor(ctx, a.User.ID, cluster.ID); ferr == nil {
+			return nil, &DuplicateError{Existing: existing}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.store.RequestByID(ctx, r.ID)
+}
+
+// Request returns request id to its requester or to staff. Returns
+// issue.ErrNotFound for anyone else, as for a request that does not exist.
+func (s *Service) Request(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+	r, err := s.store.RequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !a.is(r.UserID) && !a.isStaff() {
+		return nil, fmt.Errorf("request %d: %w", id, issue.ErrNotFound)
+	}
+	return r, nil
+}
+
+// Requests lists requests: a customer's own, newest first; or, for staff
+// giving a status, everyone's with that status (pending ones oldest first).
+func (s *Service) Requests(ctx context.Context, a Actor, status issue.RequestStatus) ([]*issue.Request, error) {
+	if a.User == nil {
+		return nil, issue.ErrForbidden
+	}
+	if status != "" && a.isStaff() {
+		return s.store.RequestsByStatus(ctx, status)
+	}
+	rs, err := s.store.RequestsByUser(ctx, a.User.ID)
+	if err != nil || status == "" {
+		return rs, err
+	}
+	mine := rs[:0]
+	for _, r := range rs {
+		if r.Status == status {
+			mine = append(mine, r)
+		}
+	}
+	return mine, nil
+}
+
+// Queue is the staff queue: pending requests, oldest first. Returns
+// issue.ErrForbidden for customers.
+func (s *Service) Queue(ctx context.Context, a Actor) ([]*issue.Request, error) {
+	if !a.isStaff() {
+		return nil, issue.ErrForbidden
+	}
+	return s.store.RequestsByStatus(ctx, issue.StatusPending)
+}
+
+// CancelRequest withdraws a pending request. Only its requester may; others
+// get issue.ErrNotFound (staff: ErrForbidden, they deny instead). Returns a
+// Problem of kind issue.ErrConflict when the request is no longer pending.
+func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		r, err := tx.LockRequest(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !a.is(r.UserID) {
+			if a.isStaff() {
+				return issue.Refuse(issue.ErrForbidden, "Only the requester can cancel a request; deny it instead.")
+			}
+			return fmt.Errorf("request %d: %w", id, issue.ErrNotFound)
+		}
+		if r.Status != issue.StatusPending {
+			return issue.Refuse(issue.ErrConflict, "This request is already %s; only a pending request can be cancelled.", r.Status)
+		}
+		if err := tx.DecideRequest(ctx, id, issue.StatusCancelled, a.User.ID, ""); err != nil {
+			return err
+		}
+		return audit(a.event(issue.ActionRequestCancelled, issue.SubjectRequest, id, &r.ClusterID, nil))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.RequestByID(ctx, id)
+}
+
+// decision is what staff decide about a pending request.
+func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*issue.Request, error) {
+	if !a.isStaff() {
+		return nil, issue.ErrForbidden
+	}
+	r, err := tx.LockRequest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.is(r.UserID) {
+		return nil, issue.Refuse(issue.ErrForbidden, "You cannot %s your own request: another staff member must decide it.", verb)
+	}
+	if r.Status != issue.StatusPending {
+		by := ""
+		if r.DeciderEmail != "" {
+			by = " by " + r.DeciderEmail
+		}
+		return nil, issue.Refuse(issue.ErrConflict, "This request was already %s%s.", r.Status, by)
+	}
+	return r, nil
+}
+
+// Approve approves a pending request and issues its credential in the same
+// transaction: two staff approving at once, or one approving twice, yield
+// exactly one credential. Returns issue.ErrForbidden for customers and for
+// the requester, a Problem of kind issue.ErrConflict when the request is no
+// longer pending, issue.ErrNotFound when it does not exist.
+func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (*issue.Credential, error) {
+	note = strings.TrimSpace(note)
+	if utf8.RuneCountInString(note) > issue.MaxJustification {
+		return nil, issue.Invalid("note", "The note can be at most %d characters.", issue.MaxJustification)
+	}
+	var cred *issue.Credential
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		r, err := s.lockForDecision(ctx, tx, a, id, "approve")
+		if err != nil {
+			return err
+		}
+		cluster, err := tx.ClusterByID(ctx, r.ClusterID)
+		if err != nil {
+			return err
+		}
+		rcpt, err := issue.ParseRecipient(r.PublicKey)
+		if err != nil {
+			return fmt.Errorf("request %d: stored key no longer parses: %w", id, err)
+		}
+		if cred, err = s.issue(ctx, tx, r, cluster, rcpt); err != nil {
+			return err
+		}
+		if err := tx.DecideRequest(ctx, id, issue.StatusApproved, a.User.ID, note); err != nil {
+			return err
+		}
+		return audit(
+			a.event(issue.ActionRequestApproved, issue.SubjectRequest, id, &r.ClusterID, noteDetails(note)),
+			a.event(issue.ActionCredentialIssued, issue.SubjectCredential, cred.ID, &r.ClusterID, map[string]any{
+				"request_id": id, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"),
+				"key_fingerprint": cred.KeyFingerprint,
+			}),
+		)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.CredentialByID(ctx, cred.ID)
+}
+
+// issue makes and stores the credential of request r. A username that clashes
+// with one already issued on the cluster is drawn again.
+func (s *Service) issue(ctx context.Context, tx *store.Store, r *issue.Request, c *issue.Cluster, rcpt *issue.Recipient) (*issue.Credential, error) {
+	const attempts = 3
+	for i := 0; ; i++ {
+		issued, err := issue.Issue(c, rcpt, s.now(), s.cost)
+		if err != nil {
+			return nil, err
+		}
+		cred := &issue.Credential{
+			RequestID: r.ID, UserID: r.UserID, ClusterID: c.ID, Username: issued.Username,
+			PasswordHash: issued.PasswordHash, Ciphertext: issued.Ciphertext, KeyFingerprint: issued.Fingerprint,
+			IssuedAt: issued.IssuedAt, ExpiresAt: issued.ExpiresAt,
+		}
+		// A savepoint, so that a clash leaves the transaction usable.
+		err = tx.InTx(ctx, func(sp *store.Store) error { return sp.CreateCredential(ctx, cred) })
+		if err == nil || !errors.Is(err, issue.ErrConflict) || i == attempts-1 {
+			return cred, err
+		}
+	}
+}
+
+// Deny refuses a pending request with a note the customer sees. Returns an
+// *issue.InvalidError without a note, and otherwise what Approve returns.
+func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*issue.Request, error) {
+	note = strings.TrimSpace(note)
+	if note == "" {
+		return nil, issue.Invalid("note", "Say why the request is denied: the customer sees this note.")
+	}
+	if utf8.RuneCountInString(note) > issue.MaxJustification {
+		return nil, issue.Invalid("note", "The note can be at most %d characters.", issue.MaxJustification)
+	}
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		r, err := s.lockForDecision(ctx, tx, a, id, "deny")
+		if err != nil {
+			return err
+		}
+		if err := tx.DecideRequest(ctx, id, issue.StatusDenied, a.User.ID, note); err != nil {
+			return err
+		}
+		return audit(a.event(issue.ActionRequestDenied, issue.SubjectRequest, id, &r.ClusterID, noteDetails(note)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.RequestByID(ctx, id)
+}
+
+func noteDetails(note string) map[string]any {
+	if note == "" {
+		return nil
+	}
+	return map[string]any{"note": note}
+}

@@ -1,0 +1,137 @@
+// Package workflow carries out what people do in the portal: request,
+// decide, issue, download, revoke, manage clusters. Each action checks who may
+// do it, changes the state and writes its audit event in one transaction.
+package workflow
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// Options tune a Service.
+type Options struct {
+	// BcryptCost of credential password hashes; issue.DefaultBcryptCost when 0.
+	BcryptCost int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Log receives one line per audit event, for shipping elsewhere.
+	Log *slog.Logger
+}
+
+// Service carries out the portal's actions on a store.
+type Service struct {
+	store *store.Store
+	cost  int
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// New returns a Service on st.
+func New(st *store.Store, opts Options) *Service {
+	if opts.BcryptCost == 0 {
+		opts.BcryptCost = issue.DefaultBcryptCost
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: st, cost: opts.BcryptCost, now: opts.Now, log: opts.Log}
+}
+
+// Actor is who acts and from where: the user (nil for someone not signed in
+// or for the system), and the address and user agent for the audit log.
+type Actor struct {
+	User      *issue.User
+	IP        string
+	UserAgent string
+}
+
+// System is the actor of what the portal does by itself.
+var System = Actor{}
+
+func (a Actor) name() string {
+	if a.User == nil && a.IP == "" {
+		return issue.ActorSystem
+	}
+	if a.User == nil {
+		return issue.ActorAnonymous
+	}
+	if a.User.Email != "" {
+		return a.User.Email
+	}
+	return a.User.Subject
+}
+
+func (a Actor) isStaff() bool { return a.User.IsStaff() }
+
+func (a Actor) is(userID int64) bool { return a.User != nil && a.User.ID == userID }
+
+// event is an audit event by a about a subject.
+func (a Actor) event(action issue.Action, subjectType string, subjectID int64, clusterID *int64, details map[string]any) *issue.AuditEvent {
+	e := &issue.AuditEvent{
+		Actor: a.name(), Action: action, SubjectType: subjectType, ClusterID: clusterID,
+		Details: details, IP: a.IP, UserAgent: a.UserAgent,
+	}
+	if a.User != nil {
+		id := a.User.ID
+		e.ActorID = &id
+	}
+	if subjectID != 0 {
+		e.SubjectID = &subjectID
+	}
+	return e
+}
+
+// auditFunc appends audit events within a transaction.
+type auditFunc func(events ...*issue.AuditEvent) error
+
+// inTx runs fn in one transaction with a way to append audit events to it.
+// Once the transaction commits, each event also goes to the structured log.
+func (s *Service) inTx(ctx context.Context, fn func(tx *store.Store, audit auditFunc) error) error {
+	var written []*issue.AuditEvent
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		written = written[:0] // a retried transaction starts over
+		return fn(tx, func(events ...*issue.AuditEvent) error {
+			for _, e := range events {
+				if err := tx.AppendAudit(ctx, e); err != nil {
+					return err
+				}
+				written = append(written, e)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range written {
+		attrs := []any{"audit_id", e.ID, "action", string(e.Action), "actor", e.Actor, "subject_type", e.SubjectType}
+		if e.SubjectID != nil {
+			attrs = append(attrs, "subject_id", *e.SubjectID)
+		}
+		if e.ClusterID != nil {
+			attrs = append(attrs, "cluster_id", *e.ClusterID)
+		}
+		if len(e.Details) > 0 {
+			attrs = append(attrs, "details", e.Details)
+		}
+		s.log.InfoContext(ctx, "audit", attrs...)
+	}
+	return nil
+}
+
+// Record writes an audit event that goes with no state change of the
+// portal's: a sign-in, a sign-out, a refused attempt.
+func (s *Service) Record(ctx context.Context, a Actor, action issue.Action, subjectType string, subjectID int64, details map[string]any) error {
+	return s.inTx(ctx, func(_ *store.Store, audit auditFunc) error {
+		return audit(a.event(action, subjectType, subjectID, nil, details))
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
