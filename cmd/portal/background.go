@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // sweepSessions deletes expired sessions every few minutes until ctx ends.
@@ -23,6 +27,37 @@ func sweepSessions(ctx context.Context, st *store.Store, log *slog.Logger) {
 			} else if n > 0 {
 				log.Debug("deleted expired sessions", "count", n)
 			}
+		}
+	}
+}
+
+func parseClustersFile(path string) ([]*issue.Cluster, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &configError{name: "PORTAL_CLUSTERS_FILE", given: strconv.Quote(path), want: "a readable YAML file: " + err.Error()}
+	}
+	defer f.Close()
+	cs, err := workflow.ParseClusters(f)
+	if err != nil {
+		return nil, &configError{name: "PORTAL_CLUSTERS_FILE", given: strconv.Quote(path), want: err.Error()}
+	}
+	return cs, nil
+}
+
+// importClusters imports the clusters file once the database answers, so a
+// portal started while the database is down still gets its clusters.
+func importClusters(ctx context.Context, wf *workflow.Service, path string, log *slog.Logger) {
+	for {
+		n, err := wf.ImportClustersFile(ctx, path)
+		if err == nil {
+			log.Info("clusters file imported", "file", path, "changed", n)
+			return
+		}
+		log.Warn("importing the clusters file; retrying", "file", path, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
 		}
 	}
 }

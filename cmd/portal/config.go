@@ -133,12 +133,24 @@ func stringVar(p *string) func(string) error {
 	return func(v string) error { *p = strings.TrimSpace(v); return nil }
 }
 
+// listVar takes a comma-separated list; items are trimmed, empty ones
+// dropped. Items may hold spaces (group names often do).
 func listVar(p *[]string) func(string) error {
 	return func(v string) error {
 		*p = nil
-		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
-			*p = append(*p, f)
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				*p = append(*p, f)
+			}
 		}
+		return nil
+	}
+}
+
+// wordsVar takes a list separated by spaces or commas.
+func wordsVar(p *[]string) func(string) error {
+	return func(v string) error {
+		*p = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 		return nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 const devSynopsis = `Run the portal locally for development: FOR DEVELOPMENT ONLY.
@@ -116,7 +117,8 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	st := store.New(pool)
-	if err := seedDemo(ctx, st); err != nil {
+	wf := workflow.New(st, workflow.Options{Log: log})
+	if err := seedDemo(ctx, wf); err != nil {
 		return err
 	}
 
@@ -136,7 +138,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		BaseURL: baseURL, Dev: true, Version: version, DevIdentityProvider: idp.Handler(),
 		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
 		Access:   devAccess,
-	}, st, signIn, log)
+	}, st, wf, signIn, log)
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 
 // seedDemo adds the demo clusters. It runs at every start and changes
 // nothing the second time.
-func seedDemo(ctx context.Context, st *store.Store) error {
+func seedDemo(ctx context.Context, wf *workflow.Service) error {
 	demo := []*issue.Cluster{
 		{Name: "2i2c", DisplayName: "2i2c shared cluster", PrometheusURL: "https://prometheus.pilot.2i2c.cloud",
 			CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true,
@@ -160,10 +162,8 @@ func seedDemo(ctx context.Context, st *store.Store) error {
 		{Name: "awi-ciroh", DisplayName: "AWI-CIROH", PrometheusURL: "https://prometheus.ciroh.awi.2i2c.cloud",
 			CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true},
 	}
-	for _, c := range demo {
-		if _, err := st.UpsertCluster(ctx, c); err != nil {
-			return fmt.Errorf("seed cluster %s: %w", c.Name, err)
-		}
+	if _, err := wf.ImportClusters(ctx, demo); err != nil {
+		return fmt.Errorf("seed demo clusters: %w", err)
 	}
 	return nil
 }

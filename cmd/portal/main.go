@@ -33,6 +33,9 @@ Usage:
   portal migrate status   show which migrations are applied
   portal dev              run everything locally for development: a private
                           PostgreSQL, a development sign-in, demo data
+  portal healthcheck      exit 0 if a running portal is ready (for containers)
+  portal agent            keep a Prometheus web config in step with the portal
+                          (a sidecar beside each cluster's Prometheus)
   portal version          print the version
 
 Run 'portal COMMAND --help' for a command's settings.
@@ -67,6 +70,10 @@ func run(ctx context.Context, args []string, e env) int {
 		err = cmdMigrate(ctx, e, rest)
 	case "dev":
 		err = cmdDev(ctx, e, rest)
+	case "agent":
+		err = cmdAgent(ctx, e, rest)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, e, rest)
 	case "version", "--version":
 		err = cmdVersion(e, rest)
 	case "help", "-h", "--help":

@@ -118,6 +118,9 @@ func TestServeReadyzFollowsTheDatabase(t *testing.T) {
 	if !strings.Contains(stderr.String(), "database unreachable") {
 		t.Errorf("the log does not say why the portal is not ready:\n%s", stderr.String())
 	}
+	if code, _, out := runPortal(t, nil, "healthcheck", "--url", readyz); code != 1 || !strings.Contains(out, "503") {
+		t.Errorf("healthcheck while not ready: exit %d, %q; want 1 naming the 503", code, out)
+	}
 
 	pg, err = pglocal.Start(ctx, pglocal.Options{Dir: dir})
 	if err != nil {
@@ -125,6 +128,9 @@ func TestServeReadyzFollowsTheDatabase(t *testing.T) {
 	}
 	t.Cleanup(func() { pg.Stop(context.Background()) })
 	waitFor(t, 10*time.Second, "/readyz to answer 200 once the database is up", func() bool { return status(readyz) == 200 })
+	if code, _, out := runPortal(t, nil, "healthcheck", "--url", readyz); code != 0 {
+		t.Errorf("healthcheck once ready: exit %d, %q", code, out)
+	}
 
 	cancel()
 	select {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +18,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // serveConfig is the configuration of `portal serve`.
@@ -28,6 +31,8 @@ type serveConfig struct {
 	OIDC            oidc.Config
 	Access          issue.AccessPolicy
 	Sessions        server.SessionConfig
+	BcryptCost      int
+	ClustersFile    string
 }
 
 func (c *serveConfig) settings() []setting {
@@ -47,22 +52,37 @@ func (c *serveConfig) settings() []setting {
 			usage: "OIDC client ID registered for the portal"},
 		{env: "PORTAL_OIDC_CLIENT_SECRET", flag: "oidc-client-secret", secret: true, parse: stringVar(&c.OIDC.ClientSecret),
 			usage: "OIDC client secret (prefer the environment: flags show in ps)"},
-		{env: "PORTAL_OIDC_SCOPES", flag: "oidc-scopes", def: "openid email profile", parse: listVar(&c.OIDC.Scopes),
-			usage: "scopes to ask for, space or comma separated"},
-		{env: "PORTAL_OIDC_GROUPS_CLAIM", flag: "oidc-groups-claim", def: "groups", parse: stringVar(&c.OIDC.GroupsClaim),
-			usage: "ID token claim that lists the person's groups; empty to ignore groups"},
+		{env: "PORTAL_OIDC_SCOPES", flag: "oidc-scopes", def: "openid email profile", parse: wordsVar(&c.OIDC.Scopes),
+			usage: "scopes to ask for, space separated"},
+		{env: "PORTAL_OIDC_GROUPS_CLAIM", flag: "oidc-groups-claim", def: "groups", parse: groupsClaimVar(&c.OIDC.GroupsClaim),
+			usage: "ID token claim that lists the person's groups; none to ignore groups"},
 		{env: "PORTAL_STAFF_GROUPS", flag: "staff-groups", parse: listVar(&c.Access.StaffGroups),
-			usage: "groups whose members are staff, comma separated"},
+			usage: "groups whose members are staff, comma separated (names may hold spaces)"},
 		{env: "PORTAL_STAFF_EMAIL_DOMAINS", flag: "staff-email-domains", parse: listVar(&c.Access.StaffEmailDomains),
-			usage: "email domains whose verified addresses are staff, e.g. 2i2c.org"},
+			usage: "email domains whose verified addresses are staff, comma separated, e.g. 2i2c.org"},
 		{env: "PORTAL_STAFF_EMAILS", flag: "staff-emails", parse: listVar(&c.Access.StaffEmails),
-			usage: "verified email addresses that are staff"},
+			usage: "verified email addresses that are staff, comma separated"},
 		{env: "PORTAL_ALLOWED_EMAIL_DOMAINS", flag: "allowed-email-domains", parse: listVar(&c.Access.AllowedEmailDomains),
-			usage: "when set, only verified addresses in these domains may sign in at all"},
+			usage: "when set, only verified addresses in these domains may sign in at all, comma separated"},
+		{env: "PORTAL_BCRYPT_COST", flag: "bcrypt-cost", def: strconv.Itoa(issue.DefaultBcryptCost), parse: intVar(&c.BcryptCost, 4, 14),
+			usage: "bcrypt cost of issued credentials' password hashes; the passwords are 130-bit random, so a low cost keeps Prometheus's basic auth fast at no loss"},
+		{env: "PORTAL_CLUSTERS_FILE", flag: "clusters-file", parse: fileVar(&c.ClustersFile),
+			usage: "YAML file of clusters to create or update at start-up (see README)"},
 		{env: "PORTAL_SESSION_IDLE_TIMEOUT", flag: "session-idle-timeout", def: "2h", parse: durationVar(&c.Sessions.IdleTimeout),
 			usage: "sign out after this long without a request"},
 		{env: "PORTAL_SESSION_LIFETIME", flag: "session-lifetime", def: "12h", parse: durationVar(&c.Sessions.Lifetime),
 			usage: "sign out this long after sign-in, however active"},
+	}
+}
+
+// groupsClaimVar takes a claim name; "none" turns groups off.
+func groupsClaimVar(p *string) func(string) error {
+	return func(v string) error {
+		*p = strings.TrimSpace(v)
+		if *p == "none" {
+			*p = ""
+		}
+		return nil
 	}
 }
 
@@ -114,11 +134,19 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 
 	st := store.New(pool)
+	wf := workflow.New(st, workflow.Options{BcryptCost: cfg.BcryptCost, Log: log})
+	if cfg.ClustersFile != "" {
+		// Checked now, so a broken file stops start-up with its reason.
+		if _, err := parseClustersFile(cfg.ClustersFile); err != nil {
+			return err
+		}
+		go importClusters(ctx, wf, cfg.ClustersFile, log)
+	}
 	signIn := oidc.New(cfg.OIDC, log)
 	go signIn.Run(ctx)
 	srv, err := server.New(server.Config{
 		BaseURL: cfg.BaseURL, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
-	}, st, signIn, log)
+	}, st, wf, signIn, log)
 	if err != nil {
 		return err
 	}

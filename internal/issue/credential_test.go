@@ -19,6 +19,8 @@ import (
 	"filippo.io/age"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/2i2c-org/credential-portal/internal/agetest"
 )
 
 func testCluster() *Cluster {
@@ -387,36 +389,7 @@ func TestAgeCommand(t *testing.T) {
 // it, and PORTAL_TEST_NO_AGE_CLI=1 skips the test on purpose.
 func ageCLI(t *testing.T) (ageCmd, keygenCmd string) {
 	t.Helper()
-	if os.Getenv("PORTAL_TEST_NO_AGE_CLI") == "1" {
-		t.Skip("PORTAL_TEST_NO_AGE_CLI=1: not testing with the age command")
-	}
-	bin := filepath.Join(goPath(), "bin")
-	find := func(name string) string {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-		p := filepath.Join(bin, name)
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s is neither on PATH nor in %s. Install the age commands with\n"+
-				"\tgo install filippo.io/age/cmd/...@v1.3.2\n"+
-				"or set PORTAL_TEST_NO_AGE_CLI=1 to skip this test.", name, bin)
-		}
-		return p
-	}
-	return find("age"), find("age-keygen")
-}
-
-// goPath is the first entry of the go command's GOPATH.
-func goPath() string {
-	gp := os.Getenv("GOPATH")
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		gp = strings.TrimSpace(string(out))
-	}
-	if list := filepath.SplitList(gp); len(list) > 0 && list[0] != "" {
-		return list[0]
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, "go")
+	return agetest.Commands(t)
 }
 
 // run runs name with args in dir and returns its standard error, where

@@ -171,7 +171,10 @@ func (c *Client) Exchange(ctx context.Context, a Attempt, code string) (issue.Id
 		return issue.Identity{}, fmt.Errorf("%w: ID token claims: %s", ErrRejected, err.Error())
 	}
 	id := issue.Identity{
-		Issuer:        idt.Issuer,
+		// The configured issuer, not the token's: go-oidc accepts Google's
+		// "accounts.google.com" without a scheme, which would make one
+		// person two users.
+		Issuer:        c.cfg.Issuer,
 		Subject:       idt.Subject,
 		Email:         stringClaim(claims, "email"),
 		EmailVerified: boolClaim(claims, "email_verified"),

@@ -23,15 +23,18 @@ import (
 const (
 	userContextKey = "user"
 	csrfContextKey = "csrf"
+	sessionLoaded  = "session_loaded" // set once the session is in the request's context
 )
 
 // Keys in the server-side session.
 const (
-	sessUserID   = "user_id"
-	sessState    = "oidc_state"
-	sessNonce    = "oidc_nonce"
-	sessVerifier = "oidc_verifier"
-	sessNext     = "oidc_next"
+	sessUserID    = "user_id"
+	sessState     = "oidc_state"
+	sessNonce     = "oidc_nonce"
+	sessVerifier  = "oidc_verifier"
+	sessNext      = "oidc_next"
+	sessFlash     = "flash"
+	sessFlashKind = "flash_kind"
 )
 
 // SessionConfig sets how long a sign-in lasts.
@@ -82,6 +85,7 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
+		c.Set(sessionLoaded, true)
 		if id := s.sessions.GetInt64(ctx, sessUserID); id != 0 {
 			u, err := s.store.UserByID(ctx, id)
 			switch {
@@ -158,6 +162,19 @@ func signInLimit() echo.MiddlewareFunc {
 		}),
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many sign-in attempts from your address. Wait a minute and try again.")
+		},
+	})
+}
+
+// requestLimit limits new requests per client address: a person makes a
+// handful, a script looping on the form many.
+func requestLimit() echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Every(10 * time.Second), Burst: 30, ExpiresIn: 10 * time.Minute,
+		}),
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many requests from your address. Wait a minute and try again.")
 		},
 	})
 }

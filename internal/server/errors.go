@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // errorPage is the Data of the error template.
@@ -17,54 +18,90 @@ type errorPage struct {
 
 // apiError is the body of every error the JSON API returns.
 type apiError struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
+	Error             string `json:"error"`
+	Field             string `json:"field,omitempty"`
+	ExistingRequestID int64  `json:"existing_request_id,omitempty"`
+}
+
+// Messages for errors that carry none of their own.
+const (
+	msgInternal  = "Something went wrong on our side. It has been logged; please try again later."
+	msgNotFound  = "There is nothing at this address, or it is not yours to see."
+	msgForbidden = "You are signed in, but this page is for 2i2c staff only."
+	msgConflict  = "That clashes with what is already there. Reload the page and try again."
+)
+
+// statusOf maps a domain sentinel to its HTTP status.
+func statusOf(err error) (int, string) {
+	switch {
+	case errors.Is(err, issue.ErrNotFound):
+		return http.StatusNotFound, msgNotFound
+	case errors.Is(err, issue.ErrForbidden):
+		return http.StatusForbidden, msgForbidden
+	case errors.Is(err, issue.ErrConflict):
+		return http.StatusConflict, msgConflict
+	case errors.Is(err, issue.ErrInvalid):
+		return http.StatusUnprocessableEntity, "The input is not valid."
+	}
+	return http.StatusInternalServerError, msgInternal
 }
 
 // handleError is the one place an error becomes a response: domain errors map
-// to their status, echo's own errors keep theirs, and anything else is a 500
-// with a log line and the request ID, and no detail for the client.
+// to their status and message, echo's own errors keep theirs, and anything
+// else is a 500 with a log line and the request ID, and no detail for the
+// client. Refusals (403) are audited.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, msg, field := http.StatusInternalServerError, "Something went wrong on our side. It has been logged; please try again later.", ""
-	var he *echo.HTTPError
-	var inv *issue.InvalidError
+	body := apiError{Error: msgInternal}
+	status := http.StatusInternalServerError
+	var (
+		inv  *issue.InvalidError
+		dup  *workflow.DuplicateError
+		prob *issue.Problem
+		he   *echo.HTTPError
+	)
 	switch {
 	case errors.As(err, &inv):
-		status, msg, field = http.StatusUnprocessableEntity, inv.Message, inv.Field
-	case errors.Is(err, issue.ErrNotFound):
-		status, msg = http.StatusNotFound, "There is nothing at this address, or it is not yours to see."
-	case errors.Is(err, issue.ErrForbidden):
-		status, msg = http.StatusForbidden, "You are signed in, but this page is for 2i2c staff only."
-	case errors.Is(err, issue.ErrConflict):
-		status, msg = http.StatusConflict, "That clashes with what is already there. Reload the page and try again."
-	case errors.Is(err, issue.ErrInvalid):
-		status, msg = http.StatusUnprocessableEntity, "The input is not valid."
+		status, body.Error, body.Field = http.StatusUnprocessableEntity, inv.Message, inv.Field
+	case errors.As(err, &dup):
+		status, body.Error, body.Field, body.ExistingRequestID = http.StatusConflict, dup.Error(), "cluster", dup.Existing.ID
+	case errors.As(err, &prob):
+		status, _ = statusOf(prob.Kind)
+		body.Error = prob.Message
 	case errors.As(err, &he):
 		status = he.Code
-		msg = http.StatusText(status)
+		body.Error = http.StatusText(status)
 		if m, ok := he.Message.(string); ok && status < 500 {
-			msg = m
+			body.Error = m
 		}
+	default:
+		status, body.Error = statusOf(err)
 	}
+	ctx := c.Request().Context()
 	if status >= 500 {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "error", err.Error(),
+		s.log.ErrorContext(ctx, "request failed", "error", err.Error(),
 			"method", c.Request().Method, "path", c.Request().URL.Path)
 	}
+	if status == http.StatusForbidden {
+		details := map[string]any{"method": c.Request().Method, "path": c.Request().URL.Path, "reason": body.Error}
+		if aerr := s.wf.Record(ctx, s.actor(c), issue.ActionAccessRefused, "", 0, details); aerr != nil {
+			s.log.ErrorContext(ctx, "auditing a refusal", "error", aerr.Error())
+		}
+	}
 
-	if c.Request().Method == http.MethodHead {
+	switch {
+	case c.Request().Method == http.MethodHead:
 		err = c.NoContent(status)
-	} else if isAPI(c) {
-		err = c.JSON(status, apiError{Error: msg, Field: field})
-	} else {
-		err = s.render(c, status, "error", page{Title: http.StatusText(status), Data: errorPage{
-			Title: http.StatusText(status), Message: msg,
-		}})
+	case isAPI(c):
+		err = c.JSON(status, body)
+	default:
+		title := http.StatusText(status)
+		err = s.render(c, status, "error", page{Title: title, Data: errorPage{Title: title, Message: body.Error}})
 	}
 	if err != nil {
-		s.log.ErrorContext(c.Request().Context(), "writing error response", "error", err.Error())
+		s.log.ErrorContext(ctx, "writing error response", "error", err.Error())
 		_ = c.String(http.StatusInternalServerError, "internal error")
 	}
 }

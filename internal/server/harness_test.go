@@ -21,6 +21,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // testPolicy is the access policy of test portals: 2i2c.org is staff.
@@ -75,7 +76,7 @@ func newPortal(t *testing.T, opts portalOptions) *portal {
 		oc.Issuer, oc.ClientID, oc.ClientSecret = idp.Issuer(), "portal-test", "test-secret"
 	}
 	client := oidc.New(oc, log)
-	srv, err := New(cfg, st, client, log)
+	srv, err := New(cfg, st, workflow.New(st, workflow.Options{Log: log}), client, log)
 	if err != nil {
 		t.Fatal(err)
 	}

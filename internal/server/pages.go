@@ -20,7 +20,7 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 // readyz says whether this replica can serve: the database answers and its
-// schema is the one this binary expects. Load balancers take a 503 replica
+// schema is not older than this binary needs. Load balancers take a 503 replica
 // out of rotation until it recovers, without a restart.
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
@@ -30,9 +30,13 @@ func (s *Server) readyz(c echo.Context) error {
 		reason, detail = "database unreachable", err.Error()
 	} else if st, err := store.Schema(ctx, s.store.Pool()); err != nil {
 		reason, detail = "database schema unknown", err.Error()
-	} else if p := st.Problem(); p != "" {
-		reason, detail = "database schema is not the expected one", p
+	} else if st.Current < st.Latest {
+		reason, detail = "database schema is older than this portal", st.Problem()
 	}
+	// A newer schema keeps a running replica ready: during a rolling upgrade
+	// the migration runs first, and the old replicas must serve until the new
+	// ones are up. Migrations stay compatible with the previous release for
+	// that reason; `portal serve` still refuses to start on a newer schema.
 	if reason != "" {
 		// The detail may name hosts and roles: it goes to the log, not the client.
 		s.log.WarnContext(c.Request().Context(), "not ready", "reason", reason, "detail", detail)
@@ -41,10 +45,6 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Server) dashboard(c echo.Context) error {
-	return s.render(c, http.StatusOK, "dashboard", page{Title: "Your credentials"})
-}
-
 func (s *Server) staffHome(c echo.Context) error {
-	return s.render(c, http.StatusOK, "staff", page{Title: "Staff"})
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
 }

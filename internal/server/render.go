@@ -48,6 +48,9 @@ func parsePages(a *assets) (*pages, error) {
 		"datetime": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
+		"ago":     ago,
+		"deref":   func(p *int64) int64 { return *p },
+		"derefTS": func(p *time.Time) time.Time { return *p },
 	}
 	base, err := template.New("").Funcs(funcs).ParseFS(web.FS, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
@@ -89,6 +92,12 @@ func (s *Server) render(c echo.Context, status int, name string, p page) error {
 	}
 	if p.CSRF == "" {
 		p.CSRF, _ = c.Get(csrfContextKey).(string)
+	}
+	if p.Flash == nil && s.sessions != nil && c.Get(sessionLoaded) != nil {
+		ctx := c.Request().Context()
+		if msg := s.sessions.PopString(ctx, sessFlash); msg != "" {
+			p.Flash = &flash{Kind: s.sessions.PopString(ctx, sessFlashKind), Message: msg}
+		}
 	}
 	var buf bytes.Buffer
 	if err := set.ExecuteTemplate(&buf, "base", p); err != nil {
@@ -165,4 +174,24 @@ func (s *Server) static(c echo.Context) error {
 type readSeeker interface {
 	Read([]byte) (int, error)
 	Seek(int64, int) (int64, error)
+}
+
+// ago says roughly how long ago t was: "4 minutes", "3 hours", "12 days".
+func ago(t time.Time) string {
+	d := time.Since(t)
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d < time.Minute:
+		return "less than a minute"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	}
+	return plural(int(d/(24*time.Hour)), "day")
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // routes registers every route, in groups by audience: public, signed in,
-// staff.
+// staff; and the JSON API with the same split.
 func (s *Server) routes() {
 	e := s.echo
 	e.Pre(middleware.RemoveTrailingSlashWithConfig(middleware.TrailingSlashConfig{RedirectCode: 308}))
@@ -27,7 +27,7 @@ func (s *Server) routes() {
 	}
 
 	// Public pages, with a session so the header knows who is signed in.
-	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.csrf(), s.loadUser}
+	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.csrf()}
 	public := e.Group("", browser...)
 	public.GET("/", s.home)
 	public.GET("/login", s.login, signInLimit())
@@ -37,10 +37,37 @@ func (s *Server) routes() {
 	// Signed in: customers and staff.
 	signedIn := public.Group("", s.requireUser)
 	signedIn.GET("/dashboard", s.dashboard)
+	signedIn.GET("/requests/new", s.newRequest)
+	signedIn.POST("/requests", s.createRequest, requestLimit())
+	signedIn.GET("/requests/:id", s.showRequest)
+	signedIn.POST("/requests/:id/cancel", s.cancelRequest)
+	signedIn.GET("/credentials/:id", s.showCredential)
+	signedIn.GET("/credentials/:id/credentials.txt.age", s.download)
 
 	// Staff only.
 	staff := signedIn.Group("/staff", s.requireStaff)
 	staff.GET("", s.staffHome)
+	staff.GET("/requests", s.queue)
+	staff.POST("/requests/:id/approve", s.approve)
+	staff.POST("/requests/:id/deny", s.deny)
+	staff.GET("/clusters", s.clusters)
+	staff.GET("/clusters/new", s.newCluster)
+	staff.POST("/clusters", s.saveCluster)
+	staff.GET("/clusters/:id/edit", s.editCluster)
+	staff.POST("/clusters/:id", s.saveCluster)
+
+	// The JSON API: the browser session authenticates it; authorization is
+	// the workflow's, as for the pages.
+	api := e.Group("/api/v1", echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.requireUser, s.apiGuard)
+	api.GET("/clusters", s.apiClusters)
+	api.GET("/requests", s.apiRequests)
+	api.POST("/requests", s.apiCreateRequest, requestLimit())
+	api.GET("/requests/:id", s.apiRequest)
+	api.POST("/requests/:id/approve", s.apiApprove)
+	api.POST("/requests/:id/deny", s.apiDeny)
+	api.POST("/requests/:id/cancel", s.apiCancel)
+	api.GET("/credentials/:id", s.apiCredential)
+	api.GET("/credentials/:id/credentials.txt.age", s.download)
 
 	// echo's groups catch unknown paths below their prefix so that their
 	// middleware runs for the 404. The signed-in group's prefix is the whole

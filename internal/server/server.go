@@ -19,6 +19,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // Config is what the HTTP layer needs to know about its deployment.
@@ -43,6 +44,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	store    *store.Store
+	wf       *workflow.Service
 	oidc     *oidc.Client
 	log      *slog.Logger
 	echo     *echo.Echo
@@ -51,16 +53,17 @@ type Server struct {
 	assets   *assets
 }
 
-// New builds a Server with every route registered. It fails if a template
+// New builds a Server with every route registered: st holds the sessions
+// and users, wf carries out the actions, signIn signs people in. It fails if a template
 // does not parse.
-func New(cfg Config, st *store.Store, signIn *oidc.Client, log *slog.Logger) (*Server, error) {
+func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client, log *slog.Logger) (*Server, error) {
 	if cfg.BaseURL == nil {
 		return nil, errors.New("server: no base URL")
 	}
 	if cfg.Sessions.Lifetime <= 0 || cfg.Sessions.IdleTimeout <= 0 {
 		return nil, errors.New("server: session lifetime and idle timeout must be positive")
 	}
-	s := &Server{cfg: cfg, store: st, oidc: signIn, log: log}
+	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, log: log}
 	s.sessions = s.newSessions(cfg.Sessions)
 	var err error
 	if s.assets, err = loadAssets(); err != nil {

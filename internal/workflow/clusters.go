@@ -51,16 +51,16 @@ func (s *Service) UpdateCluster(ctx context.Context, a Actor, c *issue.Cluster) 
 	if !a.isStaff() {
 		return issue.ErrForbidden
 	}
-	c.Normalize()
-	if err := c.Validate(); err != nil {
-		return err
-	}
 	return s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		old, err := tx.ClusterByID(ctx, c.ID)
 		if err != nil {
 			return err
 		}
 		c.Name = old.Name // the name is the cluster's identity; it does not change
+		c.Normalize()
+		if err := c.Validate(); err != nil {
+			return err
+		}
 		if err := tx.UpdateCluster(ctx, c); err != nil {
 			return err
 		}

@@ -1,0 +1,470 @@
+// Package agent keeps a Prometheus web config file in step with the portal:
+// it long-polls the portal for a cluster's active credentials, merges them
+// into the cluster's own base web config (which keeps 2i2c's internal user),
+// checks the result as exporter-toolkit will read it, and writes it
+// atomically to the file Prometheus reads on every request. When the portal
+// is unreachable or answers nonsense, the last good file stays.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// FileMode is the mode of the written web config. Prometheus often runs as
+// another user than the agent (the chart's default is nobody, 65534), and a
+// file it cannot read makes every request fail; the file holds usernames
+// and bcrypt hashes, no password, and in a pod it sits on a volume only the
+// pod's containers mount. 0640 with a shared group (the pod's fsGroup) is
+// tighter where the deployment guarantees that group.
+const FileMode fs.FileMode = 0o644
+
+// MaxWait is the longest long-poll the portal accepts.
+const MaxWait = 60 * time.Second
+
+// maxBackoff is the longest pause between two failed rounds, unless the
+// configured interval is longer.
+const maxBackoff = time.Minute
+
+// maxBody bounds the portal's answer: about 50,000 users.
+const maxBody = 4 << 20
+
+// Config is what an Agent needs to know.
+type Config struct {
+	// PortalURL is the portal's base URL, e.g. https://credentials.2i2c.org.
+	PortalURL *url.URL
+	// Cluster is the cluster's name in the portal.
+	Cluster string
+	// TokenFile holds the cluster's sync token. It is read at every request,
+	// so a rotated Kubernetes secret is picked up without a restart.
+	TokenFile string
+	// BasePath is the cluster's own web config.
+	BasePath string
+	// OutPath is the web config Prometheus reads (--web.config.file).
+	OutPath string
+	// Wait is how long the portal may hold a request before answering 304;
+	// at most MaxWait.
+	Wait time.Duration
+	// Interval is the least time between two requests and the first pause
+	// after a failure; pauses double up to a minute.
+	Interval time.Duration
+	// Client makes the requests; nil means a client that follows no
+	// redirect (a sync endpoint has no reason to redirect, and a login page
+	// is better reported as the 302 it is).
+	Client *http.Client
+}
+
+// Agent syncs one cluster's web config. Build it with New, then call Run
+// once; Handler may be served meanwhile.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	client   *http.Client
+	endpoint string
+
+	// Touched only by Run's goroutine.
+	base       *WebConfig
+	baseRaw    []byte
+	badBaseRaw []byte // a changed base already reported as invalid
+	users      Users  // the portal's users as last accepted
+	etag       string
+
+	written atomic.Bool
+	m       metrics
+}
+
+type metrics struct {
+	reg          *prometheus.Registry
+	lastSuccess  prometheus.Gauge
+	failures     prometheus.Counter
+	users        prometheus.Gauge
+	writes       prometheus.Counter
+	baseFailures prometheus.Counter
+}
+
+// New checks cfg and reads the base web config. It returns an error naming
+// the file and the problem when the base cannot be read or is not a valid
+// web config (see ParseWebConfig); the agent must not start then, since it
+// could only write a file Prometheus refuses, or none.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	switch {
+	case cfg.PortalURL == nil || cfg.PortalURL.Host == "":
+		return nil, errors.New("agent: the portal URL is not set")
+	case cfg.Cluster == "":
+		return nil, errors.New("agent: the cluster is not set")
+	case cfg.TokenFile == "":
+		return nil, errors.New("agent: the token file is not set")
+	case cfg.OutPath == "":
+		return nil, errors.New("agent: the output file is not set")
+	case cfg.Wait <= 0 || cfg.Wait > MaxWait:
+		return nil, fmt.Errorf("agent: wait %s: want more than 0 and at most %s", cfg.Wait, MaxWait)
+	case cfg.Interval <= 0:
+		return nil, fmt.Errorf("agent: interval %s: want more than 0", cfg.Interval)
+	}
+	raw, err := os.ReadFile(cfg.BasePath)
+	if err != nil {
+		return nil, fmt.Errorf("base web config: %w", err)
+	}
+	base, err := ParseWebConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("base web config %s: %w", cfg.BasePath, err)
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	a := &Agent{
+		cfg:      cfg,
+		log:      log,
+		client:   client,
+		endpoint: cfg.PortalURL.JoinPath("api/v1/clusters", cfg.Cluster, "web-config.yml").String(),
+		base:     base,
+		baseRaw:  raw,
+		m:        newMetrics(),
+	}
+	if cfg.PortalURL.Scheme == "http" {
+		log.Warn("the portal URL is plain http: the sync token crosses the network unencrypted", "portal", cfg.PortalURL.String())
+	}
+	return a, nil
+}
+
+func newMetrics() metrics {
+	m := metrics{
+		reg: prometheus.NewRegistry(),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portal_agent_last_success_timestamp_seconds",
+			Help: "When the portal last answered with a valid document or 304, in Unix seconds."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "portal_agent_sync_failures_total",
+			Help: "Rounds that did not bring the web config in step with the portal: unreachable, refused, an invalid answer, or a failed write."}),
+		users: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portal_agent_users",
+			Help: "Portal users in the written web config."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{Name: "portal_agent_writes_total",
+			Help: "Times the web config file was replaced."}),
+		baseFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "portal_agent_base_reload_failures_total",
+			Help: "Times the base web config changed on disk but could not be used; the previous base stays in force."}),
+	}
+	m.reg.MustRegister(m.lastSuccess, m.failures, m.users, m.writes, m.baseFailures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /healthz, 200 once the web config file holds what the agent
+// means it to (written, or found already so), 503 before; and /metrics, from
+// the agent's own registry.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !a.written.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "web config not written yet")
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Run writes the web config at once, then keeps it in step with the portal
+// until ctx is done, when it returns nil.
+//
+// The first write does not wait for the portal, so that the internal user
+// works from the first second. It holds the base and, when the file an
+// earlier run left is valid, the portal users that run wrote (marked with a
+// comment): that file is more current than the base alone, and a restart
+// while the portal is down must not lock every customer out. Users of the
+// earlier run's base are not carried over, so a base that changed (a new
+// internal password, a removed user) takes effect at once. Run returns an
+// error only when this first write fails: the folder is missing or not
+// writable, which no retry will mend.
+//
+// Afterwards, each round asks the portal for the cluster's users, holding
+// the request up to Config.Wait when the agent already has an ETag. A new
+// set is merged and written; a failure (unreachable, 401, 404, another
+// status, an invalid document, a failed write) is logged, counted, and
+// retried after a pause that doubles from Config.Interval up to a minute,
+// jittered so that clusters do not return to the portal in step. No failure
+// changes the file. The base file is re-read each round, so a changed
+// Kubernetes secret takes effect without a restart; a changed base that is
+// invalid is reported and ignored.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.start(); err != nil {
+		return err
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		a.reloadBase()
+		began := time.Now()
+		again, err := a.sync(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		var pause time.Duration
+		if err != nil {
+			failures++
+			a.m.failures.Inc()
+			pause = backoff(a.cfg.Interval, failures)
+			a.log.Warn("sync with the portal failed; the web config file keeps its last good content",
+				"error", err.Error(), "retry_in", pause.Round(time.Millisecond).String())
+		} else {
+			failures = 0
+			if !again {
+				// Paces a portal that answers at once instead of holding.
+				pause = a.cfg.Interval - time.Since(began)
+			}
+		}
+		sleep(ctx, pause)
+	}
+	return nil
+}
+
+func (a *Agent) start() error {
+	carried := Users{}
+	doc, err := os.ReadFile(a.cfg.OutPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		a.log.Warn("cannot read the existing web config; starting from the base alone", "file", a.cfg.OutPath, "error", err.Error())
+	default:
+		if carried, err = carriedUsers(doc); err != nil {
+			a.log.Warn("the existing web config is invalid; replacing it with the base alone", "file", a.cfg.OutPath, "error", err.Error())
+			carried = Users{}
+		} else if len(carried) > 0 {
+			a.log.Info("keeping the portal users of the last good web config until the portal answers", "file", a.cfg.OutPath, "users", len(carried))
+		}
+	}
+	err = a.apply(carried)
+	if err != nil && len(carried) > 0 {
+		a.log.Warn("the last good web config's portal users cannot be kept; writing the base alone", "error", err.Error())
+		err = a.apply(Users{})
+	}
+	return err
+}
+
+// apply merges users into the base and writes the result if it differs from
+// the file. It changes nothing on error.
+func (a *Agent) apply(users Users) error {
+	m, err := Merge(a.base, users)
+	if err != nil {
+		return err
+	}
+	for _, name := range m.Clashes {
+		a.log.Warn("portal user left out: the base web config has a user of that name, and the base wins", "user", name)
+	}
+	wrote, err := writeIfChanged(a.cfg.OutPath, m.Doc)
+	if err != nil {
+		return err
+	}
+	a.users = users
+	a.written.Store(true)
+	a.m.users.Set(float64(len(m.Added)))
+	if wrote {
+		a.m.writes.Inc()
+		a.log.Info("web config written", "file", a.cfg.OutPath, "portal_users", len(m.Added), "base_users", len(a.base.cfg.Users))
+	}
+	return nil
+}
+
+// reloadBase re-reads the base web config and, when it changed and is
+// valid, rewrites the file with it.
+func (a *Agent) reloadBase() {
+	raw, err := os.ReadFile(a.cfg.BasePath)
+	if err != nil {
+		a.m.baseFailures.Inc()
+		a.log.Error("cannot re-read the base web config; keeping the previous one", "file", a.cfg.BasePath, "error", err.Error())
+		return
+	}
+	if bytes.Equal(raw, a.baseRaw) || bytes.Equal(raw, a.badBaseRaw) {
+		return
+	}
+	base, err := ParseWebConfig(raw)
+	if err != nil {
+		a.badBaseRaw = raw
+		a.m.baseFailures.Inc()
+		a.log.Error("the base web config changed but is invalid; keeping the previous one", "file", a.cfg.BasePath, "error", err.Error())
+		return
+	}
+	prev, prevRaw := a.base, a.baseRaw
+	a.base, a.baseRaw, a.badBaseRaw = base, raw, nil
+	if err := a.apply(a.users); err != nil {
+		a.base, a.baseRaw = prev, prevRaw
+		a.m.baseFailures.Inc()
+		a.log.Error("cannot write the web config with the changed base; keeping the previous one", "file", a.cfg.BasePath, "error", err.Error())
+		return
+	}
+	a.log.Info("the base web config changed and is in force", "file", a.cfg.BasePath)
+}
+
+// sync makes one request to the portal and applies its answer. again
+// reports a new set with an ETag, after which the next request may start at
+// once: the portal will hold it.
+func (a *Agent) sync(ctx context.Context) (again bool, err error) {
+	token, err := a.token()
+	if err != nil {
+		return false, err
+	}
+	u := a.endpoint
+	timeout := 30 * time.Second
+	if a.etag != "" {
+		u += "?wait=" + strconv.FormatFloat(a.cfg.Wait.Seconds(), 'f', -1, 64) + "s"
+		timeout = a.cfg.Wait + 15*time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/yaml")
+	if a.etag != "" {
+		req.Header.Set("If-None-Match", a.etag)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("portal unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		a.m.lastSuccess.SetToCurrentTime()
+		return false, nil
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return false, errors.New("the portal refused the sync token (401): check the token file against the cluster's token in the portal")
+	case http.StatusNotFound:
+		return false, fmt.Errorf("the portal does not know cluster %q (404)", a.cfg.Cluster)
+	default:
+		return false, fmt.Errorf("the portal answered %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return false, fmt.Errorf("read the portal's answer: %w", err)
+	}
+	if len(body) > maxBody {
+		return false, fmt.Errorf("the portal's answer is larger than %d bytes", maxBody)
+	}
+	users, err := ParseUsers(body)
+	if err != nil {
+		return false, fmt.Errorf("the portal's answer (%s) is not a valid user list: %w", contentType(resp), err)
+	}
+	if err := a.apply(users); err != nil {
+		return false, err
+	}
+	// Only now: a set that could not be written is asked for again.
+	a.etag = resp.Header.Get("ETag")
+	a.m.lastSuccess.SetToCurrentTime()
+	return a.etag != "", nil
+}
+
+// token reads the sync token. Its value never reaches a log line or error.
+func (a *Agent) token() (string, error) {
+	b, err := os.ReadFile(a.cfg.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("sync token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	switch {
+	case t == "":
+		return "", fmt.Errorf("sync token: %s is empty", a.cfg.TokenFile)
+	case strings.ContainsAny(t, "\r\n"):
+		return "", fmt.Errorf("sync token: %s holds more than one line", a.cfg.TokenFile)
+	}
+	return t, nil
+}
+
+func contentType(resp *http.Response) string {
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		return ct
+	}
+	return "no content type"
+}
+
+// writeIfChanged replaces the file at path with doc, atomically: a reader
+// sees the old content or the new, never a part. It reports whether it
+// wrote; a file that already holds doc is left alone.
+func writeIfChanged(path string, doc []byte) (bool, error) {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, doc) {
+		return false, nil
+	}
+	// The temporary file is in the same folder, so the rename cannot cross
+	// file systems; its name starts with a dot so globs skip it.
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	err = func() error {
+		if _, err := f.Write(doc); err != nil {
+			return err
+		}
+		if err := f.Chmod(FileMode); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		return f.Close()
+	}()
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	// Make the rename itself durable; a folder that cannot be synced (some
+	// file systems refuse) still has the new file in place.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return true, nil
+}
+
+// backoff is the pause after the n-th failure in a row: a random time
+// between half and all of interval·2^(n-1), capped at a minute (or at
+// interval, if longer), and never shorter than interval.
+func backoff(interval time.Duration, n int) time.Duration {
+	ceiling := max(maxBackoff, interval)
+	d := interval
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	d = d/2 + rand.N(d/2+1)
+	return max(d, interval)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

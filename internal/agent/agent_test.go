@@ -1,0 +1,628 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/2i2c-org/credential-portal/internal/applog"
+)
+
+const syncToken = "s3cr3t-sync-token-value"
+
+// standIn stands in for the portal's web-config endpoint of one cluster,
+// c1, with its ETag, 304 and long-poll behaviour. The portal itself is
+// written at the same time as the agent; this keeps to the contract.
+type standIn struct {
+	mu      sync.Mutex
+	users   Users
+	mode    string // "yaml", or one of the broken answers in render
+	version int
+	changed chan struct{} // closed at the next change
+	srv     *httptest.Server
+}
+
+func newStandIn(t *testing.T, users Users) *standIn {
+	t.Helper()
+	p := &standIn{users: users, mode: "yaml", version: 1, changed: make(chan struct{})}
+	p.srv = httptest.NewServer(p)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *standIn) url(t *testing.T) *url.URL {
+	t.Helper()
+	u, err := url.Parse(p.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (p *standIn) set(users Users, mode string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.users, p.mode = users, mode
+	p.version++
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *standIn) state() (etag string, changed chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf(`"v%d"`, p.version), p.changed
+}
+
+func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+syncToken {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path != "/api/v1/clusters/c1/web-config.yml" {
+		http.NotFound(w, r)
+		return
+	}
+	etag, changed := p.state()
+	if r.Header.Get("If-None-Match") == etag {
+		if wait, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil {
+			select {
+			case <-changed:
+			case <-time.After(min(wait, MaxWait)):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if etag, _ = p.state(); r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	p.mu.Lock()
+	body, ctype := p.render()
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("ETag", etag)
+	w.Write([]byte(body))
+}
+
+func (p *standIn) render() (body, contentType string) {
+	var b strings.Builder
+	b.WriteString("basic_auth_users:")
+	if len(p.users) == 0 {
+		b.WriteString(" {}")
+	}
+	b.WriteString("\n")
+	for _, name := range slices.Sorted(maps.Keys(p.users)) {
+		fmt.Fprintf(&b, "  %s: %s\n", name, p.users[name])
+	}
+	switch full := b.String(); p.mode {
+	case "html":
+		return "<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>\n", "text/html"
+	case "truncated-hash":
+		return full[:len(full)-20], "application/yaml"
+	case "truncated-yaml":
+		return "basic_auth_users:\n  c-alice: [\"$2a$04$", "application/yaml"
+	case "extra-key":
+		return full + "tls_server_config:\n  cert_file: /etc/shadow\n", "application/yaml"
+	default:
+		return full, "application/yaml"
+	}
+}
+
+// startPrometheus serves a trivial handler behind exporter-toolkit's web
+// package, reading webConfig on every request as Prometheus does, and
+// returns its URL.
+func startPrometheus(t *testing.T, webConfig string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "prometheus")
+	})}
+	systemd := false
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{ln.Addr().String()}, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}
+	done := make(chan error, 1)
+	go func() { done <- web.Serve(ln, srv, flags, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// status is the status Prometheus at u answers user with password.
+func status(t *testing.T, u, user, password string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u+"/api/v1/query", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func wantStatus(t *testing.T, u, user, password string, want int) {
+	t.Helper()
+	if got := status(t, u, user, password); got != want {
+		t.Errorf("%s with password %q: status %d, want %d", user, password, got, want)
+	}
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// metric scrapes the agent's /metrics for one unlabelled series.
+func metric(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for line := range strings.Lines(rec.Body.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s in:\n%s", name, rec.Body.String())
+	return 0
+}
+
+func healthz(a *Agent) int {
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	return rec.Code
+}
+
+// syncBuffer is a log sink the agent's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fixture struct {
+	dir, base, token, out string
+	cfg                   Config
+	logs                  *syncBuffer
+}
+
+func newFixture(t *testing.T, portal *url.URL, base string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{dir: dir, base: filepath.Join(dir, "base.yml"), token: filepath.Join(dir, "token"),
+		out: filepath.Join(dir, "out", "web-config.yml"), logs: &syncBuffer{}}
+	if err := os.Mkdir(filepath.Dir(f.out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f.base, base)
+	writeFile(t, f.token, "  "+syncToken+"\n")
+	f.cfg = Config{PortalURL: portal, Cluster: "c1", TokenFile: f.token, BasePath: f.base, OutPath: f.out,
+		Wait: time.Second, Interval: 20 * time.Millisecond}
+	return f
+}
+
+// run starts the agent and stops it when the test ends, checking that it
+// stops promptly and cleanly.
+func (f *fixture) run(t *testing.T) *Agent {
+	t.Helper()
+	a, err := New(f.cfg, applog.New(f.logs, slog.LevelDebug))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Error("Run did not return within 3s of cancel")
+		}
+		if strings.Contains(f.logs.String(), syncToken) {
+			t.Error("the sync token appears in the logs")
+		}
+	})
+	return a
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestAgentKeepsPrometheusInStep runs the agent against the stand-in portal
+// and a real exporter-toolkit server reading the file it writes.
+func TestAgentKeepsPrometheusInStep(t *testing.T) {
+	internal, alice, bob, carol := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
+	portal := newStandIn(t, Users{"c-alice": alice, "c-bob": bob})
+	f := newFixture(t, portal.url(t),
+		"http_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  internal: "+internal+"\n")
+	a := f.run(t)
+
+	eventually(t, 2*time.Second, "the portal's users are written", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return bytes.Contains(b, []byte("c-alice")) && bytes.Contains(b, []byte("c-bob"))
+	})
+	prom := startPrometheus(t, f.out)
+	wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+	wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+	wantStatus(t, prom, "c-bob", "bob-pw", http.StatusOK)
+	wantStatus(t, prom, "c-alice", "bob-pw", http.StatusUnauthorized)
+	wantStatus(t, prom, "c-nobody", "alice-pw", http.StatusUnauthorized)
+	resp, err := http.Get(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Frame-Options"); got != "deny" {
+		t.Errorf("X-Frame-Options %q: the base's HTTP settings did not survive the merge", got)
+	}
+	if code := healthz(a); code != http.StatusOK {
+		t.Errorf("/healthz %d after writing, want 200", code)
+	}
+	if fi, err := os.Stat(f.out); err != nil || fi.Mode().Perm() != FileMode {
+		t.Errorf("out file mode %v (%v), want %v", fi.Mode().Perm(), err, FileMode)
+	}
+
+	t.Run("a dropped user is refused within 2s", func(t *testing.T) {
+		portal.set(Users{"c-alice": alice}, "yaml")
+		dropped := time.Now()
+		eventually(t, 2*time.Second, "c-bob refused", func() bool {
+			return status(t, prom, "c-bob", "bob-pw") == http.StatusUnauthorized
+		})
+		t.Logf("c-bob refused %s after the portal dropped it", time.Since(dropped).Round(time.Millisecond))
+		wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+		wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+		if got := metric(t, a, "portal_agent_users"); got != 1 {
+			t.Errorf("portal_agent_users %v, want 1", got)
+		}
+		// The base alone at start, the portal's first set, the drop.
+		if got := metric(t, a, "portal_agent_writes_total"); got != 3 {
+			t.Errorf("portal_agent_writes_total %v, want 3", got)
+		}
+		if metric(t, a, "portal_agent_last_success_timestamp_seconds") < float64(dropped.Unix()) {
+			t.Error("portal_agent_last_success_timestamp_seconds not updated")
+		}
+	})
+
+	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key"} {
+		t.Run("the file survives a portal answering "+mode, func(t *testing.T) {
+			before, failures := readFile(t, f.out), metric(t, a, "portal_agent_sync_failures_total")
+			portal.set(Users{"c-alice": alice, "c-carol": carol}, mode)
+			eventually(t, 5*time.Second, "a failure is counted", func() bool {
+				return metric(t, a, "portal_agent_sync_failures_total") > failures
+			})
+			if after := readFile(t, f.out); after != before {
+				t.Errorf("the file changed:\n%s", after)
+			}
+			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+			wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+			wantStatus(t, prom, "c-carol", "carol-pw", http.StatusUnauthorized)
+		})
+	}
+
+	t.Run("the agent recovers when the portal does", func(t *testing.T) {
+		portal.set(Users{"c-alice": alice, "c-carol": carol}, "yaml")
+		eventually(t, 5*time.Second, "c-carol accepted", func() bool {
+			return status(t, prom, "c-carol", "carol-pw") == http.StatusOK
+		})
+	})
+
+	t.Run("the file survives the portal going away", func(t *testing.T) {
+		before, failures := readFile(t, f.out), metric(t, a, "portal_agent_sync_failures_total")
+		portal.srv.Close()
+		eventually(t, 5*time.Second, "a failure is counted", func() bool {
+			return metric(t, a, "portal_agent_sync_failures_total") > failures
+		})
+		if after := readFile(t, f.out); after != before {
+			t.Errorf("the file changed:\n%s", after)
+		}
+		wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+		wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+		wantStatus(t, prom, "c-carol", "carol-pw", http.StatusOK)
+		if code := healthz(a); code != http.StatusOK {
+			t.Errorf("/healthz %d, want 200: the file is still good", code)
+		}
+	})
+
+	entries, err := os.ReadDir(filepath.Dir(f.out))
+	if err != nil || len(entries) != 1 {
+		t.Errorf("the out folder holds %v (%v), want the web config alone", entries, err)
+	}
+}
+
+// TestAgentToken checks the token is trimmed, sent, and re-read at each
+// request, and that a refused token counts as a failure.
+func TestAgentToken(t *testing.T) {
+	internal, alice := hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
+	portal := newStandIn(t, Users{"c-alice": alice})
+	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
+	writeFile(t, f.token, "an-old-token\n")
+	a := f.run(t)
+
+	eventually(t, 2*time.Second, "a refused token is counted", func() bool {
+		return metric(t, a, "portal_agent_sync_failures_total") > 0
+	})
+	if code := healthz(a); code != http.StatusOK {
+		t.Errorf("/healthz %d, want 200: the base is written without the portal", code)
+	}
+	if !strings.Contains(f.logs.String(), "refused the sync token (401)") {
+		t.Errorf("no 401 warning in the logs:\n%s", f.logs)
+	}
+	if strings.Contains(f.logs.String(), "an-old-token") {
+		t.Error("the old token appears in the logs")
+	}
+	writeFile(t, f.token, syncToken+"\n")
+	eventually(t, 5*time.Second, "the rotated token is used", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return bytes.Contains(b, []byte("c-alice"))
+	})
+}
+
+func TestAgentUnknownCluster(t *testing.T) {
+	portal := newStandIn(t, Users{})
+	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	f.cfg.Cluster = "c2"
+	a := f.run(t)
+	eventually(t, 2*time.Second, "a 404 is counted", func() bool {
+		return metric(t, a, "portal_agent_sync_failures_total") > 0
+	})
+	if !strings.Contains(f.logs.String(), `does not know cluster \"c2\" (404)`) {
+		t.Errorf("no 404 warning in the logs:\n%s", f.logs)
+	}
+}
+
+// deadPortal is the URL of a server that is no longer there.
+func deadPortal(t *testing.T) *url.URL {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	return u
+}
+
+func TestAgentStart(t *testing.T) {
+	oldInternal, newInternal, alice := hashOf(t, "old-internal-pw"), hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
+	newBase := "basic_auth_users:\n  internal: " + newInternal + "\n"
+	lastGood := func(t *testing.T) string {
+		old, err := ParseWebConfig([]byte("basic_auth_users:\n  internal: " + oldInternal + "\n  retired: " + oldInternal + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Merge(old, Users{"c-alice": alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(m.Doc)
+	}
+	baseAlone := func(t *testing.T) string {
+		b, err := ParseWebConfig([]byte(newBase))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Merge(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(m.Doc)
+	}
+	tests := []struct {
+		name       string
+		out        func(t *testing.T) string // "" for no file
+		wantUsers  Users
+		wantWrites float64
+		wantPortal float64
+	}{
+		{name: "no file: the base alone", out: func(*testing.T) string { return "" },
+			wantUsers: Users{"internal": newInternal}, wantWrites: 1},
+		{name: "last good file: the new base and its portal users", out: lastGood,
+			wantUsers: Users{"internal": newInternal, "c-alice": alice}, wantWrites: 1, wantPortal: 1},
+		{name: "invalid file: the base alone", out: func(*testing.T) string { return "basic_auth_users: [" },
+			wantUsers: Users{"internal": newInternal}, wantWrites: 1},
+		{name: "file not written by the agent: the base alone",
+			out:       func(*testing.T) string { return "basic_auth_users:\n  internal: " + oldInternal + "\n  c-alice: " + alice + "\n" },
+			wantUsers: Users{"internal": newInternal}, wantWrites: 1},
+		{name: "file already right: no write", out: baseAlone,
+			wantUsers: Users{"internal": newInternal}, wantWrites: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, deadPortal(t), newBase)
+			if out := tt.out(t); out != "" {
+				writeFile(t, f.out, out)
+			}
+			a := f.run(t)
+			eventually(t, 2*time.Second, "/healthz answers 200", func() bool { return healthz(a) == http.StatusOK })
+			got, err := parseStrict([]byte(readFile(t, f.out)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Users) != len(tt.wantUsers) {
+				t.Errorf("users %v, want %v", slices.Sorted(maps.Keys(got.Users)), slices.Sorted(maps.Keys(tt.wantUsers)))
+			}
+			for name, h := range tt.wantUsers {
+				if string(got.Users[name]) != h {
+					t.Errorf("user %s: not the expected hash", name)
+				}
+			}
+			if got := metric(t, a, "portal_agent_writes_total"); got != tt.wantWrites {
+				t.Errorf("portal_agent_writes_total %v, want %v", got, tt.wantWrites)
+			}
+			if got := metric(t, a, "portal_agent_users"); got != tt.wantPortal {
+				t.Errorf("portal_agent_users %v, want %v", got, tt.wantPortal)
+			}
+			if got := metric(t, a, "portal_agent_last_success_timestamp_seconds"); got != 0 {
+				t.Errorf("portal_agent_last_success_timestamp_seconds %v, want 0: the portal was never reached", got)
+			}
+		})
+	}
+}
+
+func TestAgentHealthzBeforeWrite(t *testing.T) {
+	f := newFixture(t, deadPortal(t), "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	a, err := New(f.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := healthz(a); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz %d before any write, want 503", code)
+	}
+}
+
+// TestNewRefusesInvalidBase checks what `portal agent` says when the base is
+// unusable: New is what cmdAgent calls before anything else.
+func TestNewRefusesInvalidBase(t *testing.T) {
+	tests := []struct {
+		name, base, want string
+	}{
+		{"does not parse", "basic_auth_users: [\n", "yaml:"},
+		{"invalid hash", "basic_auth_users:\n  internal: not-a-hash\n", `user "internal": not a bcrypt hash`},
+		{"unknown key", "basic_auth_users:\n  internal: " + hashOf(t, "internal-pw") + "\nbasic_auth: {}\n", "field basic_auth not found"},
+		{"no users", "http_server_config:\n  http2: false\n", "no basic_auth_users"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, deadPortal(t), tt.base)
+			_, err := New(f.cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				t.Fatal("New accepted the base")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "base web config "+f.base+": invalid web config: ") || !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %s and containing %q", msg, f.base, tt.want)
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		f := newFixture(t, deadPortal(t), "")
+		f.cfg.BasePath = filepath.Join(f.dir, "nope.yml")
+		if _, err := New(f.cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "nope.yml") {
+			t.Errorf("error %v, want one naming the file", err)
+		}
+	})
+}
+
+func TestRunFailsWhenOutCannotBeWritten(t *testing.T) {
+	f := newFixture(t, deadPortal(t), "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	f.cfg.OutPath = filepath.Join(f.dir, "missing", "web-config.yml")
+	a, err := New(f.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), f.cfg.OutPath) {
+		t.Errorf("Run: %v, want an error naming %s", err, f.cfg.OutPath)
+	}
+}
+
+// TestAgentBaseReload changes the base while the agent runs: a valid change
+// takes effect, an invalid one is reported and leaves the file alone.
+func TestAgentBaseReload(t *testing.T) {
+	internal, alice, rotated := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "rotated-pw")
+	portal := newStandIn(t, Users{"c-alice": alice})
+	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
+	f.cfg.Wait = 200 * time.Millisecond
+	a := f.run(t)
+	eventually(t, 2*time.Second, "the portal's users are written", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return bytes.Contains(b, []byte("c-alice"))
+	})
+
+	writeFile(t, f.base, "basic_auth_users:\n  internal: "+rotated+"\n")
+	eventually(t, 2*time.Second, "the rotated internal password is written", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return bytes.Contains(b, []byte(rotated))
+	})
+	if !strings.Contains(readFile(t, f.out), alice) {
+		t.Error("the portal's user was lost when the base changed")
+	}
+
+	before := readFile(t, f.out)
+	writeFile(t, f.base, "basic_auth_users:\n  internal: oops\n")
+	eventually(t, 2*time.Second, "the invalid base is counted", func() bool {
+		return metric(t, a, "portal_agent_base_reload_failures_total") > 0
+	})
+	if after := readFile(t, f.out); after != before {
+		t.Errorf("an invalid base changed the file:\n%s", after)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	interval := 5 * time.Second
+	for n := 1; n <= 12; n++ {
+		ceiling := min(interval<<(n-1), time.Minute)
+		for range 100 {
+			d := backoff(interval, n)
+			if d < interval || d < ceiling/2 || d > ceiling {
+				t.Fatalf("backoff(%s, %d) = %s, want within [%s, %s]", interval, n, d, max(interval, ceiling/2), ceiling)
+			}
+		}
+	}
+	if d := backoff(2*time.Minute, 3); d != 2*time.Minute {
+		t.Errorf("an interval above a minute: backoff %s, want the interval", d)
+	}
+}

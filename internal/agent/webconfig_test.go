@@ -1,0 +1,394 @@
+package agent
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// hashes holds one bcrypt hash per password, made once: bcrypt is slow on
+// purpose, even at its least cost.
+var hashes sync.Map
+
+func hashOf(t testing.TB, password string) string {
+	t.Helper()
+	if h, ok := hashes.Load(password); ok {
+		return h.(string)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes.Store(password, string(h))
+	return string(h)
+}
+
+func TestValidate(t *testing.T) {
+	internal := hashOf(t, "internal-pw")
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr string // "" for valid
+	}{
+		{name: "users only", doc: "basic_auth_users:\n  internal: " + internal + "\n"},
+		{name: "tls, http and rate limit settings",
+			doc: "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n" +
+				"http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n" +
+				"rate_limit:\n  burst: 10\n  interval: 1s\n" +
+				"basic_auth_users:\n  internal: " + internal + "\n"},
+		{name: "unknown top-level key", doc: "basic_auth_users:\n  internal: " + internal + "\nextra: 1\n", wantErr: "field extra not found"},
+		{name: "unknown tls key", doc: "tls_server_config:\n  certfile: x\nbasic_auth_users:\n  internal: " + internal + "\n", wantErr: "field certfile not found"},
+		{name: "unknown tls version", doc: "tls_server_config:\n  min_version: TLS99\nbasic_auth_users:\n  internal: " + internal + "\n", wantErr: "unknown TLS version"},
+		{name: "header not allowed", doc: "http_server_config:\n  headers:\n    X-Powered-By: me\nbasic_auth_users:\n  internal: " + internal + "\n", wantErr: "can not be configured"},
+		{name: "header value not allowed", doc: "http_server_config:\n  headers:\n    X-Frame-Options: allow\nbasic_auth_users:\n  internal: " + internal + "\n", wantErr: "want one of"},
+		{name: "not a bcrypt hash", doc: "basic_auth_users:\n  internal: plaintext-password\n", wantErr: `user "internal": not a bcrypt hash`},
+		{name: "truncated hash", doc: "basic_auth_users:\n  internal: " + internal[:30] + "\n", wantErr: "not a bcrypt hash"},
+		{name: "duplicate user", doc: "basic_auth_users:\n  internal: " + internal + "\n  internal: " + internal + "\n", wantErr: "already set"},
+		{name: "truncated YAML", doc: "basic_auth_users:\n  internal: [" + internal, wantErr: "yaml"},
+		{name: "HTML", doc: "<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", wantErr: "cannot unmarshal"},
+		{name: "no users", doc: "tls_server_config:\n  min_version: TLS12\n", wantErr: "no basic_auth_users"},
+		{name: "empty", doc: "", wantErr: "no basic_auth_users"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Validate([]byte(tt.doc))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate accepted %q", tt.doc)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestValidateAgreesWithToolkit checks Validate against exporter-toolkit's
+// own web.Validate, on files, for documents that need no certificate.
+func TestValidateAgreesWithToolkit(t *testing.T) {
+	internal := hashOf(t, "internal-pw")
+	docs := []string{
+		"basic_auth_users:\n  internal: " + internal + "\n",
+		"http_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  internal: " + internal + "\n",
+		"basic_auth_users:\n  internal: " + internal + "\nextra: 1\n",
+		"basic_auth_users:\n  internal: nope\n",
+		"http_server_config:\n  headers:\n    X-Powered-By: me\nbasic_auth_users:\n  internal: " + internal + "\n",
+		"<!DOCTYPE html>\n<html></html>\n",
+		"basic_auth_users:\n  internal: [" + internal,
+		"basic_auth_users:\n  yes: " + internal + "\n  \"null\": " + internal + "\n",
+	}
+	dir := t.TempDir()
+	for i, doc := range docs {
+		path := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ours, theirs := Validate([]byte(doc)), web.Validate(path)
+		if (ours == nil) != (theirs == nil) {
+			t.Errorf("doc %d: Validate says %v, web.Validate says %v", i, ours, theirs)
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	internal, alice, bob := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
+	tlsBase := "# 2i2c's own settings\n" +
+		"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n" +
+		"http_server_config:\n  headers:\n    X-Frame-Options: deny\n" +
+		"rate_limit:\n  burst: 100\n  interval: 10ms\n" +
+		"basic_auth_users:\n  # central Grafana, probes, federation\n  internal: " + internal + "\n"
+	tests := []struct {
+		name        string
+		base        string
+		portal      Users
+		wantUsers   Users
+		wantAdded   []string
+		wantClashes []string
+		wantText    []string // substrings of the merged document
+		wantErr     string
+	}{
+		{
+			name:      "tls base keeps its settings and comments",
+			base:      tlsBase,
+			portal:    Users{"c-alice": alice, "c-bob": bob},
+			wantUsers: Users{"internal": internal, "c-alice": alice, "c-bob": bob},
+			wantAdded: []string{"c-alice", "c-bob"},
+			wantText: []string{"# 2i2c's own settings\n", "min_version: TLS13", "X-Frame-Options: deny", "interval: 10ms",
+				"# central Grafana, probes, federation\n  internal: ", "c-alice: " + alice + " " + portalMarker},
+		},
+		{
+			name:        "base wins a clash",
+			base:        "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:      Users{"internal": alice, "c-bob": bob},
+			wantUsers:   Users{"internal": internal, "c-bob": bob},
+			wantAdded:   []string{"c-bob"},
+			wantClashes: []string{"internal"},
+		},
+		{
+			name:      "no portal users gives the base",
+			base:      "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:    Users{},
+			wantUsers: Users{"internal": internal},
+		},
+		{
+			name:      "flow-style base mapping",
+			base:      "basic_auth_users: {internal: " + internal + "}\n",
+			portal:    Users{"c-alice": alice},
+			wantUsers: Users{"internal": internal, "c-alice": alice},
+			wantAdded: []string{"c-alice"},
+		},
+		{
+			name:      "names YAML 1.1 would misread are quoted",
+			base:      "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:    Users{"yes": alice, "null": bob, "123": alice, "a b": bob},
+			wantUsers: Users{"internal": internal, "yes": alice, "null": bob, "123": alice, "a b": bob},
+			wantAdded: []string{"123", "a b", "null", "yes"},
+		},
+		{
+			name:    "portal hash not bcrypt",
+			base:    "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:  Users{"c-alice": "md5$abc"},
+			wantErr: "not a complete bcrypt hash",
+		},
+		{
+			name:    "portal hash truncated by one character",
+			base:    "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:  Users{"c-alice": alice[:59]},
+			wantErr: "not a complete bcrypt hash",
+		},
+		{
+			name:    "portal username with a colon",
+			base:    "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:  Users{"c:alice": alice},
+			wantErr: "colon",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base, err := ParseWebConfig([]byte(tt.base))
+			if err != nil {
+				t.Fatalf("ParseWebConfig: %v", err)
+			}
+			m, err := Merge(base, tt.portal)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Merge error %v, want ErrInvalid containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Merge: %v", err)
+			}
+			if err := Validate(m.Doc); err != nil {
+				t.Fatalf("merged document invalid: %v\n%s", err, m.Doc)
+			}
+			got, err := parseStrict(m.Doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Users) != len(tt.wantUsers) {
+				t.Errorf("users %v, want %v", got.Users, tt.wantUsers)
+			}
+			for name, h := range tt.wantUsers {
+				if string(got.Users[name]) != h {
+					t.Errorf("user %q: hash %q, want %q", name, got.Users[name], h)
+				}
+			}
+			if strings.Join(m.Added, ",") != strings.Join(tt.wantAdded, ",") {
+				t.Errorf("Added %v, want %v", m.Added, tt.wantAdded)
+			}
+			if strings.Join(m.Clashes, ",") != strings.Join(tt.wantClashes, ",") {
+				t.Errorf("Clashes %v, want %v", m.Clashes, tt.wantClashes)
+			}
+			for _, s := range tt.wantText {
+				if !strings.Contains(string(m.Doc), s) {
+					t.Errorf("merged document lacks %q:\n%s", s, m.Doc)
+				}
+			}
+			// The base's users come first, as the base wrote them.
+			root, err := parseNode(m.Doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if users, err := usersNode(root); err != nil || users.Content[0].Value != "internal" {
+				t.Errorf("the base's user is not first (%v):\n%s", err, m.Doc)
+			}
+			// What the agent writes, it can read back: the portal's users
+			// and no others.
+			carried, err := carriedUsers(m.Doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(carried) != len(m.Added) {
+				t.Errorf("carried users %v, want %v", carried, m.Added)
+			}
+		})
+	}
+}
+
+// TestMergeWithTLSPassesToolkit writes a merged TLS base beside a real
+// certificate and has exporter-toolkit's own web.Validate load it.
+func TestMergeWithTLSPassesToolkit(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir)
+	base, err := ParseWebConfig([]byte("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: NoClientCert\n" +
+		"basic_auth_users:\n  internal: " + hashOf(t, "internal-pw") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Merge(base, Users{"c-alice": hashOf(t, "alice-pw")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(path, m.Doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.Validate(path); err != nil {
+		t.Fatalf("web.Validate: %v\n%s", err, m.Doc)
+	}
+}
+
+func TestParseWebConfigRefuses(t *testing.T) {
+	internal := hashOf(t, "internal-pw")
+	tests := []struct {
+		name, doc, wantErr string
+	}{
+		{"invalid hash", "basic_auth_users:\n  internal: secret\n", "not a bcrypt hash"},
+		{"no users", "http_server_config:\n  http2: true\n", "no basic_auth_users"},
+		{"users mapping with an anchor", "basic_auth_users: &u\n  internal: " + internal + "\n", ""},
+		{"list at the top", "- a\n- b\n", "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseWebConfig([]byte(tt.doc))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ParseWebConfig: %v", err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want ErrInvalid containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseUsers(t *testing.T) {
+	alice := hashOf(t, "alice-pw")
+	tests := []struct {
+		name    string
+		doc     string
+		want    Users
+		wantErr string
+	}{
+		{name: "users", doc: "basic_auth_users:\n  c-alice: " + alice + "\n", want: Users{"c-alice": alice}},
+		{name: "none", doc: "basic_auth_users: {}\n", want: Users{}},
+		{name: "HTML", doc: "<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n", wantErr: "cannot unmarshal"},
+		{name: "truncated inside a hash", doc: "basic_auth_users:\n  c-alice: " + alice[:40], wantErr: "not a complete bcrypt hash"},
+		{name: "truncated inside the structure", doc: "basic_auth_users:\n  c-alice: [\"" + alice, wantErr: "yaml"},
+		{name: "empty body", doc: "", wantErr: "no basic_auth_users"},
+		{name: "null users", doc: "basic_auth_users:\n", wantErr: "no basic_auth_users"},
+		{name: "extra key", doc: "basic_auth_users: {}\ntls_server_config:\n  cert_file: /tmp/x\n", wantErr: "field tls_server_config not found"},
+		{name: "unknown key", doc: "basic_auth_users: {}\nusers: {}\n", wantErr: "field users not found"},
+		{name: "non-bcrypt hash", doc: "basic_auth_users:\n  c-alice: plaintext\n", wantErr: "not a complete bcrypt hash"},
+		{name: "nested value", doc: "basic_auth_users:\n  c-alice: {a: b}\n", wantErr: "cannot unmarshal"},
+		{name: "JSON is YAML too", doc: `{"basic_auth_users": {"c-alice": "` + alice + `"}}`, want: Users{"c-alice": alice}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseUsers([]byte(tt.doc))
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %v, want one line wrapping ErrInvalid containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseUsers: %v", err)
+			}
+			if len(got) != len(tt.want) || got["c-alice"] != tt.want["c-alice"] {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMarshalUsers(t *testing.T) {
+	alice, bob := hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
+	tests := []struct {
+		name  string
+		users Users
+		want  string
+	}{
+		{"none", Users{}, "basic_auth_users: {}\n"},
+		{"sorted", Users{"c-bob": bob, "c-alice": alice}, "basic_auth_users:\n  c-alice: " + alice + "\n  c-bob: " + bob + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := MarshalUsers(tt.users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(doc) != tt.want {
+				t.Errorf("got %q, want %q", doc, tt.want)
+			}
+		})
+	}
+	if _, err := MarshalUsers(Users{"c-alice": "plain"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("MarshalUsers of a plain password: %v, want ErrInvalid", err)
+	}
+}
+
+// writeCert writes a self-signed server.crt and server.key into dir.
+func writeCert(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "prometheus.test"},
+		DNSNames:     []string{"prometheus.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

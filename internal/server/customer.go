@@ -1,0 +1,201 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
+)
+
+// actor is who makes the request, for authorization and the audit log.
+func (s *Server) actor(c echo.Context) workflow.Actor {
+	return workflow.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}
+
+// idParam reads a numeric path parameter; anything else names nothing.
+func idParam(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%s %q: %w", name, c.Param(name), issue.ErrNotFound)
+	}
+	return id, nil
+}
+
+// setFlash leaves a message for the next page the browser shows.
+func (s *Server) setFlash(c echo.Context, kind, msg string) {
+	s.sessions.Put(c.Request().Context(), sessFlashKind, kind)
+	s.sessions.Put(c.Request().Context(), sessFlash, msg)
+}
+
+// dashboardPage is a customer's overview.
+type dashboardPage struct {
+	Requests    []*issue.Request
+	Credentials []*issue.Credential
+	Now         time.Time
+}
+
+func (s *Server) dashboard(c echo.Context) error {
+	ctx, a := c.Request().Context(), s.actor(c)
+	rs, err := s.wf.Requests(ctx, a, "")
+	if err != nil {
+		return err
+	}
+	cs, err := s.wf.Credentials(ctx, a)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "dashboard", page{Title: "Your credentials",
+		Data: dashboardPage{Requests: rs, Credentials: cs, Now: time.Now()}})
+}
+
+// requestForm is the request page: the clusters, what was typed, and what
+// to fix.
+type requestForm struct {
+	Clusters []*issue.Cluster
+	Input    workflow.RequestInput
+	Error    *issue.InvalidError
+	Problem  string
+	Existing *issue.Request // the pending request a duplicate points to
+	// PrivateKeyRefused: the key field held a private key. It was cleared and
+	// is not shown back.
+	PrivateKeyRefused bool
+}
+
+func (s *Server) newRequest(c echo.Context) error {
+	in := workflow.RequestInput{Cluster: c.QueryParam("cluster")}
+	if renew := c.QueryParam("renew"); renew != "" {
+		// A renewal starts from the credential's request.
+		if id, err := strconv.ParseInt(renew, 10, 64); err == nil {
+			if cred, err := s.wf.Credential(c.Request().Context(), s.actor(c), id); err == nil {
+				if r, err := s.wf.Request(c.Request().Context(), s.actor(c), cred.RequestID); err == nil {
+					in = workflow.RequestInput{Cluster: r.ClusterName, PublicKey: r.PublicKey, Justification: r.Justification}
+				}
+			}
+		}
+	}
+	return s.renderRequestForm(c, http.StatusOK, in, nil)
+}
+
+func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, err error) error {
+	clusters, cerr := s.wf.Clusters(c.Request().Context(), workflow.Actor{User: &issue.User{}})
+	if cerr != nil {
+		return cerr
+	}
+	f := requestForm{Clusters: clusters, Input: in}
+	var inv *issue.InvalidError
+	var dup *workflow.DuplicateError
+	switch {
+	case errors.Is(err, issue.ErrPrivateKey):
+		f.PrivateKeyRefused = true
+		f.Input.PublicKey = ""
+		errors.As(err, &inv)
+		f.Error = inv
+	case errors.As(err, &inv):
+		f.Error = inv
+	case errors.As(err, &dup):
+		f.Problem, f.Existing = dup.Error(), dup.Existing
+	}
+	return s.render(c, status, "request_new", page{Title: "Request access", Data: f})
+}
+
+func (s *Server) createRequest(c echo.Context) error {
+	in := workflow.RequestInput{
+		Cluster: c.FormValue("cluster"), PublicKey: c.FormValue("public_key"), Justification: c.FormValue("justification"),
+	}
+	r, err := s.wf.CreateRequest(c.Request().Context(), s.actor(c), in)
+	var dup *workflow.DuplicateError
+	switch {
+	case errors.As(err, &dup):
+		return s.renderRequestForm(c, http.StatusConflict, in, err)
+	case errors.Is(err, issue.ErrInvalid):
+		return s.renderRequestForm(c, http.StatusUnprocessableEntity, in, err)
+	case err != nil:
+		return err
+	}
+	s.setFlash(c, "success", "Your request was sent. 2i2c staff will review it; this page shows its status.")
+	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", r.ID))
+}
+
+// requestPage shows one request and, once issued, its credential.
+type requestPage struct {
+	Request    *issue.Request
+	Credential *issue.Credential
+	Owner      bool
+	Now        time.Time
+}
+
+func (s *Server) showRequest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx, a := c.Request().Context(), s.actor(c)
+	r, err := s.wf.Request(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	p := requestPage{Request: r, Owner: a.User.ID == r.UserID, Now: time.Now()}
+	if r.CredentialID != nil {
+		if p.Credential, err = s.wf.Credential(ctx, a, *r.CredentialID); err != nil {
+			return err
+		}
+	}
+	return s.render(c, http.StatusOK, "request", page{Title: fmt.Sprintf("Request #%d", r.ID), Data: p})
+}
+
+func (s *Server) cancelRequest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.wf.CancelRequest(c.Request().Context(), s.actor(c), id); err != nil {
+		return err
+	}
+	s.setFlash(c, "info", "The request was cancelled.")
+	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", id))
+}
+
+// credentialPage shows one credential.
+type credentialPage struct {
+	Credential *issue.Credential
+	Owner      bool
+	State      issue.CredentialState
+}
+
+func (s *Server) showCredential(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	a := s.actor(c)
+	cred, err := s.wf.Credential(c.Request().Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "credential", page{Title: "Credential " + cred.Username, Data: credentialPage{
+		Credential: cred, Owner: a.User.ID == cred.UserID, State: cred.State(time.Now()),
+	}})
+}
+
+// download sends credentials.txt.age as the binary age file the customer
+// documentation's command opens.
+func (s *Server) download(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	data, _, err := s.wf.Download(c.Request().Context(), s.actor(c), id)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Disposition", `attachment; filename="credentials.txt.age"`)
+	h.Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, "application/octet-stream", data)
+}

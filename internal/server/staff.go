@@ -1,0 +1,145 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+)
+
+// queuePage is the staff queue of pending requests.
+type queuePage struct {
+	Requests []*issue.Request
+	Now      time.Time
+}
+
+func (s *Server) queue(c echo.Context) error {
+	rs, err := s.wf.Queue(c.Request().Context(), s.actor(c))
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "staff_queue", page{Title: "Pending requests", Data: queuePage{Requests: rs, Now: time.Now()}})
+}
+
+func (s *Server) approve(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	cred, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, c.FormValue("note"))
+	if err != nil {
+		return s.decisionFailed(c, err)
+	}
+	s.setFlash(c, "success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
+		id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")))
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+}
+
+func (s *Server) deny(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, c.FormValue("note")); err != nil {
+		return s.decisionFailed(c, err)
+	}
+	s.setFlash(c, "info", fmt.Sprintf("Request #%d denied.", id))
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+}
+
+// decisionFailed brings staff back to the queue with the reason, when the
+// reason is theirs to act on (a missing note, a request decided meanwhile).
+func (s *Server) decisionFailed(c echo.Context, err error) error {
+	var inv *issue.InvalidError
+	var p *issue.Problem
+	switch {
+	case errors.As(err, &inv):
+		s.setFlash(c, "error", inv.Message)
+	case errors.As(err, &p) && errors.Is(err, issue.ErrConflict):
+		s.setFlash(c, "error", p.Message)
+	default:
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+}
+
+// clustersPage lists clusters for staff.
+type clustersPage struct {
+	Clusters []*issue.Cluster
+}
+
+func (s *Server) clusters(c echo.Context) error {
+	cs, err := s.wf.Clusters(c.Request().Context(), s.actor(c))
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "staff_clusters", page{Title: "Clusters", Data: clustersPage{Clusters: cs}})
+}
+
+// clusterForm adds or edits a cluster.
+type clusterForm struct {
+	Cluster *issue.Cluster
+	New     bool
+	Error   *issue.InvalidError
+	Problem string
+}
+
+func (s *Server) newCluster(c echo.Context) error {
+	return s.render(c, http.StatusOK, "staff_cluster", page{Title: "Add a cluster", Data: clusterForm{
+		Cluster: &issue.Cluster{CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true}, New: true,
+	}})
+}
+
+func (s *Server) editCluster(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	cl, err := s.store.ClusterByID(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "staff_cluster", page{Title: "Edit " + cl.Name, Data: clusterForm{Cluster: cl}})
+}
+
+// clusterFromForm reads the cluster form. An unreadable lifetime is kept as
+// 0, which validation refuses with its own message.
+func clusterFromForm(c echo.Context) *issue.Cluster {
+	ttl, _ := strconv.Atoi(strings.TrimSpace(c.FormValue("credential_ttl_days")))
+	return &issue.Cluster{
+		Name: c.FormValue("name"), DisplayName: c.FormValue("display_name"), PrometheusURL: c.FormValue("prometheus_url"),
+		CredentialTTLDays: ttl, Note: c.FormValue("note"), Enabled: c.FormValue("enabled") == "on",
+	}
+}
+
+func (s *Server) saveCluster(c echo.Context) error {
+	cl := clusterFromForm(c)
+	isNew := c.Param("id") == ""
+	var err error
+	if isNew {
+		err = s.wf.CreateCluster(c.Request().Context(), s.actor(c), cl)
+	} else {
+		if cl.ID, err = idParam(c, "id"); err != nil {
+			return err
+		}
+		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
+	}
+	var inv *issue.InvalidError
+	var p *issue.Problem
+	switch {
+	case errors.As(err, &inv):
+		return s.render(c, http.StatusUnprocessableEntity, "staff_cluster", page{Title: "Cluster", Data: clusterForm{Cluster: cl, New: isNew, Error: inv}})
+	case errors.As(err, &p) && errors.Is(err, issue.ErrConflict):
+		return s.render(c, http.StatusConflict, "staff_cluster", page{Title: "Cluster", Data: clusterForm{Cluster: cl, New: isNew, Problem: p.Message}})
+	case err != nil:
+		return err
+	}
+	s.setFlash(c, "success", fmt.Sprintf("Cluster %s saved.", cl.Name))
+	return c.Redirect(http.StatusSeeOther, "/staff/clusters")
+}
