@@ -239,19 +239,25 @@ func (s *Server) callback(c echo.Context) error {
 	}
 	state := c.QueryParam("state")
 	if a.State == "" || subtle.ConstantTimeCompare([]byte(state), []byte(a.State)) != 1 {
-		s.log.WarnContext(ctx, "sign-in refused", "reason", "state does not match this browser's sign-in")
+		if err := s.signInFailed(c, "state does not match this browser's sign-in"); err != nil {
+			return err
+		}
 		return s.renderError(c, http.StatusBadRequest, "This sign-in did not start here",
 			"The sign-in link is stale or was not started from this browser. Please sign in again.",
 			"Sign in", "/login")
 	}
 	if e := c.QueryParam("error"); e != "" {
-		s.log.WarnContext(ctx, "sign-in refused by the provider", "error_code", e)
+		if err := s.signInFailed(c, "the provider answered "+e); err != nil {
+			return err
+		}
 		return s.renderError(c, http.StatusUnauthorized, "Sign-in was not completed",
 			"The identity provider did not sign you in ("+e+"). You can try again.", "Sign in", "/login")
 	}
 	id, err := s.oidc.Exchange(ctx, a, c.QueryParam("code"))
 	if err != nil {
-		s.log.WarnContext(ctx, "sign-in refused", "reason", err.Error())
+		if err := s.signInFailed(c, err.Error()); err != nil {
+			return err
+		}
 		if errors.Is(err, oidc.ErrUnavailable) {
 			return s.renderError(c, http.StatusServiceUnavailable, "Sign-in is unavailable for now",
 				"The identity provider is not answering. Please try again in a minute.", "Try again", "/login")
@@ -261,7 +267,9 @@ func (s *Server) callback(c echo.Context) error {
 			"Sign in", "/login")
 	}
 	if !s.cfg.Access.Allowed(id) {
-		s.log.WarnContext(ctx, "sign-in refused", "reason", "email domain not allowed", "issuer", id.Issuer, "subject", id.Subject)
+		if err := s.signInFailed(c, "email domain not allowed: "+id.Email); err != nil {
+			return err
+		}
 		return s.renderError(c, http.StatusForbidden, "This portal is not open to your account",
 			"Only accounts with a verified email address in an allowed domain may sign in here. "+
 				"Sign in with your organisation's account, or ask 2i2c support for access.", "", "")
@@ -278,6 +286,11 @@ func (s *Server) callback(c echo.Context) error {
 	}
 	s.sessions.Put(ctx, sessUserID, u.ID)
 	s.log.InfoContext(ctx, "signed in", "user_id", u.ID, "role", string(u.Role))
+	actor := s.actor(c)
+	actor.User = u
+	if err := s.wf.Record(ctx, actor, issue.ActionSignedIn, issue.SubjectUser, u.ID, map[string]any{"role": string(u.Role)}); err != nil {
+		return err
+	}
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
@@ -286,11 +299,21 @@ func (s *Server) logout(c echo.Context) error {
 	ctx := c.Request().Context()
 	if u := currentUser(c); u != nil {
 		s.log.InfoContext(ctx, "signed out", "user_id", u.ID)
+		if err := s.wf.Record(ctx, s.actor(c), issue.ActionSignedOut, issue.SubjectUser, u.ID, nil); err != nil {
+			return err
+		}
 	}
 	if err := s.sessions.Destroy(ctx); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// signInFailed logs and audits a refused sign-in. The reason names what
+// did not check out, never a code or token.
+func (s *Server) signInFailed(c echo.Context, reason string) error {
+	s.log.WarnContext(c.Request().Context(), "sign-in refused", "reason", reason)
+	return s.wf.Record(c.Request().Context(), s.actor(c), issue.ActionSignInFailed, "", 0, map[string]any{"reason": reason})
 }
 
 // renderError shows an error page with its own words and, optionally, one

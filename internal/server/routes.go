@@ -69,6 +69,8 @@ func (s *Server) routes() {
 	api.GET("/credentials/:id", s.apiCredential)
 	api.GET("/credentials/:id/credentials.txt.age", s.download)
 
+	s.auditRoutes(staff, api)
+
 	// echo's groups catch unknown paths below their prefix so that their
 	// middleware runs for the 404. The signed-in group's prefix is the whole
 	// site; an unknown path is a plain 404 for everyone, not a sign-in prompt.
