@@ -84,7 +84,7 @@ func waitVar(p *time.Duration) func(string) error {
 	return func(v string) error {
 		var d time.Duration
 		if err := durationVar(&d)(v); err != nil || d > agent.MaxWait {
-			return fmt.Errorf("want a positive duration up to %s, such as 30s", agent.MaxWait)
+			return errors.New("want a positive duration of at most 60s, such as 30s")
 		}
 		*p = d
 		return nil

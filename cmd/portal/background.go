@@ -61,3 +61,22 @@ func importClusters(ctx context.Context, wf *workflow.Service, path string, log 
 		}
 	}
 }
+
+// remindExpiring records due expiry reminders every few minutes. Every
+// replica runs the loop; an advisory lock lets one do the work at a time.
+func remindExpiring(ctx context.Context, wf *workflow.Service, log *slog.Logger) {
+	tick := time.NewTicker(5 * time.Minute)
+	defer tick.Stop()
+	for {
+		if n, err := wf.RecordDueReminders(ctx); err != nil {
+			log.Warn("recording expiry reminders", "error", err.Error())
+		} else if n > 0 {
+			log.Info("expiry reminders due", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/server"
@@ -134,15 +135,18 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		RedirectURL: server.RedirectURL(baseURL), Scopes: []string{"openid", "email", "profile", "groups"},
 		GroupsClaim: "groups",
 	}, log)
+	hub := notify.New(pool, log)
+	go hub.Run(ctx)
 	srv, err := server.New(server.Config{
 		BaseURL: baseURL, Dev: true, Version: version, DevIdentityProvider: idp.Handler(),
 		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
 		Access:   devAccess,
-	}, st, wf, signIn, log)
+	}, st, wf, signIn, hub, log)
 	if err != nil {
 		return err
 	}
 	go sweepSessions(ctx, st, log)
+	go remindExpiring(ctx, wf, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)

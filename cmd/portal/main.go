@@ -31,6 +31,7 @@ Usage:
   portal serve            run the web server (needs DATABASE_URL)
   portal migrate up       apply database migrations
   portal migrate status   show which migrations are applied
+  portal audit verify     check the audit log's hash chain [--since ID]
   portal dev              run everything locally for development: a private
                           PostgreSQL, a development sign-in, demo data
   portal healthcheck      exit 0 if a running portal is ready (for containers)
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, e env) int {
 		err = cmdServe(ctx, e, rest)
 	case "migrate":
 		err = cmdMigrate(ctx, e, rest)
+	case "audit":
+		err = cmdAudit(ctx, e, rest)
 	case "dev":
 		err = cmdDev(ctx, e, rest)
 	case "agent":

@@ -15,6 +15,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -144,13 +145,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	signIn := oidc.New(cfg.OIDC, log)
 	go signIn.Run(ctx)
+	hub := notify.New(pool, log)
+	go hub.Run(ctx)
 	srv, err := server.New(server.Config{
 		BaseURL: cfg.BaseURL, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
-	}, st, wf, signIn, log)
+	}, st, wf, signIn, hub, log)
 	if err != nil {
 		return err
 	}
 	go sweepSessions(ctx, st, log)
+	go remindExpiring(ctx, wf, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)

@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -81,10 +83,10 @@ type Agent struct {
 	endpoint string
 
 	// Touched only by Run's goroutine.
-	base       *WebConfig
+	base       *webconfig.WebConfig
 	baseRaw    []byte
-	badBaseRaw []byte // a changed base already reported as invalid
-	users      Users  // the portal's users as last accepted
+	badBaseRaw []byte          // a changed base already reported as invalid
+	users      webconfig.Users // the portal's users as last accepted
 	etag       string
 
 	written atomic.Bool
@@ -123,8 +125,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base web config: %w", err)
 	}
-	base, err := ParseWebConfig(raw)
+	base, err := webconfig.ParseWebConfig(raw)
 	if err != nil {
+		return nil, fmt.Errorf("base web config %s: %w", cfg.BasePath, err)
+	}
+	if err := checkTLSPaths(base, cfg.BasePath, cfg.OutPath); err != nil {
 		return nil, fmt.Errorf("base web config %s: %w", cfg.BasePath, err)
 	}
 	client := cfg.Client
@@ -144,6 +149,24 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		log.Warn("the portal URL is plain http: the sync token crosses the network unencrypted", "portal", cfg.PortalURL.String())
 	}
 	return a, nil
+}
+
+// checkTLSPaths refuses relative TLS file paths in a base that is written
+// to another folder: exporter-toolkit resolves them against the folder of
+// the file Prometheus reads, so they would point elsewhere once merged.
+func checkTLSPaths(base *webconfig.WebConfig, basePath, out string) error {
+	baseDir, err1 := filepath.Abs(filepath.Dir(basePath))
+	outDir, err2 := filepath.Abs(filepath.Dir(out))
+	if err1 == nil && err2 == nil && baseDir == outDir {
+		return nil
+	}
+	for key, path := range base.TLSFiles() {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("%w: tls_server_config: %s %q is relative, and Prometheus would look for it beside %s: write an absolute path",
+				webconfig.ErrInvalid, key, path, out)
+		}
+	}
+	return nil
 }
 
 func newMetrics() metrics {
@@ -190,7 +213,7 @@ func (a *Agent) Handler() http.Handler {
 // works from the first second. It holds the base and, when the file an
 // earlier run left is valid, the portal users that run wrote (marked with a
 // comment): that file is more current than the base alone, and a restart
-// while the portal is down must not lock every customer out. Users of the
+// while the portal is down must not lock every customer out. webconfig.Users of the
 // earlier run's base are not carried over, so a base that changed (a new
 // internal password, a removed user) takes effect at once. Run returns an
 // error only when this first write fails: the folder is missing or not
@@ -237,16 +260,16 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) start() error {
-	carried := Users{}
+	carried := webconfig.Users{}
 	doc, err := os.ReadFile(a.cfg.OutPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		a.log.Warn("cannot read the existing web config; starting from the base alone", "file", a.cfg.OutPath, "error", err.Error())
 	default:
-		if carried, err = carriedUsers(doc); err != nil {
+		if carried, err = webconfig.CarriedUsers(doc); err != nil {
 			a.log.Warn("the existing web config is invalid; replacing it with the base alone", "file", a.cfg.OutPath, "error", err.Error())
-			carried = Users{}
+			carried = webconfig.Users{}
 		} else if len(carried) > 0 {
 			a.log.Info("keeping the portal users of the last good web config until the portal answers", "file", a.cfg.OutPath, "users", len(carried))
 		}
@@ -254,15 +277,15 @@ func (a *Agent) start() error {
 	err = a.apply(carried)
 	if err != nil && len(carried) > 0 {
 		a.log.Warn("the last good web config's portal users cannot be kept; writing the base alone", "error", err.Error())
-		err = a.apply(Users{})
+		err = a.apply(webconfig.Users{})
 	}
 	return err
 }
 
 // apply merges users into the base and writes the result if it differs from
 // the file. It changes nothing on error.
-func (a *Agent) apply(users Users) error {
-	m, err := Merge(a.base, users)
+func (a *Agent) apply(users webconfig.Users) error {
+	m, err := webconfig.Merge(a.base, users)
 	if err != nil {
 		return err
 	}
@@ -278,7 +301,7 @@ func (a *Agent) apply(users Users) error {
 	a.m.users.Set(float64(len(m.Added)))
 	if wrote {
 		a.m.writes.Inc()
-		a.log.Info("web config written", "file", a.cfg.OutPath, "portal_users", len(m.Added), "base_users", len(a.base.cfg.Users))
+		a.log.Info("web config written", "file", a.cfg.OutPath, "portal_users", len(m.Added), "base_users", len(a.base.Users()))
 	}
 	return nil
 }
@@ -295,7 +318,10 @@ func (a *Agent) reloadBase() {
 	if bytes.Equal(raw, a.baseRaw) || bytes.Equal(raw, a.badBaseRaw) {
 		return
 	}
-	base, err := ParseWebConfig(raw)
+	base, err := webconfig.ParseWebConfig(raw)
+	if err == nil {
+		err = checkTLSPaths(base, a.cfg.BasePath, a.cfg.OutPath)
+	}
 	if err != nil {
 		a.badBaseRaw = raw
 		a.m.baseFailures.Inc()
@@ -363,7 +389,7 @@ func (a *Agent) sync(ctx context.Context) (again bool, err error) {
 	if len(body) > maxBody {
 		return false, fmt.Errorf("the portal's answer is larger than %d bytes", maxBody)
 	}
-	users, err := ParseUsers(body)
+	users, err := webconfig.ParseUsers(body)
 	if err != nil {
 		return false, fmt.Errorf("the portal's answer (%s) is not a valid user list: %w", contentType(resp), err)
 	}

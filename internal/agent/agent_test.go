@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
+
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
@@ -32,14 +36,14 @@ const syncToken = "s3cr3t-sync-token-value"
 // written at the same time as the agent; this keeps to the contract.
 type standIn struct {
 	mu      sync.Mutex
-	users   Users
+	users   webconfig.Users
 	mode    string // "yaml", or one of the broken answers in render
 	version int
 	changed chan struct{} // closed at the next change
 	srv     *httptest.Server
 }
 
-func newStandIn(t *testing.T, users Users) *standIn {
+func newStandIn(t *testing.T, users webconfig.Users) *standIn {
 	t.Helper()
 	p := &standIn{users: users, mode: "yaml", version: 1, changed: make(chan struct{})}
 	p.srv = httptest.NewServer(p)
@@ -56,7 +60,7 @@ func (p *standIn) url(t *testing.T) *url.URL {
 	return u
 }
 
-func (p *standIn) set(users Users, mode string) {
+func (p *standIn) set(users webconfig.Users, mode string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.users, p.mode = users, mode
@@ -296,7 +300,7 @@ func readFile(t *testing.T, path string) string {
 // and a real exporter-toolkit server reading the file it writes.
 func TestAgentKeepsPrometheusInStep(t *testing.T) {
 	internal, alice, bob, carol := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
-	portal := newStandIn(t, Users{"c-alice": alice, "c-bob": bob})
+	portal := newStandIn(t, webconfig.Users{"c-alice": alice, "c-bob": bob})
 	f := newFixture(t, portal.url(t),
 		"http_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  internal: "+internal+"\n")
 	a := f.run(t)
@@ -327,7 +331,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 	}
 
 	t.Run("a dropped user is refused within 2s", func(t *testing.T) {
-		portal.set(Users{"c-alice": alice}, "yaml")
+		portal.set(webconfig.Users{"c-alice": alice}, "yaml")
 		dropped := time.Now()
 		eventually(t, 2*time.Second, "c-bob refused", func() bool {
 			return status(t, prom, "c-bob", "bob-pw") == http.StatusUnauthorized
@@ -350,7 +354,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key"} {
 		t.Run("the file survives a portal answering "+mode, func(t *testing.T) {
 			before, failures := readFile(t, f.out), metric(t, a, "portal_agent_sync_failures_total")
-			portal.set(Users{"c-alice": alice, "c-carol": carol}, mode)
+			portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, mode)
 			eventually(t, 5*time.Second, "a failure is counted", func() bool {
 				return metric(t, a, "portal_agent_sync_failures_total") > failures
 			})
@@ -360,11 +364,19 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
 			wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
 			wantStatus(t, prom, "c-carol", "carol-pw", http.StatusUnauthorized)
+
+			// The agent retries the bad answer with a growing pause; let it
+			// succeed once, so the next case does not start deep in back-off.
+			since := metric(t, a, "portal_agent_last_success_timestamp_seconds")
+			portal.set(webconfig.Users{"c-alice": alice}, "yaml")
+			eventually(t, 5*time.Second, "a success after the portal mends", func() bool {
+				return metric(t, a, "portal_agent_last_success_timestamp_seconds") > since
+			})
 		})
 	}
 
 	t.Run("the agent recovers when the portal does", func(t *testing.T) {
-		portal.set(Users{"c-alice": alice, "c-carol": carol}, "yaml")
+		portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, "yaml")
 		eventually(t, 5*time.Second, "c-carol accepted", func() bool {
 			return status(t, prom, "c-carol", "carol-pw") == http.StatusOK
 		})
@@ -397,7 +409,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 // request, and that a refused token counts as a failure.
 func TestAgentToken(t *testing.T) {
 	internal, alice := hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
-	portal := newStandIn(t, Users{"c-alice": alice})
+	portal := newStandIn(t, webconfig.Users{"c-alice": alice})
 	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
 	writeFile(t, f.token, "an-old-token\n")
 	a := f.run(t)
@@ -422,7 +434,7 @@ func TestAgentToken(t *testing.T) {
 }
 
 func TestAgentUnknownCluster(t *testing.T) {
-	portal := newStandIn(t, Users{})
+	portal := newStandIn(t, webconfig.Users{})
 	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
 	f.cfg.Cluster = "c2"
 	a := f.run(t)
@@ -450,22 +462,22 @@ func TestAgentStart(t *testing.T) {
 	oldInternal, newInternal, alice := hashOf(t, "old-internal-pw"), hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
 	newBase := "basic_auth_users:\n  internal: " + newInternal + "\n"
 	lastGood := func(t *testing.T) string {
-		old, err := ParseWebConfig([]byte("basic_auth_users:\n  internal: " + oldInternal + "\n  retired: " + oldInternal + "\n"))
+		old, err := webconfig.ParseWebConfig([]byte("basic_auth_users:\n  internal: " + oldInternal + "\n  retired: " + oldInternal + "\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := Merge(old, Users{"c-alice": alice})
+		m, err := webconfig.Merge(old, webconfig.Users{"c-alice": alice})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(m.Doc)
 	}
 	baseAlone := func(t *testing.T) string {
-		b, err := ParseWebConfig([]byte(newBase))
+		b, err := webconfig.ParseWebConfig([]byte(newBase))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := Merge(b, nil)
+		m, err := webconfig.Merge(b, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,21 +486,23 @@ func TestAgentStart(t *testing.T) {
 	tests := []struct {
 		name       string
 		out        func(t *testing.T) string // "" for no file
-		wantUsers  Users
+		wantUsers  webconfig.Users
 		wantWrites float64
 		wantPortal float64
 	}{
 		{name: "no file: the base alone", out: func(*testing.T) string { return "" },
-			wantUsers: Users{"internal": newInternal}, wantWrites: 1},
+			wantUsers: webconfig.Users{"internal": newInternal}, wantWrites: 1},
 		{name: "last good file: the new base and its portal users", out: lastGood,
-			wantUsers: Users{"internal": newInternal, "c-alice": alice}, wantWrites: 1, wantPortal: 1},
+			wantUsers: webconfig.Users{"internal": newInternal, "c-alice": alice}, wantWrites: 1, wantPortal: 1},
 		{name: "invalid file: the base alone", out: func(*testing.T) string { return "basic_auth_users: [" },
-			wantUsers: Users{"internal": newInternal}, wantWrites: 1},
+			wantUsers: webconfig.Users{"internal": newInternal}, wantWrites: 1},
 		{name: "file not written by the agent: the base alone",
-			out:       func(*testing.T) string { return "basic_auth_users:\n  internal: " + oldInternal + "\n  c-alice: " + alice + "\n" },
-			wantUsers: Users{"internal": newInternal}, wantWrites: 1},
+			out: func(*testing.T) string {
+				return "basic_auth_users:\n  internal: " + oldInternal + "\n  c-alice: " + alice + "\n"
+			},
+			wantUsers: webconfig.Users{"internal": newInternal}, wantWrites: 1},
 		{name: "file already right: no write", out: baseAlone,
-			wantUsers: Users{"internal": newInternal}, wantWrites: 0},
+			wantUsers: webconfig.Users{"internal": newInternal}, wantWrites: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,15 +512,16 @@ func TestAgentStart(t *testing.T) {
 			}
 			a := f.run(t)
 			eventually(t, 2*time.Second, "/healthz answers 200", func() bool { return healthz(a) == http.StatusOK })
-			got, err := parseStrict([]byte(readFile(t, f.out)))
+			parsed, err := webconfig.ParseWebConfig([]byte(readFile(t, f.out)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got.Users) != len(tt.wantUsers) {
-				t.Errorf("users %v, want %v", slices.Sorted(maps.Keys(got.Users)), slices.Sorted(maps.Keys(tt.wantUsers)))
+			got := parsed.Users()
+			if len(got) != len(tt.wantUsers) {
+				t.Errorf("users %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(tt.wantUsers)))
 			}
 			for name, h := range tt.wantUsers {
-				if string(got.Users[name]) != h {
+				if got[name] != h {
 					t.Errorf("user %s: not the expected hash", name)
 				}
 			}
@@ -544,6 +559,8 @@ func TestNewRefusesInvalidBase(t *testing.T) {
 		{"invalid hash", "basic_auth_users:\n  internal: not-a-hash\n", `user "internal": not a bcrypt hash`},
 		{"unknown key", "basic_auth_users:\n  internal: " + hashOf(t, "internal-pw") + "\nbasic_auth: {}\n", "field basic_auth not found"},
 		{"no users", "http_server_config:\n  http2: false\n", "no basic_auth_users"},
+		{"relative TLS file written elsewhere", "tls_server_config:\n  cert_file: server.crt\n  key_file: /etc/tls/server.key\n" +
+			"basic_auth_users:\n  internal: " + hashOf(t, "internal-pw") + "\n", `cert_file "server.crt" is relative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -583,7 +600,7 @@ func TestRunFailsWhenOutCannotBeWritten(t *testing.T) {
 // takes effect, an invalid one is reported and leaves the file alone.
 func TestAgentBaseReload(t *testing.T) {
 	internal, alice, rotated := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "rotated-pw")
-	portal := newStandIn(t, Users{"c-alice": alice})
+	portal := newStandIn(t, webconfig.Users{"c-alice": alice})
 	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
 	f.cfg.Wait = 200 * time.Millisecond
 	a := f.run(t)
@@ -625,4 +642,15 @@ func TestBackoff(t *testing.T) {
 	if d := backoff(2*time.Minute, 3); d != 2*time.Minute {
 		t.Errorf("an interval above a minute: backoff %s, want the interval", d)
 	}
+}
+
+// hashOf is a bcrypt hash of password at the least cost: the tests need
+// valid hashes, not slow ones.
+func hashOf(t testing.TB, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
 }

@@ -95,6 +95,10 @@ type Cluster struct {
 	Enabled           bool   // a disabled cluster takes no new requests
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	// SyncTokenHash is the SHA-256 of the token the cluster's agent sends;
+	// nil until staff create one.
+	SyncTokenHash      []byte
+	SyncTokenCreatedAt *time.Time
 }
 
 // Title is the name to show: the display name, else the DNS name.

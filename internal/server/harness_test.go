@@ -18,6 +18,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -36,7 +37,11 @@ type portal struct {
 	Server *Server
 	OIDC   *oidc.Client
 	logs   *syncBuffer
+	ts     *httptest.Server
 }
+
+// stop stops serving, as when the portal is down.
+func (p *portal) stop() { p.ts.Close() }
 
 type portalOptions struct {
 	// issuer, when set, is an external OIDC provider; otherwise the
@@ -76,7 +81,11 @@ func newPortal(t *testing.T, opts portalOptions) *portal {
 		oc.Issuer, oc.ClientID, oc.ClientSecret = idp.Issuer(), "portal-test", "test-secret"
 	}
 	client := oidc.New(oc, log)
-	srv, err := New(cfg, st, workflow.New(st, workflow.Options{Log: log}), client, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	hub := notify.New(st.Pool(), log)
+	go hub.Run(ctx)
+	srv, err := New(cfg, st, workflow.New(st, workflow.Options{Log: log}), client, hub, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +97,7 @@ func newPortal(t *testing.T, opts portalOptions) *portal {
 			t.Fatal(err)
 		}
 	}
-	return &portal{t: t, URL: ts.URL, Store: st, Server: srv, OIDC: client, logs: logs}
+	return &portal{t: t, URL: ts.URL, Store: st, Server: srv, OIDC: client, logs: logs, ts: ts}
 }
 
 // browser is a person's browser: a cookie jar, redirects followed.

@@ -26,6 +26,11 @@ func (s *Server) routes() {
 		e.Any("/oidc/*", echo.WrapHandler(s.cfg.DevIdentityProvider))
 	}
 
+	// Publication to each cluster's agent: the cluster's sync token, no
+	// session. Rendered from PostgreSQL at each request, so every replica
+	// serves the same set.
+	e.GET("/api/v1/clusters/:name/web-config.yml", s.webConfig)
+
 	// Public pages, with a session so the header knows who is signed in.
 	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.csrf()}
 	public := e.Group("", browser...)
@@ -43,6 +48,9 @@ func (s *Server) routes() {
 	signedIn.POST("/requests/:id/cancel", s.cancelRequest)
 	signedIn.GET("/credentials/:id", s.showCredential)
 	signedIn.GET("/credentials/:id/credentials.txt.age", s.download)
+	signedIn.POST("/credentials/:id/revoke", s.revoke)
+	signedIn.POST("/credentials/:id/report-compromised", s.reportCompromised)
+	signedIn.POST("/credentials/:id/renew", s.renew, requestLimit())
 
 	// Staff only.
 	staff := signedIn.Group("/staff", s.requireStaff)
@@ -55,6 +63,8 @@ func (s *Server) routes() {
 	staff.POST("/clusters", s.saveCluster)
 	staff.GET("/clusters/:id/edit", s.editCluster)
 	staff.POST("/clusters/:id", s.saveCluster)
+	staff.POST("/clusters/:id/sync-token", s.rotateSyncToken)
+	staff.GET("/revocations", s.revocations)
 
 	// The JSON API: the browser session authenticates it; authorization is
 	// the workflow's, as for the pages.
@@ -68,6 +78,11 @@ func (s *Server) routes() {
 	api.POST("/requests/:id/cancel", s.apiCancel)
 	api.GET("/credentials/:id", s.apiCredential)
 	api.GET("/credentials/:id/credentials.txt.age", s.download)
+	api.POST("/credentials/:id/revoke", s.apiRevoke)
+	api.POST("/credentials/:id/report-compromised", s.apiReportCompromised)
+	api.POST("/credentials/:id/renew", s.apiRenew, requestLimit())
+	api.GET("/revocations", s.apiRevocations)
+	api.POST("/clusters/:name/sync-token", s.apiRotateSyncToken)
 
 	s.auditRoutes(staff, api)
 

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
@@ -46,24 +48,29 @@ type Server struct {
 	store    *store.Store
 	wf       *workflow.Service
 	oidc     *oidc.Client
+	notify   *notify.Hub
 	log      *slog.Logger
 	echo     *echo.Echo
 	sessions *scs.SessionManager
 	pages    *pages
 	assets   *assets
+
+	drainOnce sync.Once
+	draining  chan struct{} // closed when shutdown begins: long-polls answer at once
 }
 
 // New builds a Server with every route registered: st holds the sessions
-// and users, wf carries out the actions, signIn signs people in. It fails if a template
+// and users, wf carries out the actions, signIn signs people in, hub wakes
+// the agents' long-polls. It fails if a template
 // does not parse.
-func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client, log *slog.Logger) (*Server, error) {
+func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client, hub *notify.Hub, log *slog.Logger) (*Server, error) {
 	if cfg.BaseURL == nil {
 		return nil, errors.New("server: no base URL")
 	}
 	if cfg.Sessions.Lifetime <= 0 || cfg.Sessions.IdleTimeout <= 0 {
 		return nil, errors.New("server: session lifetime and idle timeout must be positive")
 	}
-	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, log: log}
+	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{})}
 	s.sessions = s.newSessions(cfg.Sessions)
 	var err error
 	if s.assets, err = loadAssets(); err != nil {
@@ -88,6 +95,10 @@ func RedirectURL(base *url.URL) string {
 	return base.JoinPath("/auth/callback").String()
 }
 
+// Drain tells long-polls to answer now: the server is shutting down, and an
+// agent does better re-asking another replica than waiting for this one.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
 // ServeHTTP makes the Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
@@ -102,6 +113,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if d, ok := h.(interface{ Drain() }); ok {
+		srv.RegisterOnShutdown(d.Drain)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

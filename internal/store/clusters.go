@@ -9,12 +9,13 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
-const clusterColumns = `id, name, display_name, prometheus_url, credential_ttl_days, note, enabled, created_at, updated_at`
+const clusterColumns = `id, name, display_name, prometheus_url, credential_ttl_days, note, enabled, created_at, updated_at,
+	sync_token_hash, sync_token_created_at`
 
 func scanCluster(row pgx.Row) (*issue.Cluster, error) {
 	var c issue.Cluster
 	err := row.Scan(&c.ID, &c.Name, &c.DisplayName, &c.PrometheusURL, &c.CredentialTTLDays,
-		&c.Note, &c.Enabled, &c.CreatedAt, &c.UpdatedAt)
+		&c.Note, &c.Enabled, &c.CreatedAt, &c.UpdatedAt, &c.SyncTokenHash, &c.SyncTokenCreatedAt)
 	return &c, err
 }
 

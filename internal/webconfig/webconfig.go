@@ -1,4 +1,9 @@
-package agent
+// Package webconfig reads, checks, merges and writes Prometheus web
+// configuration files (exporter-toolkit's --web.config.file): the portal
+// renders a cluster's users with it, the agent merges them into the
+// cluster's own file with it, and both check with it that nothing
+// Prometheus would refuse is ever served or written.
+package webconfig
 
 import (
 	"bytes"
@@ -133,6 +138,19 @@ func ParseWebConfig(doc []byte) (*WebConfig, error) {
 	return &WebConfig{raw: bytes.Clone(doc), cfg: cfg}, nil
 }
 
+// TLSFiles returns the files the config's tls_server_config names, by key
+// (cert_file, key_file, client_ca_file); unset ones are left out.
+func (c *WebConfig) TLSFiles() map[string]string {
+	tc := c.cfg.TLSConfig
+	files := map[string]string{}
+	for key, path := range map[string]string{"cert_file": tc.TLSCertPath, "key_file": tc.TLSKeyPath, "client_ca_file": tc.ClientCAs} {
+		if path != "" {
+			files[key] = path
+		}
+	}
+	return files
+}
+
 // Users returns a copy of the base's own users.
 func (c *WebConfig) Users() Users {
 	u := make(Users, len(c.cfg.Users))
@@ -193,7 +211,7 @@ func Merge(base *WebConfig, portal Users) (Merged, error) {
 	if err != nil {
 		return Merged{}, err
 	}
-	m.Doc = append([]byte(generatedHeader), doc...)
+	m.Doc = append([]byte(generatedHeader+"\n"), doc...)
 
 	// Read the result back as Prometheus will.
 	got, err := parseStrict(m.Doc)
@@ -212,7 +230,7 @@ func Merge(base *WebConfig, portal Users) (Merged, error) {
 			return Merged{}, invalid("merged document reads back with user %q changed or missing", name)
 		}
 	}
-	got.Users, want = nil, nil
+	got.Users = nil
 	baseCfg := base.cfg
 	baseCfg.Users = nil
 	if !reflect.DeepEqual(got, baseCfg) {
@@ -274,10 +292,10 @@ func MarshalUsers(users Users) ([]byte, error) {
 	return doc, nil
 }
 
-// carriedUsers returns the users an earlier run of the agent added from the
+// CarriedUsers returns the users an earlier run of the agent added from the
 // portal to doc, recognised by their marker comment. Returns an error
 // wrapping ErrInvalid if doc is not a valid web config.
-func carriedUsers(doc []byte) (Users, error) {
+func CarriedUsers(doc []byte) (Users, error) {
 	cfg, err := parseStrict(doc)
 	if err != nil {
 		return nil, err
@@ -401,4 +419,18 @@ func invalid(format string, args ...any) error {
 // oneLine joins a multi-line YAML error into one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// MarshalHtpasswd renders users as htpasswd lines ("name:hash"), names
+// sorted, for nginx-style basic-auth secrets. Users are checked as for
+// MarshalUsers; errors wrap ErrInvalid.
+func MarshalHtpasswd(users Users) ([]byte, error) {
+	if err := checkPortalUsers(users); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	for _, name := range slices.Sorted(maps.Keys(users)) {
+		b.WriteString(name + ":" + users[name] + "\n")
+	}
+	return b.Bytes(), nil
 }

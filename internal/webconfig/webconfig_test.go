@@ -1,4 +1,4 @@
-package agent
+package webconfig
 
 import (
 	"crypto/ecdsa"
@@ -237,7 +237,7 @@ func TestMerge(t *testing.T) {
 			}
 			// What the agent writes, it can read back: the portal's users
 			// and no others.
-			carried, err := carriedUsers(m.Doc)
+			carried, err := CarriedUsers(m.Doc)
 			if err != nil {
 				t.Fatal(err)
 			}

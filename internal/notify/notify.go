@@ -1,0 +1,122 @@
+// Package notify carries PostgreSQL notifications to the requests waiting for
+// them: one LISTEN connection per replica fans out "cluster N's credentials
+// changed" to every long-poll of that cluster, whichever replica made the
+// change.
+package notify
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgxlisten"
+)
+
+// Channel is the notification channel the credentials trigger (migration
+// 0002) notifies, with the cluster's ID as payload.
+const Channel = "credentials_changed"
+
+// Hub dispatches credential changes to subscribers. Its zero value is not
+// usable; call New.
+type Hub struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	subs map[int64]map[chan struct{}]struct{}
+}
+
+// New returns a Hub listening through connections from pool.
+func New(pool *pgxpool.Pool, log *slog.Logger) *Hub {
+	return &Hub{pool: pool, log: log, subs: make(map[int64]map[chan struct{}]struct{})}
+}
+
+// Run listens until ctx ends, reconnecting after a lost connection. Each
+// (re)connection wakes every subscriber, since notifications sent while the
+// connection was down are lost and waiters must look again.
+func (h *Hub) Run(ctx context.Context) {
+	l := &pgxlisten.Listener{
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			c, err := h.pool.Acquire(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// The listener keeps the connection; take it out of the pool.
+			return c.Hijack(), nil
+		},
+		LogError: func(ctx context.Context, err error) {
+			h.log.WarnContext(ctx, "listening for credential changes", "error", err.Error())
+		},
+		ReconnectDelay: 2 * time.Second,
+	}
+	l.Handle(Channel, backlog{h})
+	_ = l.Listen(ctx) // returns only when ctx ends
+}
+
+// backlog handles the notifications and, on each (re)connect, the backlog.
+type backlog struct{ h *Hub }
+
+func (b backlog) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	id, err := strconv.ParseInt(n.Payload, 10, 64)
+	if err != nil {
+		return nil // not ours to understand; nothing to wake
+	}
+	b.h.wake(id)
+	return nil
+}
+
+func (b backlog) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	b.h.wakeAll()
+	return nil
+}
+
+// Subscribe returns a channel that receives a value when cluster's
+// credentials may have changed, and a function to unsubscribe. A wake-up
+// is never blocked on: the channel holds one pending signal.
+func (h *Hub) Subscribe(cluster int64) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.subs[cluster] == nil {
+		h.subs[cluster] = make(map[chan struct{}]struct{})
+	}
+	h.subs[cluster][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs[cluster], ch)
+		if len(h.subs[cluster]) == 0 {
+			delete(h.subs, cluster)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *Hub) wake(cluster int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs[cluster] {
+		signal(ch)
+	}
+}
+
+func (h *Hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for ch := range subs {
+			signal(ch)
+		}
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
+)
+
+// maxWait bounds a long-poll: proxies and load balancers cut idle requests
+// after a minute or so.
+const maxWait = 60 * time.Second
+
+// publication is one rendering of a cluster's active credentials.
+type publication struct {
+	body        []byte
+	etag        string
+	contentType string
+	nextExpiry  time.Time // zero when no credential will expire
+}
+
+// render renders cluster c's active credentials in format ("" for the web
+// config, "htpasswd"). What is served was checked first: the web config
+// reads back strictly as exporter-toolkit reads it, every hash is bcrypt.
+func (s *Server) renderPublication(c echo.Context, cl *issue.Cluster, format string) (*publication, error) {
+	creds, err := s.wf.ActiveCredentials(c.Request().Context(), cl)
+	if err != nil {
+		return nil, err
+	}
+	users := make(webconfig.Users, len(creds))
+	var next time.Time
+	for _, cr := range creds {
+		users[cr.Username] = cr.PasswordHash
+		if next.IsZero() || cr.ExpiresAt.Before(next) {
+			next = cr.ExpiresAt
+		}
+	}
+	p := &publication{nextExpiry: next}
+	switch format {
+	case "", "yaml":
+		p.contentType = "application/yaml"
+		p.body, err = webconfig.MarshalUsers(users)
+	case "htpasswd":
+		p.contentType = "text/plain; charset=utf-8"
+		p.body, err = webconfig.MarshalHtpasswd(users)
+	default:
+		return nil, issue.Invalid("format", "format is htpasswd, or absent for the Prometheus web config")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", cl.Name, err)
+	}
+	sum := sha256.Sum256(p.body)
+	p.etag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	return p, nil
+}
+
+// webConfig serves a cluster's active credentials to its agent, behind the
+// cluster's sync token. With If-None-Match and ?wait=, it long-polls: it
+// answers as soon as the set changes, on any replica (PostgreSQL NOTIFY), or
+// when a credential expires, and with 304 when the wait ends unchanged.
+func (s *Server) webConfig(c echo.Context) error {
+	token, _ := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	cl, err := s.wf.ClusterForSyncToken(c.Request().Context(), c.Param("name"), strings.TrimSpace(token))
+	if errors.Is(err, workflow.ErrBadSyncToken) {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="portal"`)
+		return c.NoContent(http.StatusUnauthorized)
+	}
+	if err != nil {
+		return err
+	}
+	var wait time.Duration
+	if w := c.QueryParam("wait"); w != "" {
+		if wait, err = time.ParseDuration(w); err != nil || wait < 0 {
+			return issue.Invalid("wait", "wait is a duration such as 30s, at most %s", maxWait)
+		}
+		wait = min(wait, maxWait)
+	}
+	format := c.QueryParam("format")
+	ifNoneMatch := c.Request().Header.Get("If-None-Match")
+
+	// Subscribe before the first look, so that a change between the look
+	// and the wait is not missed.
+	changed, unsubscribe := s.notify.Subscribe(cl.ID)
+	defer unsubscribe()
+	deadline := time.Now().Add(wait)
+	for {
+		p, err := s.renderPublication(c, cl, format)
+		if err != nil {
+			return err
+		}
+		h := c.Response().Header()
+		h.Set("ETag", p.etag)
+		h.Set("Cache-Control", "no-store")
+		if ifNoneMatch != p.etag {
+			return c.Blob(http.StatusOK, p.contentType, p.body)
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return c.NoContent(http.StatusNotModified)
+		}
+		// Expiry is decided by the query, not by a job: wake up when the next
+		// credential expires, too.
+		if !p.nextExpiry.IsZero() {
+			remaining = min(remaining, time.Until(p.nextExpiry)+10*time.Millisecond)
+		}
+		timer := time.NewTimer(max(remaining, 0))
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-s.draining:
+			timer.Stop()
+			return c.NoContent(http.StatusNotModified)
+		case <-c.Request().Context().Done():
+			timer.Stop()
+			return nil
+		}
+		timer.Stop()
+	}
+}
+
+func (s *Server) apiRotateSyncToken(c echo.Context) error {
+	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]string{"token": token})
+}

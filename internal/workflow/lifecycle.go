@@ -1,0 +1,214 @@
+package workflow
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// syncTokenPrefix marks the portal's sync tokens, so that a leaked one is
+// recognisable (secret scanners, logs) for what it is.
+const syncTokenPrefix = "portal-sync-"
+
+// MaxReason is the longest revocation reason, in characters.
+const MaxReason = 500
+
+// RotateSyncToken makes a new sync token for the cluster's agent, replacing
+// any earlier one, and returns it: it is shown once and stored only as its
+// SHA-256 (256 random bits need no slow hash). Returns issue.ErrForbidden for
+// customers and issue.ErrNotFound for an unknown cluster.
+func (s *Service) RotateSyncToken(ctx context.Context, a Actor, clusterName string) (string, error) {
+	if !a.isStaff() {
+		return "", issue.ErrForbidden
+	}
+	var secret [32]byte
+	_, _ = rand.Read(secret[:]) // crypto/rand.Read never fails
+	token := syncTokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	hash := sha256.Sum256([]byte(token))
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		c, err := tx.ClusterByName(ctx, clusterName)
+		if err != nil {
+			return err
+		}
+		replaced := c.SyncTokenHash != nil
+		if err := tx.SetSyncToken(ctx, c.ID, hash[:]); err != nil {
+			return err
+		}
+		return audit(a.event(issue.ActionClusterSyncTokenRotated, issue.SubjectCluster, c.ID, &c.ID,
+			map[string]any{"cluster": c.Name, "replaced_earlier_token": replaced}))
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// ErrBadSyncToken is a sync token that does not open the cluster it names:
+// missing, wrong, another cluster's, or for a cluster that does not exist.
+var ErrBadSyncToken = errors.New("sync token refused")
+
+// ClusterForSyncToken returns the cluster called name if token is its sync
+// token, compared in constant time. Anything else is ErrBadSyncToken, with
+// no hint of which part was wrong.
+func (s *Service) ClusterForSyncToken(ctx context.Context, name, token string) (*issue.Cluster, error) {
+	c, err := s.store.ClusterByName(ctx, name)
+	if errors.Is(err, issue.ErrNotFound) {
+		return nil, ErrBadSyncToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	got := sha256.Sum256([]byte(token))
+	if token == "" || c.SyncTokenHash == nil || subtle.ConstantTimeCompare(got[:], c.SyncTokenHash) != 1 {
+		return nil, ErrBadSyncToken
+	}
+	return c, nil
+}
+
+// ActiveCredentials are the credentials cluster c's Prometheus accepts now:
+// approved, not revoked, not expired, ordered by username.
+func (s *Service) ActiveCredentials(ctx context.Context, c *issue.Cluster) ([]*issue.Credential, error) {
+	return s.store.ActiveCredentials(ctx, c.ID, s.now())
+}
+
+func checkReason(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return "", issue.Invalid("reason", "Say why the credential is revoked; it is kept in its history.")
+	}
+	if utf8.RuneCountInString(reason) > MaxReason {
+		return "", issue.Invalid("reason", "The reason can be at most %d characters.", MaxReason)
+	}
+	return reason, nil
+}
+
+// Revoke revokes credential id at once: its owner may, and so may staff.
+// Prometheus refuses it within seconds. Returns an *issue.InvalidError
+// without a reason, issue.ErrNotFound for anyone else, and a Problem of kind
+// issue.ErrConflict when it is revoked already.
+func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) (*issue.Credential, error) {
+	reason, err := checkReason(reason)
+	if err != nil {
+		return nil, err
+	}
+	return s.revoke(ctx, a, id, reason, false)
+}
+
+// ReportCompromised revokes the owner's credential id at once and flags it
+// for staff as compromised. details, optional, says what happened. Returns
+// what Revoke returns; only the owner may report (staff revoke instead).
+func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*issue.Credential, error) {
+	details = strings.TrimSpace(details)
+	if utf8.RuneCountInString(details) > MaxReason {
+		return nil, issue.Invalid("details", "Keep it to %d characters; staff will follow up.", MaxReason)
+	}
+	reason := "reported compromised by the owner"
+	if details != "" {
+		reason += ": " + details
+	}
+	return s.revoke(ctx, a, id, reason, true)
+}
+
+func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, compromised bool) (*issue.Credential, error) {
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		c, err := tx.CredentialByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case compromised && !a.is(c.UserID):
+			return fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+		case !a.is(c.UserID) && !a.isStaff():
+			return fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+		case c.RevokedAt != nil:
+			return issue.Refuse(issue.ErrConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))
+		}
+		if err := tx.RevokeCredential(ctx, id, &a.User.ID, reason, compromised); err != nil {
+			return err
+		}
+		action := issue.ActionCredentialRevoked
+		if compromised {
+			action = issue.ActionCredentialCompromised
+		}
+		return audit(a.event(action, issue.SubjectCredential, id, &c.ClusterID, map[string]any{
+			"reason": reason, "username": c.Username, "by_owner": a.is(c.UserID),
+		}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.CredentialByID(ctx, id)
+}
+
+// Renew starts the renewal of the owner's credential id: a new pending
+// request with the same cluster, key and justification. The old credential
+// stays valid until it expires or is revoked. Returns issue.ErrNotFound for
+// anyone but the owner, and what CreateRequest returns.
+func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+	c, err := s.store.CredentialByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !a.is(c.UserID) {
+		return nil, fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+	}
+	old, err := s.store.RequestByID(ctx, c.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	return s.createRequest(ctx, a, RequestInput{
+		Cluster: old.ClusterName, PublicKey: old.PublicKey, Justification: old.Justification,
+	}, c)
+}
+
+// Revocations lists revoked credentials, the latest first. Returns
+// issue.ErrForbidden for customers.
+func (s *Service) Revocations(ctx context.Context, a Actor) ([]*issue.Credential, error) {
+	if !a.isStaff() {
+		return nil, issue.ErrForbidden
+	}
+	return s.store.Revocations(ctx)
+}
+
+// reminderDays are how many days before expiry owners are reminded.
+var reminderDays = []int{14, 3}
+
+// reminderLock is the advisory lock under which one replica records due
+// reminders ("remind" in ASCII).
+const reminderLock = 0x72656d696e64
+
+// RecordDueReminders records the expiry reminders that have come due, with
+// an audit event each. Only one replica at a time does it: the others find
+// the lock taken and return 0. Returns how many it recorded.
+func (s *Service) RecordDueReminders(ctx context.Context) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		ok, err := tx.TryAdvisoryLock(ctx, reminderLock)
+		if err != nil || !ok {
+			return err
+		}
+		due, err := tx.RecordDueReminders(ctx, reminderDays, s.now())
+		if err != nil {
+			return err
+		}
+		for _, r := range due {
+			err := audit(System.event(issue.ActionCredentialReminder, issue.SubjectCredential, r.CredentialID, &r.ClusterID,
+				map[string]any{"days_before": r.DaysBefore, "expires_at": r.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), "owner_id": r.UserID}))
+			if err != nil {
+				return err
+			}
+		}
+		n = len(due)
+		return nil
+	})
+	return n, err
+}
