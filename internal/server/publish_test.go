@@ -68,9 +68,9 @@ func (b *browser) syncToken(cluster string) string {
 	return out.Token
 }
 
-// prometheus serves a trivial handler behind exporter-toolkit's web
+// startPrometheus serves a trivial handler behind exporter-toolkit's web
 // package, which reads webConfig at every request as Prometheus does.
-func prometheus(t *testing.T, webConfig string) string {
+func startPrometheus(t *testing.T, webConfig string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,7 +162,7 @@ func TestPrometheusFollowsThePortal(t *testing.T) {
 	first, second := p.issue(alice, sam, "awi-ciroh"), p.issue(bob, sam, "awi-ciroh")
 
 	file := sidecar(t, p.URL, "awi-ciroh", sam.syncToken("awi-ciroh"), internalUser(t))
-	prom := prometheus(t, file)
+	prom := startPrometheus(t, file)
 	within(t, 2*time.Second, "the issued credential works", func() bool { return promStatus(t, prom, first.Username, first.Password) == 200 })
 	for _, c := range []struct {
 		user, password string
@@ -224,7 +224,7 @@ func TestRevocationReachesAnAgentOnAnotherReplica(t *testing.T) {
 	cred := a.issue(alice, sam, "awi-ciroh")
 
 	file := sidecar(t, b.URL, "awi-ciroh", sam.syncToken("awi-ciroh"), internalUser(t))
-	prom := prometheus(t, file)
+	prom := startPrometheus(t, file)
 	within(t, 2*time.Second, "the credential works through replica B", func() bool { return promStatus(t, prom, cred.Username, cred.Password) == 200 })
 	time.Sleep(200 * time.Millisecond) // the agent is now waiting in a long-poll on B
 

@@ -13,6 +13,7 @@ func (s *Server) routes() {
 	e.Use(
 		s.requestID,
 		s.logRequests,
+		s.measure,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}),
 		s.securityHeaders(),
 		middleware.BodyLimit(bodyLimit),
@@ -21,6 +22,7 @@ func (s *Server) routes() {
 	// Probes and static files: no session.
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics())
 	e.GET("/static/*", s.static)
 	if s.cfg.DevIdentityProvider != nil {
 		e.Any("/oidc/*", echo.WrapHandler(s.cfg.DevIdentityProvider))

@@ -54,6 +54,7 @@ type Server struct {
 	sessions *scs.SessionManager
 	pages    *pages
 	assets   *assets
+	metrics  *metrics
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when shutdown begins: long-polls answer at once
@@ -72,6 +73,7 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	}
 	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{})}
 	s.sessions = s.newSessions(cfg.Sessions)
+	s.metrics = newMetrics()
 	var err error
 	if s.assets, err = loadAssets(); err != nil {
 		return nil, err

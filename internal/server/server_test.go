@@ -1,0 +1,94 @@
+package server
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestProbesAndMetrics(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	b := p.browser()
+	if r := b.get("/healthz"); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"status":"ok"`) {
+		t.Errorf("/healthz: %d %s", r.StatusCode, r.Body)
+	}
+	if r := b.get("/readyz"); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"status":"ready"`) {
+		t.Errorf("/readyz on a migrated database: %d %s", r.StatusCode, r.Body)
+	}
+	b.get("/")
+	b.get("/requests/12345")
+	r := b.get("/metrics")
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d", r.StatusCode)
+	}
+	for _, want := range []string{
+		`portal_http_requests_total{method="GET",route="/",status="200"} 1`,
+		`route="/requests/:id"`, // by route pattern, never the path with its ID
+		"portal_http_request_duration_seconds_bucket",
+		"go_goroutines",
+	} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(r.Body, "12345") {
+		t.Error("/metrics labels hold a path with an ID")
+	}
+}
+
+func TestStaticFilesAreCached(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	b := p.browser()
+	home := b.get("/")
+	m := regexp.MustCompile(`href="(/static/style\.css\?v=[0-9a-f]+)"`).FindStringSubmatch(home.Body)
+	if m == nil {
+		t.Fatalf("no versioned stylesheet link on the page:\n%s", home.Body)
+	}
+	r := b.get(m[1])
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.Header.Get("Cache-Control"), "immutable") ||
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("versioned stylesheet: %d %v", r.StatusCode, r.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, p.URL+m[1], nil)
+	req.Header.Set("If-None-Match", r.Header.Get("ETag"))
+	if r := b.do(req); r.StatusCode != http.StatusNotModified {
+		t.Errorf("revalidation with the ETag: %d, want 304", r.StatusCode)
+	}
+	if r := b.get("/static/style.css"); !strings.Contains(r.Header.Get("Cache-Control"), "max-age=300") {
+		t.Errorf("unversioned stylesheet: Cache-Control %q", r.Header.Get("Cache-Control"))
+	}
+	if r := b.get("/static/nope.css"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("missing static file: %d", r.StatusCode)
+	}
+}
+
+func TestErrorPagesKeepDetailsOut(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	b := p.browser()
+	b.signIn("alice@example.org")
+	r := b.get("/requests/not-a-number")
+	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.Body, "Alice Example") || !strings.Contains(r.Body, "Request ") {
+		t.Errorf("404 page: %d; want the portal's page with the header and the request ID", r.StatusCode)
+	}
+	if r := b.get("/api/v1/requests/999"); r.StatusCode != http.StatusNotFound || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("API 404: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+	// A failure inside: the database is gone. The page says nothing of it.
+	p.Store.Pool().Close()
+	r = b.get("/dashboard")
+	if r.StatusCode != http.StatusInternalServerError && r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("dashboard without a database: %d", r.StatusCode)
+	}
+	for _, leak := range []string{"pool", "closed", "sql", "store:"} {
+		if strings.Contains(strings.ToLower(r.Body), leak) {
+			t.Errorf("the error page leaks %q:\n%s", leak, r.Body)
+		}
+	}
+	if !strings.Contains(p.logs.String(), `"level":"ERROR"`) {
+		t.Error("the failure was not logged")
+	}
+}
