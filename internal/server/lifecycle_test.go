@@ -127,6 +127,9 @@ func TestReportCompromised(t *testing.T) {
 	if n := p.count(`SELECT count(*) FROM credentials WHERE id = $1 AND compromised AND revoked_at IS NOT NULL`, cred.ID); n != 1 {
 		t.Error("the credential is not revoked and flagged compromised")
 	}
+	if q := sam.get("/staff/requests"); !strings.Contains(q.Body, "1 credential was reported compromised this week") {
+		t.Error("the staff queue does not flag the compromise report")
+	}
 	rev := sam.get("/staff/revocations")
 	if !strings.Contains(rev.Body, cred.Username) || !strings.Contains(rev.Body, "compromised") || !strings.Contains(rev.Body, "pasted in a public chat") {
 		t.Errorf("the revocations page does not flag it:\n%s", rev.Body)
@@ -189,5 +192,29 @@ func TestExpiryReminders(t *testing.T) {
 	}
 	if n := p.count(`SELECT count(*) FROM audit_events WHERE action = 'credential.expiry_reminder_due'`); n != 2 {
 		t.Errorf("%d reminder audit events, want 2", n)
+	}
+}
+
+func TestDashboardOffersRenewalBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	p.addCluster("awi-ciroh")
+	alice, sam := p.browser(), p.browser()
+	alice.signIn("alice@example.org")
+	sam.signIn("sam@2i2c.org")
+	cred := p.issue(alice, sam, "awi-ciroh")
+	if d := alice.get("/dashboard"); strings.Contains(d.Body, "expires in") {
+		t.Error("a fresh credential is flagged as expiring")
+	}
+	if _, err := p.Store.Pool().Exec(context.Background(),
+		`UPDATE credentials SET expires_at = now() + interval '5 days' WHERE id = $1`, cred.ID); err != nil {
+		t.Fatal(err)
+	}
+	d := alice.get("/dashboard")
+	if !strings.Contains(d.Body, "expires in 4 days") && !strings.Contains(d.Body, "expires in 5 days") {
+		t.Errorf("a credential 5 days from expiry is not flagged:\n%s", d.Body)
+	}
+	if !strings.Contains(d.Body, fmt.Sprintf(`action="/credentials/%d/renew"`, cred.ID)) {
+		t.Error("no renew button next to the expiring credential")
 	}
 }

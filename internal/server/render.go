@@ -48,7 +48,10 @@ func parsePages(a *assets) (*pages, error) {
 		"datetime": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"ago":     ago,
+		"ago":   ago,
+		"until": func(t time.Time) string { return ago(time.Now().Add(-time.Until(t))) },
+		// soon: within the first reminder's reach, when renewing is due.
+		"soon":    func(t time.Time) bool { return time.Until(t) < 14*24*time.Hour },
 		"deref":   func(p *int64) int64 { return *p },
 		"derefTS": func(p *time.Time) time.Time { return *p },
 	}

@@ -15,16 +15,23 @@ import (
 
 // queuePage is the staff queue of pending requests.
 type queuePage struct {
-	Requests []*issue.Request
-	Now      time.Time
+	Requests    []*issue.Request
+	Compromised int // credentials reported compromised in the last week
+	Now         time.Time
 }
 
 func (s *Server) queue(c echo.Context) error {
-	rs, err := s.wf.Queue(c.Request().Context(), s.actor(c))
+	ctx, a := c.Request().Context(), s.actor(c)
+	rs, err := s.wf.Queue(ctx, a)
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "staff_queue", page{Title: "Pending requests", Data: queuePage{Requests: rs, Now: time.Now()}})
+	n, err := s.wf.RecentCompromises(ctx, a)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "staff_queue", page{Title: "Pending requests",
+		Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}})
 }
 
 func (s *Server) approve(c echo.Context) error {

@@ -79,3 +79,10 @@ func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (bool, error) {
 	err := s.db.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key).Scan(&ok)
 	return ok, mapErr("advisory lock", err)
 }
+
+// CompromisedSince counts the credentials reported compromised since t.
+func (s *Store) CompromisedSince(ctx context.Context, t time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM credentials WHERE compromised AND revoked_at >= $1`, t).Scan(&n)
+	return n, mapErr("compromised since", err)
+}

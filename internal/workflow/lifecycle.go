@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
@@ -211,4 +212,13 @@ func (s *Service) RecordDueReminders(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// RecentCompromises counts the credentials reported compromised in the last
+// week, for the staff's attention. Returns issue.ErrForbidden for customers.
+func (s *Service) RecentCompromises(ctx context.Context, a Actor) (int, error) {
+	if !a.isStaff() {
+		return 0, issue.ErrForbidden
+	}
+	return s.store.CompromisedSince(ctx, s.now().Add(-7*24*time.Hour))
 }
