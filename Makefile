@@ -24,3 +24,9 @@ bench:
 
 tidy-check:
 	go mod tidy -diff
+
+# The audit review on a million events: page queries, streamed exports and
+# `portal audit verify`, against their targets. Takes a few minutes.
+.PHONY: bench-audit
+bench-audit:
+	$(WITHPG) go run ./cmd/auditbench

@@ -182,8 +182,8 @@ func decodeAuditCursor(v string) (*store.AuditCursor, error) {
 	return &store.AuditCursor{At: time.UnixMicro(us).UTC(), ID: n}, nil
 }
 
-// auditEvents reads one page of the review: the events after cursor and, when more
-// follow, the cursor of the next page.
+// auditEvents reads one page of the review: the events after cursor and,
+// when more follow, the cursor of the next page.
 func (s *Server) auditEvents(ctx context.Context, f store.AuditFilter, cursor string, limit int) ([]*store.AuditRecord, string, error) {
 	after, err := decodeAuditCursor(cursor)
 	if err != nil {
@@ -247,8 +247,14 @@ type auditRow struct {
 
 func newAuditRow(r *store.AuditRecord) auditRow {
 	row := auditRow{AuditRecord: r, Hash: hex.EncodeToString(r.Hash)}
-	if d, err := issue.CanonicalDetails(r.Details); err == nil && len(r.Details) > 0 {
+	if len(r.Details) > 0 {
+		// Details read back from jsonb always encode; the fallback shows
+		// them anyway rather than hide an event's details.
+		d, err := issue.CanonicalDetails(r.Details)
 		row.Details = string(d)
+		if err != nil {
+			row.Details = fmt.Sprint(r.Details)
+		}
 	}
 	if r.SubjectID != nil {
 		id := *r.SubjectID
@@ -260,6 +266,9 @@ func newAuditRow(r *store.AuditRecord) auditRow {
 			row.SubjectURL = fmt.Sprintf("/credentials/%d", id)
 		case issue.SubjectCluster:
 			row.SubjectURL = fmt.Sprintf("/staff/clusters/%d/edit", id)
+			if r.ClusterID != nil && *r.ClusterID == id && r.ClusterName != "" {
+				row.SubjectLabel = "cluster " + r.ClusterName
+			}
 		case issue.SubjectUser:
 			if r.SubjectEmail != "" {
 				row.SubjectLabel = r.SubjectEmail

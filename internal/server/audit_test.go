@@ -428,21 +428,27 @@ func TestAuditPageLinksEachSubject(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`<a href="/requests/%d">request #%d</a>`, w.requestID, w.requestID),
 		fmt.Sprintf(`<a href="/credentials/%d">credential %d</a>`, w.credentialID, w.credentialID),
-		`<td>alice@example.org</td>`,                   // alice's sign-in: the user subject shown by email
-		`<code>credential.issued</code>`,               // the action
-		`The chain has not been verified yet`,          // no verification yet
-		`<a href="/staff/audit">Audit log</a>`,         // the staff navigation
-		`action="/staff/audit/verify"`,                 // the verify button
-		`href="/staff/audit/export.csv?"`,              // the exports
-		`<option value="awi-ciroh">awi-ciroh</option>`, // the cluster filter
+		`<td>alice@example.org</td>`,                       // alice's sign-in: the user subject shown by email
+		`<a href="/staff/audit?actor=alice%40example.org"`, // the actor, a filter away
+		`<code>credential.issued</code>`,                   // the action
+		`The chain has not been verified yet`,              // no verification yet
+		`<a href="/staff/audit">Audit log</a>`,             // the staff navigation
+		`action="/staff/audit/verify"`,                     // the verify button
+		`href="/staff/audit/export.csv?"`,                  // the exports
+		`<option value="awi-ciroh">awi-ciroh</option>`,     // the cluster filter
 	} {
 		if !strings.Contains(page.Body, want) {
 			t.Errorf("the audit page lacks %s", want)
 		}
 	}
+	// A cluster's own events link to its page, by name.
+	form := w.sam.get(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID))
+	w.sam.post(fmt.Sprintf("/staff/clusters/%d", w.cluster.ID), url.Values{"csrf": {csrfToken(t, form.Body)}, "name": {"awi-ciroh"},
+		"display_name": {"AWI-CIROH"}, "prometheus_url": {w.cluster.PrometheusURL}, "credential_ttl_days": {"90"}, "enabled": {"on"}})
 	cluster := w.sam.get(fmt.Sprintf("/staff/audit?subject_type=cluster&subject_id=%d", w.cluster.ID))
-	if cluster.StatusCode != http.StatusOK {
-		t.Fatalf("cluster filter: %d", cluster.StatusCode)
+	link := fmt.Sprintf(`<a href="/staff/clusters/%d/edit">cluster awi-ciroh</a>`, w.cluster.ID)
+	if cluster.StatusCode != http.StatusOK || strings.Count(cluster.Body, `<tr id="event-`) != 1 || !strings.Contains(cluster.Body, link) {
+		t.Errorf("the cluster's events: %d, want its one update linking %s:\n%s", cluster.StatusCode, link, cluster.Body)
 	}
 	// Customers see none of it.
 	for _, path := range []string{"/staff/audit", "/staff/audit/export.csv", "/staff/audit/export.jsonl", "/api/v1/audit/export?format=csv"} {

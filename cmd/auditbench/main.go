@@ -1,0 +1,738 @@
+// Command auditbench measures the audit review on a log of a million events:
+// it seeds a database of its own on the PostgreSQL server DATABASE_URL names
+// (a real hash chain, written with COPY), then times the review's first page
+// and a filtered page (EXPLAIN ANALYZE and wall-clock, in the store and over
+// HTTP), streams the whole log as CSV and JSON Lines from a running portal
+// while watching that process's resident memory, and times
+// `portal audit verify`. It prints the figures against their targets.
+//
+//	make bench-audit
+//	go run ./internal/pglocal/withpg -- go run ./cmd/auditbench [-events N] [-keep] [-explain-all]
+//
+// The portal under test is `portal dev` built from this tree and pointed at
+// the benchmark's database: a separate process, so that its memory is its
+// own, with the development sign-in for a staff session.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// Targets from the issue.
+const (
+	targetPage         = 50 * time.Millisecond
+	targetExport       = 15 * time.Second
+	targetExportGrowth = 50 << 20 // bytes of resident memory
+)
+
+func main() {
+	events := flag.Int("events", 1_000_000, "audit events to seed")
+	keep := flag.Bool("keep", false, "keep the benchmark database afterwards")
+	explainAll := flag.Bool("explain-all", false, "print the plan of every query, not only the two with targets")
+	flag.Parse()
+	if err := run(context.Background(), *events, *keep, *explainAll); err != nil {
+		fmt.Fprintln(os.Stderr, "auditbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, events int, keep, explainAll bool) error {
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" {
+		return errors.New("DATABASE_URL is not set: run `make bench-audit`, which starts a throwaway PostgreSQL")
+	}
+	dbName := fmt.Sprintf("auditbench_%d", os.Getpid())
+	benchURL, err := withDatabase(dsn, dbName)
+	if err != nil {
+		return err
+	}
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		return fmt.Errorf("create the benchmark database: %w", err)
+	}
+	if keep {
+		fmt.Printf("keeping database %s\n", dbName)
+	} else {
+		defer admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE "+dbName+" WITH (FORCE)") //nolint:errcheck
+	}
+
+	pool, err := pgxpool.New(ctx, benchURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool, nil); err != nil {
+		return err
+	}
+	st := store.New(pool)
+
+	fmt.Printf("== seeding %d audit events\n", events)
+	sd, err := seed(ctx, pool, events)
+	if err != nil {
+		return err
+	}
+	var size string
+	if err := pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_total_relation_size('audit_events'))`).Scan(&size); err != nil {
+		return err
+	}
+	fmt.Printf("seeded in %s (hash chain computed in Go, written with COPY); audit_events with its indexes: %s\n\n",
+		sd.took.Round(time.Millisecond), size)
+
+	bin, err := buildPortal(ctx)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Dir(bin))
+
+	// The queries, in the store and explained.
+	month := time.Now().UTC().AddDate(0, -6, 0)
+	monthStart := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
+	monthEnd := monthStart.AddDate(0, 1, 0)
+	cases := []pageCase{
+		{name: "first page, no filter", filter: store.AuditFilter{}},
+		{name: "filtered: actor + action + one month", filter: store.AuditFilter{Actor: sd.topActor, Action: issue.ActionSignedIn,
+			From: monthStart, To: monthEnd},
+			query: url.Values{"actor": {sd.topActor}, "action": {string(issue.ActionSignedIn)},
+				"from": {monthStart.Format(time.DateOnly)}, "to": {monthEnd.AddDate(0, 0, -1).Format(time.DateOnly)}}},
+		{name: "filtered: staff prefix + rare action + one month", filter: store.AuditFilter{Actor: "staff*", Action: issue.ActionRequestDenied,
+			From: monthStart, To: monthEnd},
+			query: url.Values{"actor": {"staff*"}, "action": {string(issue.ActionRequestDenied)},
+				"from": {monthStart.Format(time.DateOnly)}, "to": {monthEnd.AddDate(0, 0, -1).Format(time.DateOnly)}}},
+		{name: "filtered: cluster", filter: store.AuditFilter{ClusterID: sd.clusterID}, query: url.Values{"cluster": {sd.clusterName}}},
+		{name: "filtered: one request (subject)", filter: store.AuditFilter{SubjectType: issue.SubjectRequest, SubjectID: 4242},
+			query: url.Values{"subject_type": {"request"}, "subject_id": {"4242"}}},
+		{name: "text in details only, common word", filter: store.AuditFilter{Text: "steering"}, query: url.Values{"q": {"steering"}}},
+		{name: "text in details only, rare word", filter: store.AuditFilter{Text: "notebook"}, query: url.Values{"q": {"notebook"}}},
+		{name: "text in details only, no match (whole scan)", filter: store.AuditFilter{Text: "no-such-words"}, query: url.Values{"q": {"no-such-words"}}},
+	}
+	fmt.Println("== review queries in the store (page of 50; median of 20 runs)")
+	for i := range cases {
+		if err := cases[i].measureStore(ctx, st); err != nil {
+			return err
+		}
+	}
+
+	// The portal, over HTTP.
+	portal, err := startPortal(ctx, bin, benchURL)
+	if err != nil {
+		return err
+	}
+	defer portal.stop()
+	client, err := portal.signIn(ctx, "sam@2i2c.org")
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	fmt.Println("== the same pages over HTTP, GET /api/v1/audit (median of 20 runs)")
+	for i := range cases {
+		if err := cases[i].measureHTTP(ctx, client, portal.base); err != nil {
+			return err
+		}
+	}
+	fmt.Println()
+	fmt.Printf("%-50s %12s %12s %12s %8s\n", "query", "server (ms)", "store (ms)", "HTTP (ms)", "target")
+	for _, c := range cases {
+		verdict := "ok"
+		if c.explainMS > ms(targetPage) {
+			verdict = "MISSED"
+		}
+		if strings.HasPrefix(c.name, "text") || strings.Contains(c.name, "subject") || strings.Contains(c.name, "cluster") {
+			verdict = "-" // informative
+		}
+		fmt.Printf("%-50s %12.2f %12.2f %12.2f %8s\n", c.name, c.explainMS, c.storeMS, c.httpMS, verdict)
+	}
+	fmt.Println()
+	explained := cases[:2]
+	if explainAll {
+		explained = cases
+	}
+	for _, c := range explained {
+		fmt.Printf("-- EXPLAIN (ANALYZE, BUFFERS): %s\n%s\n\n", c.name, c.explain)
+	}
+
+	// Exports of the whole log.
+	fmt.Println("== exports of the whole log over HTTP, memory of the portal process")
+	for _, path := range []string{"/staff/audit/export.csv", "/staff/audit/export.jsonl"} {
+		if err := measureExport(ctx, client, portal, path, events); err != nil {
+			return err
+		}
+	}
+	portal.stop()
+
+	// The command.
+	fmt.Println()
+	fmt.Println("== portal audit verify")
+	return measureVerify(ctx, bin, benchURL)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// withDatabase returns dsn naming database name instead of its own.
+func withDatabase(dsn, name string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		u.Path, u.RawPath = "/"+name, ""
+		return u.String(), nil
+	}
+	return dsn + " dbname=" + name, nil
+}
+
+// seeded is what the seeding left for the queries to look for.
+type seeded struct {
+	took        time.Duration
+	topActor    string // the busiest customer
+	clusterID   int64
+	clusterName string
+}
+
+// seed writes users, clusters and n audit events spread over the last year,
+// as the portal would have: each event's hash follows from the one before.
+func seed(ctx context.Context, pool *pgxpool.Pool, n int) (*seeded, error) {
+	start := time.Now()
+	var users []seedUser
+	rows, err := pool.Query(ctx, `
+		INSERT INTO users (issuer, subject, email, name, role)
+		SELECT 'https://idp.example', 'subject-' || g,
+		       CASE WHEN g <= 10 THEN format('staff%s@2i2c.org', lpad(g::text, 2, '0'))
+		            ELSE format('user%s@%s', lpad(g::text, 3, '0'), (ARRAY['example.org', 'uni.example.edu', 'lab.example.net'])[1 + g % 3]) END,
+		       'User ' || g, CASE WHEN g <= 10 THEN 'staff' ELSE 'customer' END
+		FROM generate_series(1, 200) g
+		RETURNING id, email, role = 'staff'`)
+	if err != nil {
+		return nil, fmt.Errorf("seed users: %w", err)
+	}
+	for rows.Next() {
+		var u seedUser
+		if err := rows.Scan(&u.id, &u.email, &u.staff); err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seed users: %w", err)
+	}
+	var clusters []seedCluster
+	rows, err = pool.Query(ctx, `
+		INSERT INTO clusters (name, display_name, prometheus_url)
+		SELECT 'hub-' || lpad(g::text, 2, '0'), 'Hub ' || g, format('https://prometheus.hub-%s.2i2c.cloud', lpad(g::text, 2, '0'))
+		FROM generate_series(1, 25) g
+		RETURNING id, name`)
+	if err != nil {
+		return nil, fmt.Errorf("seed clusters: %w", err)
+	}
+	for rows.Next() {
+		var c seedCluster
+		if err := rows.Scan(&c.id, &c.name); err != nil {
+			return nil, err
+		}
+		clusters = append(clusters, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seed clusters: %w", err)
+	}
+
+	src := newEventSource(n, users, clusters)
+	copied, err := pool.CopyFrom(ctx, pgx.Identifier{"audit_events"},
+		[]string{"at", "actor_id", "actor", "action", "subject_type", "subject_id", "cluster_id", "details", "ip", "user_agent", "prev_hash", "hash"},
+		src)
+	if err != nil {
+		return nil, fmt.Errorf("seed audit events: %w", err)
+	}
+	if copied != int64(n) {
+		return nil, fmt.Errorf("seed audit events: copied %d of %d", copied, n)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE users; ANALYZE clusters; ANALYZE audit_events`); err != nil {
+		return nil, err
+	}
+	return &seeded{took: time.Since(start), topActor: src.customers[0].email, clusterID: clusters[3].id, clusterName: clusters[3].name}, nil
+}
+
+type seedUser struct {
+	id    int64
+	email string
+	staff bool
+}
+
+type seedCluster struct {
+	id   int64
+	name string
+}
+
+// eventSource makes the audit events for COPY one at a time, so that
+// seeding a million takes no more memory than seeding ten.
+type eventSource struct {
+	n, i      int
+	rng       *rand.Rand
+	zipf      *rand.Zipf
+	customers []seedUser
+	staff     []seedUser
+	clusters  []seedCluster
+	start     time.Time
+	step      time.Duration
+	prev      []byte
+	requests  int64
+	creds     int64
+	row       []any
+	err       error
+}
+
+func newEventSource(n int, users []seedUser, clusters []seedCluster) *eventSource {
+	rng := rand.New(rand.NewPCG(2026, 11))
+	s := &eventSource{n: n, rng: rng, clusters: clusters, prev: issue.GenesisHash}
+	for _, u := range users {
+		if u.staff {
+			s.staff = append(s.staff, u)
+		} else {
+			s.customers = append(s.customers, u)
+		}
+	}
+	// A few customers are busy, most are not.
+	s.zipf = rand.NewZipf(rng, 1.3, 2, uint64(len(s.customers)-1))
+	s.start = time.Now().UTC().AddDate(-1, 0, 0)
+	s.step = 365 * 24 * time.Hour / time.Duration(max(n, 1))
+	return s
+}
+
+var userAgents = []string{
+	"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15",
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+	"curl/8.5.0",
+	"python-requests/2.32.3",
+}
+
+func (s *eventSource) Next() bool {
+	if s.err != nil || s.i >= s.n {
+		return false
+	}
+	e := s.event()
+	details, err := issue.CanonicalDetails(e.Details)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	hash, err := e.ChainHash(s.prev)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.row = []any{e.At, e.ActorID, e.Actor, string(e.Action), e.SubjectType, e.SubjectID, e.ClusterID,
+		json.RawMessage(details), e.IP, e.UserAgent, s.prev, hash}
+	s.prev = hash
+	s.i++
+	return true
+}
+
+func (s *eventSource) Values() ([]any, error) { return s.row, nil }
+func (s *eventSource) Err() error             { return s.err }
+
+// event is the next event: a plausible mix of what the portal records.
+func (s *eventSource) event() *issue.AuditEvent {
+	r := s.rng
+	cust := s.customers[s.zipf.Uint64()]
+	staff := s.staff[r.IntN(len(s.staff))]
+	cl := s.clusters[r.IntN(len(s.clusters))]
+	e := &issue.AuditEvent{
+		At: s.start.Add(time.Duration(s.i) * s.step).Truncate(time.Microsecond),
+		IP: fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), 1+r.IntN(254)), UserAgent: userAgents[r.IntN(len(userAgents))],
+	}
+	by := func(u seedUser) { e.Actor, e.ActorID = u.email, &u.id }
+	about := func(typ string, id int64) { e.SubjectType, e.SubjectID = typ, &id }
+	onCluster := func() { e.ClusterID = &cl.id }
+	aRequest := func() int64 { return 1 + r.Int64N(max(s.requests, 1)) }
+	aCredential := func() int64 { return 1 + r.Int64N(max(s.creds, 1)) }
+	switch p := r.IntN(1000); {
+	case p < 350:
+		by(cust)
+		e.Action = issue.ActionSignedIn
+		about(issue.SubjectUser, cust.id)
+		e.Details = map[string]any{"role": "customer"}
+	case p < 500:
+		by(cust)
+		e.Action = issue.ActionSignedOut
+		about(issue.SubjectUser, cust.id)
+	case p < 530:
+		e.Actor, e.Action = issue.ActorAnonymous, issue.ActionSignInFailed
+		e.Details = map[string]any{"reason": "state does not match this browser's sign-in"}
+	case p < 550:
+		by(cust)
+		e.Action = issue.ActionAccessRefused
+		e.Details = map[string]any{"method": "GET", "path": "/staff/requests", "reason": "You are signed in, but this page is for 2i2c staff only."}
+	case p < 650:
+		by(cust)
+		s.requests++
+		e.Action = issue.ActionRequestCreated
+		about(issue.SubjectRequest, s.requests)
+		onCluster()
+		e.Details = map[string]any{"cluster": cl.name, "key_type": "age-x25519",
+			"key_fingerprint": fmt.Sprintf("SHA256:%016x%016x", r.Uint64(), r.Uint64())}
+	case p < 660:
+		by(cust)
+		e.Action = issue.ActionRequestCancelled
+		about(issue.SubjectRequest, aRequest())
+		onCluster()
+	case p < 720:
+		by(staff)
+		e.Action = issue.ActionRequestApproved
+		about(issue.SubjectRequest, aRequest())
+		onCluster()
+		e.Details = map[string]any{"note": "approved for the steering committee's dashboards"}
+	case p < 780:
+		by(staff)
+		s.creds++
+		e.Action = issue.ActionCredentialIssued
+		about(issue.SubjectCredential, s.creds)
+		onCluster()
+		e.Details = map[string]any{"request_id": aRequest(), "username": fmt.Sprintf("%s-%s-%04d", cl.name, strings.Split(cust.email, "@")[0], r.IntN(10000)),
+			"expires_at": e.At.AddDate(0, 0, 90).Format("2006-01-02T15:04:05Z"), "key_fingerprint": fmt.Sprintf("SHA256:%016x", r.Uint64())}
+	case p < 800:
+		by(staff)
+		e.Action = issue.ActionRequestDenied
+		about(issue.SubjectRequest, aRequest())
+		onCluster()
+		e.Details = map[string]any{"note": "Use the community's shared Grafana instead."}
+	case p < 950:
+		by(cust)
+		e.Action = issue.ActionCredentialDownloaded
+		about(issue.SubjectCredential, aCredential())
+		onCluster()
+		e.Details = map[string]any{"download": 1 + r.IntN(4)}
+	case p < 970:
+		by(staff)
+		e.Action = issue.ActionCredentialRevoked
+		about(issue.SubjectCredential, aCredential())
+		onCluster()
+		e.Details = map[string]any{"reason": "left the project", "by_owner": false}
+	case p < 975:
+		by(cust)
+		e.Action = issue.ActionCredentialCompromised
+		about(issue.SubjectCredential, aCredential())
+		onCluster()
+		e.Details = map[string]any{"reason": "pasted in a public notebook", "by_owner": true}
+	case p < 990:
+		e.Actor, e.Action = issue.ActorSystem, issue.ActionCredentialReminder
+		about(issue.SubjectCredential, aCredential())
+		onCluster()
+		e.Details = map[string]any{"days_before": 14}
+	case p < 995:
+		by(staff)
+		e.Action = issue.ActionClusterUpdated
+		about(issue.SubjectCluster, cl.id)
+		onCluster()
+		e.Details = map[string]any{"name": cl.name, "credential_ttl_days": []any{90, 60}}
+	default:
+		by(staff)
+		e.Action = issue.ActionClusterSyncTokenRotated
+		about(issue.SubjectCluster, cl.id)
+		onCluster()
+		e.Details = map[string]any{"cluster": cl.name, "replaced_earlier_token": true}
+	}
+	return e
+}
+
+// pageCase is one review query and what it measured.
+type pageCase struct {
+	name    string
+	filter  store.AuditFilter
+	query   url.Values
+	explain string
+	// Milliseconds: PostgreSQL's execution time, the store call's and the
+	// HTTP request's medians.
+	explainMS, storeMS, httpMS float64
+}
+
+const runs = 20
+
+func (c *pageCase) measureStore(ctx context.Context, st *store.Store) error {
+	times := make([]time.Duration, 0, runs)
+	var n int
+	for range runs {
+		start := time.Now()
+		rs, err := st.AuditEvents(ctx, c.filter, nil, 51)
+		if err != nil {
+			return err
+		}
+		times = append(times, time.Since(start))
+		n = len(rs)
+	}
+	c.storeMS = ms(median(times))
+	// Explained after the timed runs, with the same warm cache.
+	var err error
+	if c.explain, err = st.ExplainAuditEvents(ctx, c.filter, nil, 51); err != nil {
+		return err
+	}
+	for line := range strings.Lines(c.explain) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Execution Time: "); ok {
+			c.explainMS, _ = strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
+		}
+	}
+	fmt.Printf("  %-50s %3d rows  EXPLAIN %8.2f ms  store %8.2f ms\n", c.name, n, c.explainMS, c.storeMS)
+	return nil
+}
+
+func (c *pageCase) measureHTTP(ctx context.Context, client *http.Client, base string) error {
+	times := make([]time.Duration, 0, runs)
+	for range runs {
+		start := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/audit?"+c.query.Encode(), nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /api/v1/audit?%s: %d %v", c.query.Encode(), resp.StatusCode, err)
+		}
+		times = append(times, time.Since(start))
+	}
+	c.httpMS = ms(median(times))
+	fmt.Printf("  %-50s HTTP %8.2f ms\n", c.name, c.httpMS)
+	return nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// buildPortal builds the portal of this tree into a temporary folder.
+func buildPortal(ctx context.Context) (string, error) {
+	dir, err := os.MkdirTemp("", "auditbench")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "portal")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/portal")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build the portal: %w", err)
+	}
+	return bin, nil
+}
+
+// runningPortal is `portal dev` on the benchmark's database.
+type runningPortal struct {
+	cmd  *exec.Cmd
+	base string
+	once sync.Once
+}
+
+func startPortal(ctx context.Context, bin, dbURL string) (*runningPortal, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin, "dev")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "PORTAL_LISTEN="+addr, "PORTAL_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// `portal dev` calls 127.0.0.1 localhost in its own links; cookies
+	// follow the name.
+	_, port, _ := net.SplitHostPort(addr)
+	p := &runningPortal{cmd: cmd, base: "http://localhost:" + port}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, errors.New("the portal did not become ready in 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (p *runningPortal) stop() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Wait()
+	})
+}
+
+// signIn signs in through the development provider, as the tests do.
+func (p *runningPortal) signIn(ctx context.Context, email string) (*http.Client, error) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 5 * time.Minute}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/login?login_hint="+url.QueryEscape(email), nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dashboard" {
+		return nil, fmt.Errorf("sign-in as %s ended at %s with %d", email, resp.Request.URL, resp.StatusCode)
+	}
+	return client, nil
+}
+
+// rss reads a process's resident memory from /proc: "VmRSS" now or
+// "VmHWM", its peak since the last reset.
+func rss(pid int, field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// measureExport downloads path in full while sampling the portal's resident
+// memory.
+func measureExport(ctx context.Context, client *http.Client, p *runningPortal, path string, events int) error {
+	pid := p.cmd.Process.Pid
+	before, err := rss(pid, "VmRSS")
+	if err != nil {
+		return err
+	}
+	// Reset the peak, so that VmHWM afterwards is the peak of this export.
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+	var peak atomic.Int64
+	peak.Store(before)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if v, err := rss(pid, "VmRSS"); err == nil && v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		close(done)
+		return err
+	}
+	var firstByte time.Duration
+	lines, bytes := 0, int64(0)
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if bytes == 0 && len(line) > 0 {
+			firstByte = time.Since(start)
+		}
+		bytes += int64(len(line))
+		if err == nil {
+			lines++
+			continue
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			close(done)
+			resp.Body.Close()
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		break
+	}
+	resp.Body.Close()
+	took := time.Since(start)
+	close(done)
+	after, _ := rss(pid, "VmRSS")
+	hwm, err := rss(pid, "VmHWM")
+	if err == nil && hwm > peak.Load() {
+		peak.Store(hwm)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d", path, resp.StatusCode)
+	}
+	growth := peak.Load() - before
+	verdict := "ok"
+	if took > targetExport || growth > targetExportGrowth {
+		verdict = "MISSED"
+	}
+	fmt.Printf("  GET %s: %d lines for %d events, %.1f MiB in %s (first byte after %s), %s\n",
+		path, lines, events, float64(bytes)/(1<<20), took.Round(time.Millisecond), firstByte.Round(time.Millisecond), resp.Header.Get("Content-Disposition"))
+	fmt.Printf("    portal RSS: before %s, peak %s (+%s), after %s; targets < %s and < +%s: %s\n",
+		mib(before), mib(peak.Load()), mib(growth), mib(after), targetExport, mib(targetExportGrowth), verdict)
+	return nil
+}
+
+// measureVerify runs `portal audit verify` and reports its time and memory.
+func measureVerify(ctx context.Context, bin, dbURL string) error {
+	cmd := exec.CommandContext(ctx, bin, "audit", "verify")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	for line := range strings.Lines(out.String()) {
+		fmt.Print("  | ", line)
+	}
+	if err != nil {
+		return fmt.Errorf("portal audit verify: %w", err)
+	}
+	var maxRSS int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		maxRSS = ru.Maxrss << 10 // kB on Linux
+	}
+	fmt.Printf("  wall clock %s (process start included), peak RSS %s, exit status %d\n",
+		took.Round(time.Millisecond), mib(maxRSS), cmd.ProcessState.ExitCode())
+	return nil
+}
