@@ -8,6 +8,9 @@
 //	portal migrate up       apply database migrations
 //	portal migrate status   show which migrations are applied
 //	portal dev              run everything locally for development
+//	portal agent            keep a Prometheus web config in step (sidecar)
+//	portal audit verify     check the audit log's hash chain
+//	portal healthcheck      check a running portal's readiness
 //	portal version          print the version
 package main
 

@@ -50,6 +50,9 @@ func (h *Hub) Run(ctx context.Context) {
 			return c.Hijack(), nil
 		},
 		LogError: func(ctx context.Context, err error) {
+			if ctx.Err() != nil {
+				return // shutting down
+			}
 			h.log.WarnContext(ctx, "listening for credential changes", "error", err.Error())
 		},
 		ReconnectDelay: 2 * time.Second,
