@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -137,5 +139,21 @@ func TestVersion(t *testing.T) {
 	status, stdout, _ := runPortal(t, nil, "version")
 	if status != 0 || stdout != "portal "+version+"\n" {
 		t.Errorf("status %d, stdout %q", status, stdout)
+	}
+}
+
+func TestBrokenClustersFileStopsServe(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "clusters.yaml")
+	if err := os.WriteFile(path, []byte("clusters:\n  - name: Bad_Name\n    prometheus_url: https://p.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	status, _, stderr := runPortal(t, complete(map[string]string{"PORTAL_CLUSTERS_FILE": path}), "serve")
+	if status != 2 || !strings.Contains(stderr, "PORTAL_CLUSTERS_FILE") || !strings.Contains(stderr, "DNS label") {
+		t.Errorf("serve with a broken clusters file: exit %d, %q; want 2 naming the variable and the fault", status, stderr)
+	}
+	status, _, stderr = runPortal(t, complete(map[string]string{"PORTAL_CLUSTERS_FILE": path + ".missing"}), "serve")
+	if status != 2 || !strings.Contains(stderr, "PORTAL_CLUSTERS_FILE") {
+		t.Errorf("serve with a missing clusters file: exit %d, %q", status, stderr)
 	}
 }
