@@ -19,7 +19,7 @@ func (s *Server) revoke(c echo.Context) error {
 	}
 	cred, err := s.wf.Revoke(c.Request().Context(), s.actor(c), id, c.FormValue("reason"))
 	if err != nil {
-		return s.lifecycleFailed(c, id, err)
+		return s.backWithReason(c, err, fmt.Sprintf("/credentials/%d", id))
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Credential %s is revoked: %s's Prometheus refuses it within seconds.", cred.Username, cred.ClusterName))
 	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/credentials/%d", id))
@@ -33,7 +33,7 @@ func (s *Server) reportCompromised(c echo.Context) error {
 	}
 	cred, err := s.wf.ReportCompromised(c.Request().Context(), s.actor(c), id, c.FormValue("details"))
 	if err != nil {
-		return s.lifecycleFailed(c, id, err)
+		return s.backWithReason(c, err, fmt.Sprintf("/credentials/%d", id))
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Thank you. Credential %s is revoked and 2i2c staff are told. "+
 		"Renew it below to get a new one; if your key.txt may have leaked too, request one with a new key.", cred.Username))
@@ -57,22 +57,6 @@ func (s *Server) renew(c echo.Context) error {
 	}
 	s.setFlash(c, "success", "Renewal requested: the same cluster, key and justification. The current credential keeps working until it expires.")
 	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", r.ID))
-}
-
-// lifecycleFailed returns to the credential with the reason when it is the
-// person's to act on.
-func (s *Server) lifecycleFailed(c echo.Context, id int64, err error) error {
-	var inv *issue.InvalidError
-	var p *issue.Problem
-	switch {
-	case errors.As(err, &inv):
-		s.setFlash(c, "error", inv.Message)
-	case errors.As(err, &p) && errors.Is(err, issue.ErrConflict):
-		s.setFlash(c, "error", p.Message)
-	default:
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/credentials/%d", id))
 }
 
 // revocationsPage lists revoked credentials for staff.

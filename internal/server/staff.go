@@ -41,7 +41,7 @@ func (s *Server) approve(c echo.Context) error {
 	}
 	cred, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, c.FormValue("note"))
 	if err != nil {
-		return s.decisionFailed(c, err)
+		return s.backWithReason(c, err, "/staff/requests")
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
 		id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")))
@@ -54,15 +54,16 @@ func (s *Server) deny(c echo.Context) error {
 		return err
 	}
 	if _, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, c.FormValue("note")); err != nil {
-		return s.decisionFailed(c, err)
+		return s.backWithReason(c, err, "/staff/requests")
 	}
 	s.setFlash(c, "info", fmt.Sprintf("Request #%d denied.", id))
 	return c.Redirect(http.StatusSeeOther, "/staff/requests")
 }
 
-// decisionFailed brings staff back to the queue with the reason, when the
-// reason is theirs to act on (a missing note, a request decided meanwhile).
-func (s *Server) decisionFailed(c echo.Context, err error) error {
+// backWithReason returns the browser to the page at to with the reason of
+// err, when the reason is the person's to act on: a field to fix, a state
+// that changed meanwhile. Any other error goes to the error handler.
+func (s *Server) backWithReason(c echo.Context, err error, to string) error {
 	var inv *issue.InvalidError
 	var p *issue.Problem
 	switch {
@@ -73,7 +74,7 @@ func (s *Server) decisionFailed(c echo.Context, err error) error {
 	default:
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+	return c.Redirect(http.StatusSeeOther, to)
 }
 
 // clustersPage lists clusters for staff.
