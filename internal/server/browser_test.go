@@ -157,4 +157,14 @@ func TestBrowserSignInAndRequest(t *testing.T) {
 		t.Fatalf("download link on the request page: %v", err)
 	}
 	screenshot(t, alice, "request-approved")
+
+	// The audit log shows what just happened, newest first.
+	err = chromedp.Do(sam,
+		chromedp.Navigate(p.URL+"/staff/audit"),
+		chromedp.WaitVisible(`//td[contains(., "credential.issued")]`),
+	)
+	if err != nil {
+		t.Fatalf("audit page: %v", err)
+	}
+	screenshot(t, sam, "staff-audit")
 }
