@@ -48,42 +48,82 @@ type Issued struct {
 // with one already issued for the cluster, the database refuses it and the
 // caller may call Issue again.
 func Issue(c *Cluster, r *Recipient, now time.Time, bcryptCost int) (*Issued, error) {
+	return NewSecrets(bcryptCost).Issue(c, r, now)
+}
+
+// Secrets are a new credential's username and password, with the password's
+// bcrypt hash being computed in the background. bcrypt is most of the time it
+// takes to issue a credential and depends on nothing else, so a caller starts
+// it first and does its other work (reading the request, the database
+// writes, the age encryption) while it runs on another core.
+type Secrets struct {
+	username, password string
+	cost               int
+	hashed             chan hashResult // receives once
+}
+
+type hashResult struct {
+	hash string
+	err  error
+}
+
+// NewSecrets draws a username and a password and starts hashing the password
+// at bcryptCost. Secrets issue one credential; their Issue waits for the hash.
+func NewSecrets(bcryptCost int) *Secrets {
+	sec := &Secrets{username: NewUsername(), password: NewPassword(), cost: bcryptCost, hashed: make(chan hashResult, 1)}
+	go func() {
+		hash, err := HashPassword(sec.password, bcryptCost)
+		sec.hashed <- hashResult{hash, err}
+	}()
+	return sec
+}
+
+// Issue makes the credential of these secrets for cluster c, encrypted to r,
+// as the package-level Issue describes, and returns the same errors. It
+// renders and encrypts credentials.txt while the hash is computed, then waits
+// for the hash. Call it once.
+func (sec *Secrets) Issue(c *Cluster, r *Recipient, now time.Time) (*Issued, error) {
+	// The hash must be collected whatever happens, so the goroutine ends.
+	hash := func() (string, error) { res := <-sec.hashed; return res.hash, res.err }
 	switch {
 	case c == nil:
+		hash()
 		return nil, Invalid("cluster", "No cluster to issue a credential for.")
 	case c.CredentialTTLDays < 1:
+		hash()
 		return nil, Invalid("credential_ttl_days", "Cluster %s has a credential lifetime of %d days; it must be at least 1.",
 			c.Name, c.CredentialTTLDays)
 	case r == nil || r.age == nil:
+		hash()
 		return nil, Invalid(fieldPublicKey, "No public key to encrypt to.")
 	case now.IsZero():
+		hash()
 		return nil, Invalid("", "The issue time is missing.")
 	}
 
-	username, password := NewUsername(), NewPassword()
 	issuedAt := now.UTC().Truncate(time.Second)
 	expiresAt := issuedAt.Add(c.CredentialTTL())
 	plaintext, err := RenderCredentialsFile(&CredentialsFile{
 		Cluster:   c,
-		Username:  username,
-		Password:  password,
+		Username:  sec.username,
+		Password:  sec.password,
 		IssuedAt:  issuedAt,
 		ExpiresAt: expiresAt,
 	})
-	if err != nil {
-		return nil, err
+	var ciphertext []byte
+	if err == nil {
+		ciphertext, err = Encrypt(plaintext, r)
 	}
-	hash, err := HashPassword(password, bcryptCost)
-	if err != nil {
-		return nil, err
-	}
-	ciphertext, err := Encrypt(plaintext, r)
-	if err != nil {
+	passwordHash, herr := hash()
+	switch {
+	case herr != nil:
+		return nil, herr
+	case err != nil:
 		return nil, err
 	}
 	return &Issued{
-		Username:     username,
-		PasswordHash: hash,
+		Username:     sec.username,
+		PasswordHash: passwordHash,
 		Ciphertext:   ciphertext,
 		Fingerprint:  r.Fingerprint,
 		IssuedAt:     issuedAt,

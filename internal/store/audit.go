@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
 )
@@ -12,25 +15,48 @@ import (
 // audit chain ("audit" in ASCII).
 const auditChainLock = 0x6175646974
 
-// AppendAudit writes e as the next link of the audit chain: it takes the
-// chain's lock for the rest of the transaction, reads the last hash, and
-// inserts e with prev_hash and hash = SHA-256(prev_hash || e). Called inside
-// InTx, the lock is held until that transaction ends, so concurrent
-// transactions cannot fork the chain, and the event commits or rolls back
-// with the change it records. e.At is set to now when zero; e's ID, At,
-// PrevHash and Hash are filled in.
-func (s *Store) AppendAudit(ctx context.Context, e *issue.AuditEvent) error {
-	return s.InTx(ctx, func(tx *Store) error {
-		if _, err := tx.db.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditChainLock); err != nil {
-			return mapErr("audit lock", err)
+// AppendAudit writes events, in order, as the next links of the audit chain:
+// it takes the chain's lock for the rest of the transaction, reads the last
+// hash, and inserts each event with prev_hash and hash = SHA-256(prev_hash ||
+// event). Called inside InTx, the lock is held until that transaction ends,
+// so concurrent transactions cannot fork the chain, and the events commit or
+// roll back with the change they record; called outside, it makes a
+// transaction of its own. An event's zero At is set to now; each event's ID,
+// At, PrevHash and Hash are filled in.
+func (s *Store) AppendAudit(ctx context.Context, events ...*issue.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if _, inTx := s.db.(pgx.Tx); !inTx {
+		return s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, events...) })
+	}
+	// Lock, then read the head: two statements, so that the read's snapshot
+	// is taken after the lock is granted and sees the last writer's commit.
+	// Sent as one batch, they cost one round trip.
+	head := &pgx.Batch{}
+	head.Queue(`SELECT pg_advisory_xact_lock($1)`, auditChainLock)
+	head.Queue(`SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)
+	prev := issue.GenesisHash
+	br := s.db.SendBatch(ctx, head)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&prev)
+		if errors.Is(err, pgx.ErrNoRows) { // the first event follows the genesis hash
+			prev, err = issue.GenesisHash, nil
 		}
-		prev := issue.GenesisHash
-		err := tx.db.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev)
-		if err != nil && !isNotFound(err) { // no rows: the first event follows the genesis hash
-			return mapErr("audit head", err)
-		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return mapErr("audit head", err)
+	}
+
+	now := time.Now()
+	inserts := &pgx.Batch{}
+	for _, e := range events {
 		if e.At.IsZero() {
-			e.At = time.Now()
+			e.At = now
 		}
 		e.At = e.At.UTC().Truncate(time.Microsecond)
 		hash, err := e.ChainHash(prev)
@@ -42,17 +68,24 @@ func (s *Store) AppendAudit(ctx context.Context, e *issue.AuditEvent) error {
 			return err
 		}
 		e.PrevHash, e.Hash = prev, hash
-		err = tx.db.QueryRow(ctx, `
+		prev = hash
+		inserts.Queue(`
 			INSERT INTO audit_events (at, actor_id, actor, action, subject_type, subject_id, cluster_id,
 			                          details, ip, user_agent, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			RETURNING id`,
 			e.At, e.ActorID, e.Actor, e.Action, e.SubjectType, e.SubjectID, e.ClusterID,
-			details, e.IP, e.UserAgent, e.PrevHash, e.Hash,
-		).Scan(&e.ID)
-		if err != nil {
-			return mapErr(fmt.Sprintf("append audit %s", e.Action), err)
+			details, e.IP, e.UserAgent, e.PrevHash, e.Hash)
+	}
+	br = s.db.SendBatch(ctx, inserts)
+	for _, e := range events {
+		if err = br.QueryRow().Scan(&e.ID); err != nil {
+			err = mapErr(fmt.Sprintf("append audit %s", e.Action), err)
+			break
 		}
-		return nil
-	})
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = mapErr("append audit", cerr)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,8 @@ func collectCredentials(rows pgx.Rows, err error) ([]*issue.Credential, error) {
 // CreateCredential stores a credential issued for an approved request and
 // fills in its ID; a zero IssuedAt is taken as now and filled in. Returns
 // issue.ErrConflict if the request has a credential already or the username
-// is taken on the cluster, issue.ErrInvalid if the schema's rules refuse a
+// is taken on the cluster (without aborting the transaction, so the caller
+// may retry with another username), issue.ErrInvalid if the schema's rules refuse a
 // field (a malformed username, a password hash that is not bcrypt, an empty
 // ciphertext, an expiry not after issuance).
 func (s *Store) CreateCredential(ctx context.Context, c *issue.Credential) error {
@@ -55,10 +57,17 @@ func (s *Store) CreateCredential(ctx context.Context, c *issue.Credential) error
 		INSERT INTO credentials (request_id, user_id, cluster_id, username, password_hash, ciphertext,
 		                         key_fingerprint, issued_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
+		ON CONFLICT DO NOTHING
 		RETURNING id, issued_at`,
 		c.RequestID, c.UserID, c.ClusterID, c.Username, c.PasswordHash, c.Ciphertext,
 		c.KeyFingerprint, issuedAt, c.ExpiresAt,
 	).Scan(&c.ID, &c.IssuedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// ON CONFLICT DO NOTHING: the clash is reported without aborting the
+		// transaction, so the caller can draw another username and go on.
+		return fmt.Errorf("store: create credential for request %d: username %s taken or request issued already: %w",
+			c.RequestID, c.Username, issue.ErrConflict)
+	}
 	if err != nil {
 		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
 	}

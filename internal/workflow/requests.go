@@ -192,6 +192,25 @@ func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor,
 // the requester, a Problem of kind issue.ErrConflict when the request is no
 // longer pending, issue.ErrNotFound when it does not exist.
 func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (*issue.Credential, error) {
+	// The password's bcrypt hash, most of the time issuance takes, starts now
+	// and runs while the request is locked and read; wasted only when the
+	// approval is refused.
+	secrets := issue.NewSecrets(s.cost)
+	first := true
+	return s.approve(ctx, a, id, note, func(c *issue.Cluster, r *issue.Recipient) (*issue.Issued, error) {
+		if first {
+			first = false
+			return secrets.Issue(c, r, s.now())
+		}
+		return issue.Issue(c, r, s.now(), s.cost) // a username clash: new secrets
+	})
+}
+
+// mintFunc makes a credential's secrets for a cluster and recipient:
+// issue.Issue, or in benchmarks of the database part, one made beforehand.
+type mintFunc func(*issue.Cluster, *issue.Recipient) (*issue.Issued, error)
+
+func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, mint mintFunc) (*issue.Credential, error) {
 	note = strings.TrimSpace(note)
 	if utf8.RuneCountInString(note) > issue.MaxJustification {
 		return nil, issue.Invalid("note", "The note can be at most %d characters.", issue.MaxJustification)
@@ -210,10 +229,12 @@ func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (
 		if err != nil {
 			return fmt.Errorf("request %d: stored key no longer parses: %w", id, err)
 		}
-		if cred, err = s.issue(ctx, tx, r, cluster, rcpt); err != nil {
+		// The decision first: it does not need the credential, so it is
+		// written while the password is still being hashed.
+		if err := tx.DecideRequest(ctx, id, issue.StatusApproved, a.User.ID, note); err != nil {
 			return err
 		}
-		if err := tx.DecideRequest(ctx, id, issue.StatusApproved, a.User.ID, note); err != nil {
+		if cred, err = s.storeCredential(ctx, tx, r, cluster, rcpt, mint); err != nil {
 			return err
 		}
 		return audit(
@@ -227,15 +248,16 @@ func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (
 	if err != nil {
 		return nil, err
 	}
-	return s.store.CredentialByID(ctx, cred.ID)
+	return cred, nil
 }
 
-// issue makes and stores the credential of request r. A username that clashes
-// with one already issued on the cluster is drawn again.
-func (s *Service) issue(ctx context.Context, tx *store.Store, r *issue.Request, c *issue.Cluster, rcpt *issue.Recipient) (*issue.Credential, error) {
+// storeCredential mints and stores the credential of request r. A username
+// that clashes with one already issued on the cluster is drawn again; the
+// clash does not abort the transaction.
+func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *issue.Request, c *issue.Cluster, rcpt *issue.Recipient, mint mintFunc) (*issue.Credential, error) {
 	const attempts = 3
 	for i := 0; ; i++ {
-		issued, err := issue.Issue(c, rcpt, s.now(), s.cost)
+		issued, err := mint(c, rcpt)
 		if err != nil {
 			return nil, err
 		}
@@ -243,10 +265,11 @@ func (s *Service) issue(ctx context.Context, tx *store.Store, r *issue.Request, 
 			RequestID: r.ID, UserID: r.UserID, ClusterID: c.ID, Username: issued.Username,
 			PasswordHash: issued.PasswordHash, Ciphertext: issued.Ciphertext, KeyFingerprint: issued.Fingerprint,
 			IssuedAt: issued.IssuedAt, ExpiresAt: issued.ExpiresAt,
+			ClusterName: c.Name, PrometheusURL: c.PrometheusURL, OwnerEmail: r.RequesterEmail,
 		}
-		// A savepoint, so that a clash leaves the transaction usable.
-		err = tx.InTx(ctx, func(sp *store.Store) error { return sp.CreateCredential(ctx, cred) })
+		err = tx.CreateCredential(ctx, cred)
 		if err == nil || !errors.Is(err, issue.ErrConflict) || i == attempts-1 {
+			cred.Ciphertext = nil // stored; not for callers to pass around
 			return cred, err
 		}
 	}

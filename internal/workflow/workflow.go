@@ -98,12 +98,10 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *store.Store, audit audit
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
 		written = written[:0] // a retried transaction starts over
 		return fn(tx, func(events ...*issue.AuditEvent) error {
-			for _, e := range events {
-				if err := tx.AppendAudit(ctx, e); err != nil {
-					return err
-				}
-				written = append(written, e)
+			if err := tx.AppendAudit(ctx, events...); err != nil {
+				return err
 			}
+			written = append(written, events...)
 			return nil
 		})
 	})
