@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -20,47 +21,55 @@ import (
 // after a minute or so.
 const maxWait = 60 * time.Second
 
-// publication is one rendering of a cluster's active credentials.
+// publication is a cluster's active credentials at one moment, in one
+// format. Its ETag comes from the credentials themselves, so an unchanged
+// set is answered 304 without rendering and checking the document, which
+// for a thousand users is most of the work.
 type publication struct {
-	body        []byte
-	etag        string
-	contentType string
-	nextExpiry  time.Time // zero when no credential will expire
+	users      webconfig.Users
+	format     string
+	etag       string
+	nextExpiry time.Time // zero when no credential will expire
 }
 
-// render renders cluster c's active credentials in format ("" for the web
-// config, "htpasswd"). What is served was checked first: the web config
-// reads back strictly as exporter-toolkit reads it, every hash is bcrypt.
-func (s *Server) renderPublication(c echo.Context, cl *issue.Cluster, format string) (*publication, error) {
+// publicationOf reads cluster cl's active credentials for format ("" or
+// "yaml" for the web config, "htpasswd").
+func (s *Server) publicationOf(c echo.Context, cl *issue.Cluster, format string) (*publication, error) {
+	switch format {
+	case "", "yaml":
+		format = "yaml"
+	case "htpasswd":
+	default:
+		return nil, issue.Invalid("format", "format is htpasswd, or absent for the Prometheus web config")
+	}
 	creds, err := s.wf.ActiveCredentials(c.Request().Context(), cl)
 	if err != nil {
 		return nil, err
 	}
-	users := make(webconfig.Users, len(creds))
-	var next time.Time
-	for _, cr := range creds {
-		users[cr.Username] = cr.PasswordHash
-		if next.IsZero() || cr.ExpiresAt.Before(next) {
-			next = cr.ExpiresAt
+	p := &publication{users: make(webconfig.Users, len(creds)), format: format}
+	h := sha256.New()
+	io.WriteString(h, format+"\n")
+	for _, cr := range creds { // ordered by username
+		p.users[cr.Username] = cr.PasswordHash
+		io.WriteString(h, cr.Username+":"+cr.PasswordHash+"\n")
+		if p.nextExpiry.IsZero() || cr.ExpiresAt.Before(p.nextExpiry) {
+			p.nextExpiry = cr.ExpiresAt
 		}
 	}
-	p := &publication{nextExpiry: next}
-	switch format {
-	case "", "yaml":
-		p.contentType = "application/yaml"
-		p.body, err = webconfig.MarshalUsers(users)
-	case "htpasswd":
-		p.contentType = "text/plain; charset=utf-8"
-		p.body, err = webconfig.MarshalHtpasswd(users)
-	default:
-		return nil, issue.Invalid("format", "format is htpasswd, or absent for the Prometheus web config")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("publish %s: %w", cl.Name, err)
-	}
-	sum := sha256.Sum256(p.body)
-	p.etag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	p.etag = `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 	return p, nil
+}
+
+// render writes the document. What is served is checked first: the web
+// config reads back strictly as exporter-toolkit reads it, every hash is a
+// complete bcrypt hash.
+func (p *publication) render() (body []byte, contentType string, err error) {
+	if p.format == "htpasswd" {
+		body, err = webconfig.MarshalHtpasswd(p.users)
+		return body, "text/plain; charset=utf-8", err
+	}
+	body, err = webconfig.MarshalUsers(p.users)
+	return body, "application/yaml", err
 }
 
 // webConfig serves a cluster's active credentials to its agent, behind the
@@ -93,7 +102,7 @@ func (s *Server) webConfig(c echo.Context) error {
 	defer unsubscribe()
 	deadline := time.Now().Add(wait)
 	for {
-		p, err := s.renderPublication(c, cl, format)
+		p, err := s.publicationOf(c, cl, format)
 		if err != nil {
 			return err
 		}
@@ -101,7 +110,11 @@ func (s *Server) webConfig(c echo.Context) error {
 		h.Set("ETag", p.etag)
 		h.Set("Cache-Control", "no-store")
 		if ifNoneMatch != p.etag {
-			return c.Blob(http.StatusOK, p.contentType, p.body)
+			body, contentType, err := p.render()
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", cl.Name, err)
+			}
+			return c.Blob(http.StatusOK, contentType, body)
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {

@@ -190,10 +190,22 @@ func BenchmarkWebConfig1000(b *testing.B) {
 	})
 
 	c := w.srv.echo.NewContext(httptest.NewRequest(http.MethodGet, w.url, nil), httptest.NewRecorder())
-	b.Run("render", func(b *testing.B) {
+	b.Run("query", func(b *testing.B) { // what a 304 costs: the query and the ETag
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := w.srv.renderPublication(c, w.cluster, ""); err != nil {
+			if _, err := w.srv.publicationOf(c, w.cluster, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("render", func(b *testing.B) { // what a 200 costs: the query, the document and its checks
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := w.srv.publicationOf(c, w.cluster, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := p.render(); err != nil {
 				b.Fatal(err)
 			}
 		}
