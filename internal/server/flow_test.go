@@ -455,11 +455,7 @@ func TestStaffCannotApproveTheirOwnRequest(t *testing.T) {
 
 func TestDenyNeedsANote(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	_, alice, _, sam := newScene(t)
 	idn, _ := age.GenerateX25519Identity()
 	reqID := alice.requestAccess("awi-ciroh", idn.Recipient().String(), "Dashboards for the research team.")
 	q := sam.get("/staff/requests")
@@ -487,11 +483,7 @@ func (b *browser) apiPost(path, body string) response {
 
 func TestJSONAPI(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, _, sam := newScene(t)
 	idn, _ := age.GenerateX25519Identity()
 
 	var clusters struct {
@@ -593,11 +585,7 @@ func decodeJSON(t *testing.T, r response, v any) {
 
 func TestConcurrentApprovalsIssueOneCredential(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, _, sam := newScene(t)
 	idn, _ := age.GenerateX25519Identity()
 	reqID := alice.requestAccess("awi-ciroh", idn.Recipient().String(), "Dashboards for the research team.")
 

@@ -215,3 +215,17 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
+
+// newScene is a portal with the cluster awi-ciroh and the three demo people
+// signed in, each in a browser of their own: customers alice and bob, and
+// sam of the staff.
+func newScene(t *testing.T) (p *portal, alice, bob, sam *browser) {
+	t.Helper()
+	p = newPortal(t, portalOptions{})
+	p.addCluster("awi-ciroh")
+	alice, bob, sam = p.browser(), p.browser(), p.browser()
+	alice.signIn("alice@example.org")
+	bob.signIn("bob@example.org")
+	sam.signIn("sam@2i2c.org")
+	return p, alice, bob, sam
+}

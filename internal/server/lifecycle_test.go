@@ -14,12 +14,7 @@ import (
 
 func TestRenew(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, bob, sam := p.browser(), p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	bob.signIn("bob@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, bob, sam := newScene(t)
 	cred := p.issue(alice, sam, "awi-ciroh")
 
 	if r := bob.apiPost(fmt.Sprintf("/api/v1/credentials/%d/renew", cred.ID), `{}`); r.StatusCode != http.StatusNotFound {
@@ -55,12 +50,7 @@ func TestRenew(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, bob, sam := p.browser(), p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	bob.signIn("bob@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, bob, sam := newScene(t)
 	mine, staffs := p.issue(alice, sam, "awi-ciroh"), p.issue(bob, sam, "awi-ciroh")
 
 	before := p.snapshot()
@@ -108,11 +98,7 @@ func TestRevoke(t *testing.T) {
 
 func TestReportCompromised(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, _, sam := newScene(t)
 	cred := p.issue(alice, sam, "awi-ciroh")
 
 	if r := sam.apiPost(fmt.Sprintf("/api/v1/credentials/%d/report-compromised", cred.ID), `{}`); r.StatusCode != http.StatusNotFound {
@@ -154,11 +140,7 @@ func TestReportCompromised(t *testing.T) {
 
 func TestExpiryReminders(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, _, sam := newScene(t)
 	cred := p.issue(alice, sam, "awi-ciroh")
 	wf := workflow.New(p.Store, workflow.Options{})
 	ctx := context.Background()
@@ -197,11 +179,7 @@ func TestExpiryReminders(t *testing.T) {
 
 func TestDashboardOffersRenewalBeforeExpiry(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, _, sam := newScene(t)
 	cred := p.issue(alice, sam, "awi-ciroh")
 	if d := alice.get("/dashboard"); strings.Contains(d.Body, "expires in") {
 		t.Error("a fresh credential is flagged as expiring")

@@ -153,12 +153,7 @@ func internalUser(t *testing.T) string {
 // user always works, and a stopped portal leaves the file serving.
 func TestPrometheusFollowsThePortal(t *testing.T) {
 	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	p.addCluster("awi-ciroh")
-	alice, bob, sam := p.browser(), p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	bob.signIn("bob@example.org")
-	sam.signIn("sam@2i2c.org")
+	p, alice, bob, sam := newScene(t)
 	first, second := p.issue(alice, sam, "awi-ciroh"), p.issue(bob, sam, "awi-ciroh")
 
 	file := sidecar(t, p.URL, "awi-ciroh", sam.syncToken("awi-ciroh"), internalUser(t))
