@@ -29,4 +29,4 @@ tidy-check:
 # `portal audit verify`, against their targets. Takes a few minutes.
 .PHONY: bench-audit
 bench-audit:
-	$(WITHPG) go run ./cmd/auditbench
+	$(WITHPG) go run ./internal/auditbench
