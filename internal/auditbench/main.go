@@ -7,7 +7,7 @@
 // `portal audit verify`. It prints the figures against their targets.
 //
 //	make bench-audit
-//	go run ./internal/pglocal/withpg -- go run ./cmd/auditbench [-events N] [-keep] [-explain-all]
+//	go run ./internal/pglocal/withpg -- go run ./internal/auditbench [-events N] [-keep] [-explain-all]
 //
 // The portal under test is `portal dev` built from this tree and pointed at
 // the benchmark's database: a separate process, so that its memory is its
