@@ -49,6 +49,8 @@ func TestConfigErrors(t *testing.T) {
 			"PORTAL_OIDC_ISSUER", "required"},
 		{"issuer not a URL", complete(map[string]string{"PORTAL_OIDC_ISSUER": "accounts.google.com"}), []string{"serve"},
 			`PORTAL_OIDC_ISSUER="accounts.google.com"`, "absolute URL"},
+		{"base url with a path", complete(map[string]string{"PORTAL_BASE_URL": "https://example.org/portal"}), []string{"serve"},
+			`PORTAL_BASE_URL="https://example.org/portal"`, "scheme and host only"},
 		{"base url missing", complete(map[string]string{"PORTAL_BASE_URL": ""}), []string{"serve"},
 			"PORTAL_BASE_URL", "required"},
 		{"session lifetime", complete(map[string]string{"PORTAL_SESSION_LIFETIME": "-1h"}), []string{"serve"},

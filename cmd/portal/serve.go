@@ -42,7 +42,7 @@ func (c *serveConfig) settings() []setting {
 			usage: "PostgreSQL connection URL"},
 		{env: "PORTAL_LISTEN", flag: "listen", def: ":8080", parse: addrVar(&c.Listen),
 			usage: "address to listen on, host:port"},
-		{env: "PORTAL_BASE_URL", flag: "base-url", parse: required(urlVar(&c.BaseURL)),
+		{env: "PORTAL_BASE_URL", flag: "base-url", parse: required(baseURLVar(&c.BaseURL)),
 			usage: "the URL people reach the portal at, e.g. https://credentials.2i2c.org; the OIDC redirect URL is this + /auth/callback"},
 		logLevelSetting(&c.LogLevel),
 		{env: "PORTAL_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "15s", parse: durationVar(&c.ShutdownTimeout),
@@ -73,6 +73,21 @@ func (c *serveConfig) settings() []setting {
 			usage: "sign out after this long without a request"},
 		{env: "PORTAL_SESSION_LIFETIME", flag: "session-lifetime", def: "12h", parse: durationVar(&c.Sessions.Lifetime),
 			usage: "sign out this long after sign-in, however active"},
+	}
+}
+
+// baseURLVar takes the portal's own address: scheme and host only, since
+// the portal's routes and cookies live at the root of its host.
+func baseURLVar(p **url.URL) func(string) error {
+	check := urlVar(p)
+	return func(v string) error {
+		if err := check(v); err != nil {
+			return err
+		}
+		if u := *p; u != nil && (u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
+			return errors.New("want the scheme and host only, for example https://credentials.2i2c.org: the portal serves from the root of its host")
+		}
+		return nil
 	}
 }
 

@@ -312,7 +312,7 @@ type eventSource struct {
 
 func newEventSource(n int, users []seedUser, clusters []seedCluster) *eventSource {
 	rng := rand.New(rand.NewPCG(2026, 11))
-	s := &eventSource{n: n, rng: rng, clusters: clusters, prev: issue.GenesisHash}
+	s := &eventSource{n: n, rng: rng, clusters: clusters, prev: issue.GenesisHash()}
 	for _, u := range users {
 		if u.staff {
 			s.staff = append(s.staff, u)

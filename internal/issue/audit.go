@@ -78,8 +78,9 @@ type AuditEvent struct {
 	Hash        []byte
 }
 
-// GenesisHash is the PrevHash of the first event of the chain.
-var GenesisHash = make([]byte, sha256.Size)
+// GenesisHash is the PrevHash of the first event of the chain: 32 zero
+// bytes, new at each call so that no caller can change it for the others.
+func GenesisHash() []byte { return make([]byte, sha256.Size) }
 
 // canonicalEvent fixes the field order and formats of the hashed encoding.
 type canonicalEvent struct {

@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -30,8 +29,8 @@ func (c *Cluster) Validate() error {
 	if !dnsLabel.MatchString(c.Name) {
 		return Invalid("name", "The name must be a DNS label: lower-case letters, digits and dashes, at most 63, not starting or ending with a dash (for example awi-ciroh).")
 	}
-	if utf8.RuneCountInString(c.DisplayName) > MaxClusterDisplayName {
-		return Invalid("display_name", "The display name can be at most %d characters.", MaxClusterDisplayName)
+	if _, err := CleanText("display_name", c.DisplayName, MaxClusterDisplayName); err != nil {
+		return err
 	}
 	u, err := url.Parse(c.PrometheusURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -40,8 +39,8 @@ func (c *Cluster) Validate() error {
 	if c.CredentialTTLDays < 1 || c.CredentialTTLDays > MaxClusterTTLDays {
 		return Invalid("credential_ttl_days", "The credential lifetime must be between 1 and %d days.", MaxClusterTTLDays)
 	}
-	if utf8.RuneCountInString(c.Note) > MaxClusterNote {
-		return Invalid("note", "The note can be at most %d characters.", MaxClusterNote)
+	if _, err := CleanText("note", c.Note, MaxClusterNote); err != nil {
+		return err
 	}
 	return nil
 }

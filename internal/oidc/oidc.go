@@ -63,9 +63,6 @@ func New(cfg Config, log *slog.Logger) *Client {
 // Ready reports whether the provider has been discovered.
 func (c *Client) Ready() bool { return c.state.Load() != nil }
 
-// Issuer is the provider's issuer URL, as configured.
-func (c *Client) Issuer() string { return c.cfg.Issuer }
-
 // Discover fetches the provider's metadata once. It returns an error if the
 // provider cannot be reached or its metadata does not match the issuer.
 func (c *Client) Discover(ctx context.Context) error {
@@ -152,6 +149,11 @@ func (c *Client) Exchange(ctx context.Context, a Attempt, code string) (issue.Id
 	}
 	ctx = gooidc.ClientContext(ctx, c.cfg.HTTPClient)
 	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(a.Verifier))
+	var re *oauth2.RetrieveError
+	if err != nil && !errors.As(err, &re) {
+		// No answer at all: the provider is down, not refusing.
+		return issue.Identity{}, fmt.Errorf("%w: code exchange: provider unreachable", ErrUnavailable)
+	}
 	if err != nil {
 		return issue.Identity{}, fmt.Errorf("%w: code exchange: %s", ErrRejected, describeExchangeError(err))
 	}

@@ -333,7 +333,15 @@ func (s *Server) verifyAudit(c echo.Context) error {
 		return err
 	}
 	u := currentUser(c)
+	// The walk goes on if the browser leaves, but not past a shutdown.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 15*time.Minute)
+	go func() {
+		select {
+		case <-s.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	defer cancel()
 	v, err := s.store.VerifyAudit(ctx, 0, nil)
 	var p *issue.Problem

@@ -649,7 +649,7 @@ type exportLine struct {
 // the first event that does not check out, or 0.
 func verifyOffline(t *testing.T, lines []exportLine, linked bool) int64 {
 	t.Helper()
-	prev := hex.EncodeToString(issue.GenesisHash)
+	prev := hex.EncodeToString(issue.GenesisHash())
 	for _, l := range lines {
 		at, err := time.Parse(time.RFC3339Nano, l.At)
 		if err != nil {

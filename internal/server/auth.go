@@ -247,6 +247,7 @@ func (s *Server) callback(c echo.Context) error {
 			"Sign in", "/login")
 	}
 	if e := c.QueryParam("error"); e != "" {
+		e = issue.Printable(e, 64)
 		if err := s.signInFailed(c, "the provider answered "+e); err != nil {
 			return err
 		}
@@ -278,19 +279,16 @@ func (s *Server) callback(c echo.Context) error {
 		Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
 		Name: id.Name, Groups: id.Groups, Role: s.cfg.Access.Role(id),
 	}
-	if err := s.store.UpsertUser(ctx, u); err != nil {
+	if err := s.wf.SignIn(ctx, s.actor(c), u); err != nil {
 		return err
 	}
+	// Only now, with the user and the audit row committed, is the browser
+	// signed in; a new token, so one fixed before sign-in is worth nothing.
 	if err := s.sessions.RenewToken(ctx); err != nil {
 		return err
 	}
 	s.sessions.Put(ctx, sessUserID, u.ID)
 	s.log.InfoContext(ctx, "signed in", "user_id", u.ID, "role", string(u.Role))
-	actor := s.actor(c)
-	actor.User = u
-	if err := s.wf.Record(ctx, actor, issue.ActionSignedIn, issue.SubjectUser, u.ID, map[string]any{"role": string(u.Role)}); err != nil {
-		return err
-	}
 	return c.Redirect(http.StatusSeeOther, next)
 }
 

@@ -15,7 +15,10 @@ import (
 
 // actor is who makes the request, for authorization and the audit log.
 func (s *Server) actor(c echo.Context) workflow.Actor {
-	return workflow.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	// Both are kept in the audit log: cut to a sane size and to printable
+	// text, whatever a client sends.
+	return workflow.Actor{User: currentUser(c), IP: issue.Printable(c.RealIP(), 64),
+		UserAgent: issue.Printable(c.Request().UserAgent(), 512)}
 }
 
 // idParam reads a numeric path parameter; anything else names nothing.
@@ -70,14 +73,16 @@ type requestForm struct {
 func (s *Server) newRequest(c echo.Context) error {
 	in := workflow.RequestInput{Cluster: c.QueryParam("cluster")}
 	if renew := c.QueryParam("renew"); renew != "" {
-		// A renewal starts from the credential's request.
-		if id, err := strconv.ParseInt(renew, 10, 64); err == nil {
-			if cred, err := s.wf.Credential(c.Request().Context(), s.actor(c), id); err == nil {
-				if r, err := s.wf.Request(c.Request().Context(), s.actor(c), cred.RequestID); err == nil {
-					in = workflow.RequestInput{Cluster: r.ClusterName, PublicKey: r.PublicKey, Justification: r.Justification}
-				}
-			}
+		// Renewing with another key starts from the credential's request.
+		id, err := strconv.ParseInt(renew, 10, 64)
+		if err != nil {
+			return fmt.Errorf("renew %q: %w", renew, issue.ErrNotFound)
 		}
+		r, err := s.wf.RenewalDraft(c.Request().Context(), s.actor(c), id)
+		if err != nil {
+			return err
+		}
+		in = workflow.RequestInput{Cluster: r.ClusterName, Justification: r.Justification}
 	}
 	return s.renderRequestForm(c, http.StatusOK, in, nil)
 }

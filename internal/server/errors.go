@@ -85,10 +85,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			"method", c.Request().Method, "path", c.Request().URL.Path)
 	}
 	if status == http.StatusForbidden {
-		details := map[string]any{"method": c.Request().Method, "path": c.Request().URL.Path, "reason": body.Error}
-		if aerr := s.wf.Record(ctx, s.actor(c), issue.ActionAccessRefused, "", 0, details); aerr != nil {
-			s.log.ErrorContext(ctx, "auditing a refusal", "error", aerr.Error())
-		}
+		s.auditRefusal(c, body.Error)
 	}
 
 	switch {
@@ -109,4 +106,23 @@ func (s *Server) handleError(err error, c echo.Context) {
 func isAPI(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return len(p) >= 5 && p[:5] == "/api/"
+}
+
+// auditRefusal records a 403 in the audit log. Someone not signed in can
+// cause as many as they like (a form post without its token), and the log
+// keeps every row for good; so their refusals are audited up to a few per
+// address and minute, and logged beyond.
+func (s *Server) auditRefusal(c echo.Context, reason string) {
+	ctx := c.Request().Context()
+	a := s.actor(c)
+	if a.User == nil {
+		if ok, _ := s.refusals.Allow(a.IP); !ok {
+			s.log.WarnContext(ctx, "refused; not audited, too many from this address", "ip", a.IP, "path", c.Request().URL.Path)
+			return
+		}
+	}
+	details := map[string]any{"method": c.Request().Method, "path": issue.Printable(c.Request().URL.Path, 200), "reason": reason}
+	if err := s.wf.Record(ctx, a, issue.ActionAccessRefused, "", 0, details); err != nil {
+		s.log.ErrorContext(ctx, "auditing a refusal", "error", err.Error())
+	}
 }

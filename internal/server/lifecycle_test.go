@@ -20,6 +20,15 @@ func TestRenew(t *testing.T) {
 	if r := bob.apiPost(fmt.Sprintf("/api/v1/credentials/%d/renew", cred.ID), `{}`); r.StatusCode != http.StatusNotFound {
 		t.Errorf("another customer renewing: %d, want 404", r.StatusCode)
 	}
+	// Renewing with another key: the form starts from the old request, key left out.
+	draft := alice.get(fmt.Sprintf("/requests/new?renew=%d", cred.ID))
+	if !strings.Contains(draft.Body, "Dashboards for the research team.") || !strings.Contains(draft.Body, `value="awi-ciroh" selected`) ||
+		strings.Contains(draft.Body, ">age1") {
+		t.Errorf("renewal draft:\n%s", draft.Body)
+	}
+	if r := bob.get(fmt.Sprintf("/requests/new?renew=%d", cred.ID)); r.StatusCode != http.StatusNotFound {
+		t.Errorf("another customer's renewal draft: %d, want 404", r.StatusCode)
+	}
 	page := alice.get(fmt.Sprintf("/credentials/%d", cred.ID))
 	r := alice.post(fmt.Sprintf("/credentials/%d/renew", cred.ID), url.Values{"csrf": {csrfToken(t, page.Body)}})
 	if !requestPath.MatchString(r.Request.URL.Path) || !strings.Contains(r.Body, "pending") || !strings.Contains(r.Body, "Renewal requested") {

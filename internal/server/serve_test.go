@@ -64,11 +64,11 @@ func TestServeFinishesInFlightRequests(t *testing.T) {
 func TestServeGivesUpAfterGrace(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{})
-	release := make(chan struct{})
-	defer close(release)
+	cut := make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		<-release
+		<-r.Context().Done() // a long export, say: it stops when its context ends
+		close(cut)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,5 +87,10 @@ func TestServeGivesUpAfterGrace(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the grace period")
+	}
+	select {
+	case <-cut:
+	case <-time.After(5 * time.Second):
+		t.Error("the request still running after the grace period was not told to stop")
 	}
 }

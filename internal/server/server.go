@@ -16,6 +16,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/notify"
@@ -55,6 +57,7 @@ type Server struct {
 	pages    *pages
 	assets   *assets
 	metrics  *metrics
+	refusals *middleware.RateLimiterMemoryStore // anonymous refusals audited per address
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when shutdown begins: long-polls answer at once
@@ -74,6 +77,9 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{})}
 	s.sessions = s.newSessions(cfg.Sessions)
 	s.metrics = newMetrics()
+	s.refusals = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Every(6 * time.Second), Burst: 10, ExpiresIn: 10 * time.Minute,
+	})
 	var err error
 	if s.assets, err = loadAssets(); err != nil {
 		return nil, err
@@ -108,13 +114,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // connections and lets in-flight requests finish for up to grace before it
 // returns. It returns nil after a clean shutdown.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	// Requests outlive ctx (SIGTERM) for the grace period, then are cut:
+	// their context ends, so a long export or a database call stops and
+	// returns its connection to the pool.
+	base, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10, // cookies and a user agent, not megabytes of them
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	if d, ok := h.(interface{ Drain() }); ok {
 		srv.RegisterOnShutdown(d.Drain)
@@ -130,7 +142,10 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		cut()
+		srv.Close()
+		<-errc
+		return fmt.Errorf("shutdown: requests still running after %s were cut: %w", grace, err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -91,4 +92,61 @@ func TestErrorPagesKeepDetailsOut(t *testing.T) {
 	if !strings.Contains(p.logs.String(), `"level":"ERROR"`) {
 		t.Error("the failure was not logged")
 	}
+}
+
+// TestRefusalsCannotFloodTheAuditLog: the audit log keeps every row for
+// good, so what strangers can write into it is bounded, in count and size.
+func TestRefusalsCannotFloodTheAuditLog(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	b := p.browser()
+	huge := strings.Repeat("x", 20000)
+	for range 30 {
+		req, _ := http.NewRequest(http.MethodPost, p.URL+"/logout", strings.NewReader(""))
+		req.Header.Set("User-Agent", huge)
+		if r := b.do(req); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("POST /logout without a token: %d", r.StatusCode)
+		}
+	}
+	n := p.count(`SELECT count(*) FROM audit_events WHERE action = 'access.refused'`)
+	if n == 0 || n > 10 {
+		t.Errorf("%d refusals audited from one address in a burst of 30, want between 1 and 10", n)
+	}
+	if longest := p.count(`SELECT max(octet_length(user_agent)) FROM audit_events`); longest > 520 {
+		t.Errorf("an audited user agent of %d bytes", longest)
+	}
+}
+
+// TestOddBytesAreRefusedNotFailed: a user agent that is not UTF-8, or a NUL
+// in a form field, is an input problem (4xx or cleaned), never a 500.
+func TestOddBytesAreRefusedNotFailed(t *testing.T) {
+	t.Parallel()
+	p, alice, _, _ := newScene(t)
+	form := alice.get("/requests/new")
+	key := "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+	r := alice.post("/requests", url.Values{"csrf": {csrfToken(t, form.Body)}, "cluster": {"awi-ciroh"},
+		"public_key": {key}, "justification": {"Dashboards\x00 for the team."}})
+	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "control character") {
+		t.Errorf("a NUL in the justification: %d", r.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, p.URL+"/dashboard", nil)
+	req.Header.Set("User-Agent", "caf\xe9-client/1.0")
+	if r := alice.do(req); r.StatusCode != http.StatusOK {
+		t.Errorf("a Latin-1 user agent: %d", r.StatusCode)
+	}
+	// A whole sign-in with such a user agent works and is audited.
+	latin := p.browser()
+	latin.client.Transport = uaTransport{"caf\xe9-client/1.0"}
+	latin.signIn("bob@example.org")
+	if n := p.count(`SELECT count(*) FROM audit_events WHERE action = 'user.signed_in' AND user_agent LIKE 'caf%'`); n != 1 {
+		t.Errorf("%d audited sign-ins with the odd user agent, want 1", n)
+	}
+}
+
+type uaTransport struct{ ua string }
+
+func (u uaTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", u.ua)
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -36,13 +36,13 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*issue.AuditEvent) er
 	head := &pgx.Batch{}
 	head.Queue(`SELECT pg_advisory_xact_lock($1)`, auditChainLock)
 	head.Queue(`SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)
-	prev := issue.GenesisHash
+	prev := issue.GenesisHash()
 	br := s.db.SendBatch(ctx, head)
 	_, err := br.Exec()
 	if err == nil {
 		err = br.QueryRow().Scan(&prev)
 		if errors.Is(err, pgx.ErrNoRows) { // the first event follows the genesis hash
-			prev, err = issue.GenesisHash, nil
+			prev, err = issue.GenesisHash(), nil
 		}
 	}
 	if cerr := br.Close(); err == nil {

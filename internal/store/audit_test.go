@@ -21,7 +21,7 @@ func chain(t *testing.T, s *Store) (n int, broken int64) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	prev := issue.GenesisHash
+	prev := issue.GenesisHash()
 	for rows.Next() {
 		var e issue.AuditEvent
 		if err := rows.Scan(&e.ID, &e.At, &e.ActorID, &e.Actor, &e.Action, &e.SubjectType, &e.SubjectID, &e.ClusterID,

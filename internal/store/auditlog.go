@@ -274,7 +274,7 @@ func (s *Store) VerifyAudit(ctx context.Context, sinceID int64, progress func(n 
 		if !locked {
 			return issue.Refuse(issue.ErrConflict, "A verification of the audit chain is running already; its result will show here when it ends.")
 		}
-		prev := issue.GenesisHash
+		prev := issue.GenesisHash()
 		if sinceID > 0 {
 			if err := tx.db.QueryRow(ctx, `SELECT hash FROM audit_events WHERE id = $1`, sinceID).Scan(&prev); err != nil {
 				return mapErr(fmt.Sprintf("audit event %d to verify from", sinceID), err)

@@ -95,20 +95,18 @@ func (s *Store) CredentialCiphertext(ctx context.Context, id int64) ([]byte, err
 	return ciphertext, nil
 }
 
-// RecordDownload counts one more download of the credential with id, now.
-// Returns issue.ErrNotFound if there is none.
-func (s *Store) RecordDownload(ctx context.Context, id int64) error {
-	tag, err := s.db.Exec(ctx, `
+// RecordDownload counts one more download of the credential with id, now,
+// and returns the new count. Returns issue.ErrNotFound if there is none.
+func (s *Store) RecordDownload(ctx context.Context, id int64) (int, error) {
+	var count int
+	err := s.db.QueryRow(ctx, `
 		UPDATE credentials SET download_count = download_count + 1, last_download_at = now()
-		WHERE id = $1`, id)
-	op := fmt.Sprintf("record download of credential %d", id)
+		WHERE id = $1
+		RETURNING download_count`, id).Scan(&count)
 	if err != nil {
-		return mapErr(op, err)
+		return 0, mapErr(fmt.Sprintf("record download of credential %d", id), err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
-	}
-	return nil
+	return count, nil
 }
 
 // CredentialsByUser lists the customer's credentials, newest first, whatever

@@ -173,7 +173,7 @@ func TestCredentialNotFound(t *testing.T) {
 	}{
 		{"CredentialByID", func() error { _, err := s.CredentialByID(ctx, missing); return err }},
 		{"CredentialCiphertext", func() error { _, err := s.CredentialCiphertext(ctx, missing); return err }},
-		{"RecordDownload", func() error { return s.RecordDownload(ctx, missing) }},
+		{"RecordDownload", func() error { _, err := s.RecordDownload(ctx, missing); return err }},
 		{"RevokeCredential", func() error { return s.RevokeCredential(ctx, missing, &staff.ID, "lost", false) }},
 	}
 	for _, tt := range tests {
@@ -206,8 +206,8 @@ func TestRecordDownload(t *testing.T) {
 	}
 	var last time.Time
 	for want := 1; want <= 2; want++ {
-		if err := s.RecordDownload(ctx, cr.ID); err != nil {
-			t.Fatal(err)
+		if n, err := s.RecordDownload(ctx, cr.ID); err != nil || n != want {
+			t.Fatalf("RecordDownload: %d, %v; want %d", n, err, want)
 		}
 		got, err := s.CredentialByID(ctx, cr.ID)
 		if err != nil {

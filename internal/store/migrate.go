@@ -45,18 +45,24 @@ func (s SchemaStatus) Problem() string {
 	return ""
 }
 
-func provider(pool *pgxpool.Pool, log *slog.Logger) (*goose.Provider, error) {
+// provider reads the embedded migrations. With locked, it takes goose's
+// PostgreSQL session lock around its work, so that two `portal migrate up`
+// started at once (one per replica, say) apply each migration once. Reading
+// the schema's version does without: goose would make every /readyz wait for
+// a running migration, and take every replica out of rotation while it runs.
+func provider(pool *pgxpool.Pool, log *slog.Logger, locked bool) (*goose.Provider, error) {
 	var logger goose.Logger = gooseLogger{log}
 	if log == nil {
 		logger = goose.NopLogger()
 	}
-	// A session lock, so that two `portal migrate up` started at once (one per
-	// replica, say) apply each migration once.
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return nil, fmt.Errorf("store: migration lock: %w", err)
+	opts := []goose.ProviderOption{goose.WithLogger(logger)}
+	if locked {
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("store: migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	opts := []goose.ProviderOption{goose.WithLogger(logger), goose.WithSessionLocker(locker)}
 	p, err := goose.NewProvider(goose.DialectPostgres, stdlib.OpenDBFromPool(pool), migrations.FS, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations: %w", err)
@@ -67,7 +73,7 @@ func provider(pool *pgxpool.Pool, log *slog.Logger) (*goose.Provider, error) {
 // Migrate applies every pending migration, each in its own transaction, and
 // returns the versions applied. log may be nil.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]int64, error) {
-	p, err := provider(pool, log)
+	p, err := provider(pool, log, true)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]int64
 
 // Schema reports the schema's version against the migrations in the binary.
 func Schema(ctx context.Context, pool *pgxpool.Pool) (SchemaStatus, error) {
-	p, err := provider(pool, nil)
+	p, err := provider(pool, nil, false)
 	if err != nil {
 		return SchemaStatus{}, err
 	}

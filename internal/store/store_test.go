@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
@@ -292,5 +294,31 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 	st, err := Schema(ctx, pools[0])
 	if err != nil || !st.UpToDate() {
 		t.Errorf("after concurrent migrations: %+v, %v", st, err)
+	}
+}
+
+// TestSchemaDoesNotWaitForARunningMigration: /readyz reads the schema's
+// version while `portal migrate up` holds goose's lock elsewhere; it must
+// not wait for it, or every replica leaves the load balancer during a
+// migration.
+func TestSchemaDoesNotWaitForARunningMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lock.DefaultLockID)
+
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := Schema(ctx, pool)
+	if err != nil || !st.UpToDate() {
+		t.Errorf("Schema while a migration holds the lock: %+v, %v", st, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -31,16 +32,89 @@ var ErrInvalid = errors.New("invalid web config")
 // Users maps basic-auth usernames to bcrypt hashes of their passwords.
 type Users map[string]string
 
+// Expiries maps usernames to the moment their credential expires. A user
+// missing from it, or with the zero time, has no known expiry.
+type Expiries map[string]time.Time
+
 // portalMarker is the comment the agent puts after each user it adds from
-// the portal. A restarting agent reads it back to tell the portal's users in
-// the file an earlier run left from that run's base users: without it, an
+// the portal, followed by ", expires <RFC 3339 time>" when the user's expiry
+// is known. A restarting agent reads it back to tell the portal's users in
+// the file an earlier run left from that run's base users (without it, an
 // internal user removed from the base would survive in the file as if the
-// portal had sent it.
+// portal had sent it), and to keep enforcing their expiry while the portal
+// is unreachable.
 const portalMarker = "# from portal"
 
 // generatedHeader opens every merged document, for whoever opens the file.
 const generatedHeader = "# Written by `portal agent`: the cluster's base web config plus the portal's\n" +
-	"# users (marked \"" + portalMarker + "\"). Edit the base, not this file: it is rewritten.\n"
+	"# users (marked \"" + portalMarker + "\", with their expiry). Edit the base, not this file: it is rewritten.\n"
+
+// formatExpiry writes an expiry as the documents carry it: RFC 3339 in UTC,
+// rounded down to the second, so that a reader drops a user early rather
+// than late.
+func formatExpiry(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
+// sameExpiry reports whether got is want as formatExpiry writes it (both
+// zero for an unknown expiry).
+func sameExpiry(got, want time.Time) bool {
+	if got.IsZero() || want.IsZero() {
+		return got.IsZero() && want.IsZero()
+	}
+	return got.Equal(want.Truncate(time.Second))
+}
+
+// marker is the comment Merge puts after a portal user.
+func marker(expires time.Time) string {
+	if expires.IsZero() {
+		return portalMarker
+	}
+	return portalMarker + ", expires " + formatExpiry(expires)
+}
+
+// parseMarker reads a comment Merge wrote: ok is false for any other
+// comment, including a marker whose expiry does not parse.
+func parseMarker(comment string) (expires time.Time, ok bool) {
+	if comment == portalMarker {
+		return time.Time{}, true
+	}
+	rest, found := strings.CutPrefix(comment, portalMarker+", expires ")
+	if !found {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, rest)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// expiryComment is the line comment the portal puts after a user whose
+// expiry is known.
+func expiryComment(expires time.Time) string {
+	return "# expires " + formatExpiry(expires)
+}
+
+// parseExpiryComment reads a user's line comment in a document the portal
+// serves. A comment that does not start with "expires" is not about expiry
+// (ok false, no error: a later portal may add other notes); one that does
+// must be "expires <RFC 3339 time>", or err is set.
+func parseExpiryComment(comment string) (expires time.Time, ok bool, err error) {
+	text := strings.TrimSpace(strings.TrimPrefix(comment, "#"))
+	if !strings.HasPrefix(strings.ToLower(text), "expires") {
+		return time.Time{}, false, nil
+	}
+	rest, found := strings.CutPrefix(text, "expires ")
+	if !found {
+		return time.Time{}, false, fmt.Errorf("comment %q: want \"# expires <RFC 3339 time>\"", comment)
+	}
+	t, err := time.Parse(time.RFC3339, rest)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("comment %q: the expiry is not an RFC 3339 time", comment)
+	}
+	return t, true, nil
+}
 
 // usersKey is the web config key that holds the basic-auth users.
 const usersKey = "basic_auth_users"
@@ -178,11 +252,18 @@ type Merged struct {
 // YAML document, not a struct. A base user wins any name clash, so 2i2c's
 // internal user can never be replaced from the portal. The result is read
 // back before it is returned: it must pass Validate, hold exactly the base's
-// users and the added ones, and configure everything else exactly as the base
-// does. A portal user that is not well formed (see ParseUsers) makes Merge
-// fail. Errors wrap ErrInvalid.
-func Merge(base *WebConfig, portal Users) (Merged, error) {
+// users and the added ones, with their markers and expiries, and configure
+// everything else exactly as the base does. Each added user is marked with a
+// comment carrying its expiry from expires, when known, for CarriedUsers.
+// Merge does not drop expired users: that is the caller's decision, made
+// with its clock. A portal user that is not well formed (see ParseUsers), or
+// an expiry for a user not in portal, makes Merge fail. Errors wrap
+// ErrInvalid.
+func Merge(base *WebConfig, portal Users, expires Expiries) (Merged, error) {
 	if err := checkPortalUsers(portal); err != nil {
+		return Merged{}, err
+	}
+	if err := checkExpiries(portal, expires); err != nil {
 		return Merged{}, err
 	}
 	root, err := parseNode(base.raw)
@@ -201,7 +282,7 @@ func Merge(base *WebConfig, portal Users) (Merged, error) {
 		}
 		m.Added = append(m.Added, name)
 		users.Content = append(users.Content, nameNode(name),
-			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: portal[name], LineComment: portalMarker})
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: portal[name], LineComment: marker(expires[name])})
 	}
 	if len(m.Added) > 0 {
 		// A flow mapping ({a: b}) cannot carry the marker comments.
@@ -236,44 +317,112 @@ func Merge(base *WebConfig, portal Users) (Merged, error) {
 	if !reflect.DeepEqual(got, baseCfg) {
 		return Merged{}, invalid("merged document reads back with settings other than %s changed", usersKey)
 	}
+	// And as a restarting agent will: the added users, with their expiries.
+	// (A base user whose own comment looks like the marker reads back as
+	// carried too; the base wins that clash at the next start, as now.)
+	carried, carriedExpires, err := CarriedUsers(m.Doc)
+	if err != nil {
+		return Merged{}, fmt.Errorf("merged document: %w", err)
+	}
+	for _, name := range m.Added {
+		if carried[name] != portal[name] || !sameExpiry(carriedExpires[name], expires[name]) {
+			return Merged{}, invalid("merged document reads back with the marker of user %q changed or missing", name)
+		}
+	}
 	return m, nil
 }
 
 // ParseUsers parses a document the portal serves for a cluster: a mapping
 // with the single key basic_auth_users, whose value maps usernames to bcrypt
-// hashes ({} when the cluster has no active credential). Anything else is
-// refused: an HTML page, a truncated or empty body, another key, a username
-// that basic auth cannot carry (empty, with a colon or a control character),
-// or a hash that is not a complete bcrypt hash ($2a$, $2b$ or $2y$, two-digit
-// cost, 53 characters of salt and hash). The portal can call it on what it is
-// about to serve. Errors wrap ErrInvalid and fit on one line.
-func ParseUsers(doc []byte) (Users, error) {
+// hashes ({} when the cluster has no active credential), and returns the
+// users and the expiries their line comments carry ("# expires <RFC 3339
+// time>"). A user without such a comment has no known expiry (portals older
+// than the comment write none) and is left out of the expiries. Anything
+// else is refused: an HTML page, a truncated or empty body, another key, a
+// username that basic auth cannot carry (empty, with a colon or a control
+// character), a hash that is not a complete bcrypt hash ($2a$, $2b$ or $2y$,
+// two-digit cost, 53 characters of salt and hash), or a comment starting
+// with "expires" whose time does not parse: the document is the portal's
+// own, and a garbled expiry is a garbled document. Other comments are
+// ignored. The portal can call it on what it is about to serve. Errors wrap
+// ErrInvalid and fit on one line.
+func ParseUsers(doc []byte) (Users, Expiries, error) {
 	var d struct {
 		Users *map[string]string `yaml:"basic_auth_users"`
 	}
 	if err := yaml2.UnmarshalStrict(doc, &d); err != nil {
-		return nil, invalid("%s", oneLine(err.Error()))
+		return nil, nil, invalid("%s", oneLine(err.Error()))
 	}
 	if d.Users == nil {
-		return nil, invalid("no %s mapping (an empty set is written %s: {})", usersKey, usersKey)
+		return nil, nil, invalid("no %s mapping (an empty set is written %s: {})", usersKey, usersKey)
 	}
 	u := Users(*d.Users)
 	if err := checkPortalUsers(u); err != nil {
+		return nil, nil, err
+	}
+	expires, err := parseExpiries(doc, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, expires, nil
+}
+
+// parseExpiries reads the expiry comments of the users in doc, which
+// ParseUsers has read as users. The comment follows the hash, or the name
+// when the hash is on the next line.
+func parseExpiries(doc []byte, users Users) (Expiries, error) {
+	expires := Expiries{}
+	root, err := parseNode(doc)
+	if err != nil {
 		return nil, err
 	}
-	return u, nil
+	m, err := usersNode(root)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		for _, c := range []string{k.LineComment, v.LineComment} {
+			t, ok, err := parseExpiryComment(c)
+			if err != nil {
+				return nil, invalid("%s: user %q: %s", usersKey, k.Value, err)
+			}
+			if !ok {
+				continue
+			}
+			if _, known := users[k.Value]; !known {
+				return nil, invalid("%s: an expiry for %q, which does not read as one of the users", usersKey, k.Value)
+			}
+			if _, twice := expires[k.Value]; twice {
+				return nil, invalid("%s: user %q: two expiry comments", usersKey, k.Value)
+			}
+			expires[k.Value] = t
+		}
+	}
+	return expires, nil
 }
 
 // MarshalUsers renders users as the document the portal serves for a
 // cluster, names sorted, so that equal sets give equal bytes (and ETags).
-// Errors wrap ErrInvalid when a user is not well formed (see ParseUsers).
-func MarshalUsers(users Users) ([]byte, error) {
+// A user with a known expiry in expires gets it as a line comment, to the
+// second, rounded down ("c-abc: $2a$… # expires 2027-02-23T10:02:40Z"), so
+// that the agent can drop it on time even when it cannot reach the portal.
+// Errors wrap ErrInvalid when a user is not well formed (see ParseUsers) or
+// expires names a user not in users.
+func MarshalUsers(users Users, expires Expiries) ([]byte, error) {
 	if err := checkPortalUsers(users); err != nil {
+		return nil, err
+	}
+	if err := checkExpiries(users, expires); err != nil {
 		return nil, err
 	}
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	for _, name := range slices.Sorted(maps.Keys(users)) {
-		m.Content = append(m.Content, nameNode(name), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: users[name]})
+		v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: users[name]}
+		if t := expires[name]; !t.IsZero() {
+			v.LineComment = expiryComment(t)
+		}
+		m.Content = append(m.Content, nameNode(name), v)
 	}
 	if len(users) == 0 {
 		m.Style = yaml.FlowStyle
@@ -285,39 +434,65 @@ func MarshalUsers(users Users) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	back, err := ParseUsers(doc)
+	back, backExpires, err := ParseUsers(doc)
 	if err != nil || !maps.Equal(back, users) {
 		return nil, invalid("rendered users do not read back the same")
+	}
+	for name := range users {
+		if !sameExpiry(backExpires[name], expires[name]) {
+			return nil, invalid("rendered users do not read back with the same expiries")
+		}
 	}
 	return doc, nil
 }
 
+// checkExpiries refuses an expiry for a user who is not in users: the two
+// maps describe one set.
+func checkExpiries(users Users, expires Expiries) error {
+	for _, name := range slices.Sorted(maps.Keys(expires)) {
+		if _, ok := users[name]; !ok {
+			return invalid("%s: an expiry for %q, who is not among the users", usersKey, name)
+		}
+	}
+	return nil
+}
+
 // CarriedUsers returns the users an earlier run of the agent added from the
-// portal to doc, recognised by their marker comment. Returns an error
-// wrapping ErrInvalid if doc is not a valid web config.
-func CarriedUsers(doc []byte) (Users, error) {
+// portal to doc, recognised by their marker comment, and the expiries the
+// markers carry. A bare marker (written before markers carried expiries)
+// gives a user with no known expiry. A marker whose expiry does not parse
+// is not a marker: that user is not carried, so a garbled expiry can only
+// remove a user, never keep one past its time. Other comments, such as a
+// base user's, are ignored. Returns an error wrapping ErrInvalid if doc is
+// not a valid web config.
+func CarriedUsers(doc []byte) (Users, Expiries, error) {
 	cfg, err := parseStrict(doc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	root, err := parseNode(doc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	users, err := usersNode(root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	carried := Users{}
+	carried, expires := Users{}, Expiries{}
 	for i := 0; i+1 < len(users.Content); i += 2 {
 		k, v := users.Content[i], users.Content[i+1]
-		if v.LineComment == portalMarker {
-			if h, ok := cfg.Users[k.Value]; ok && string(h) == v.Value {
-				carried[k.Value] = v.Value
+		t, ok := parseMarker(v.LineComment)
+		if !ok {
+			continue
+		}
+		if h, ok := cfg.Users[k.Value]; ok && string(h) == v.Value {
+			carried[k.Value] = v.Value
+			if !t.IsZero() {
+				expires[k.Value] = t
 			}
 		}
 	}
-	return carried, nil
+	return carried, expires, nil
 }
 
 // bcryptHash is a complete bcrypt hash as Go, htpasswd and Python write it.

@@ -8,9 +8,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,6 +125,7 @@ func TestMerge(t *testing.T) {
 		name        string
 		base        string
 		portal      Users
+		expires     Expiries
 		wantUsers   Users
 		wantAdded   []string
 		wantClashes []string
@@ -137,6 +140,23 @@ func TestMerge(t *testing.T) {
 			wantAdded: []string{"c-alice", "c-bob"},
 			wantText: []string{"# 2i2c's own settings\n", "min_version: TLS13", "X-Frame-Options: deny", "interval: 10ms",
 				"# central Grafana, probes, federation\n  internal: ", "c-alice: " + alice + " " + portalMarker},
+		},
+		{
+			name:      "expiries in the markers, to the second",
+			base:      "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:    Users{"c-alice": alice, "c-bob": bob},
+			expires:   Expiries{"c-alice": time.Date(2027, 2, 23, 11, 2, 40, 900e6, time.FixedZone("CET", 3600))},
+			wantUsers: Users{"internal": internal, "c-alice": alice, "c-bob": bob},
+			wantAdded: []string{"c-alice", "c-bob"},
+			wantText: []string{"c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n",
+				"c-bob: " + bob + " # from portal\n"},
+		},
+		{
+			name:    "an expiry for a user the portal did not send",
+			base:    "basic_auth_users:\n  internal: " + internal + "\n",
+			portal:  Users{"c-alice": alice},
+			expires: Expiries{"c-bob": time.Now()},
+			wantErr: `an expiry for "c-bob"`,
 		},
 		{
 			name:        "base wins a clash",
@@ -191,7 +211,7 @@ func TestMerge(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseWebConfig: %v", err)
 			}
-			m, err := Merge(base, tt.portal)
+			m, err := Merge(base, tt.portal, tt.expires)
 			if tt.wantErr != "" {
 				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Merge error %v, want ErrInvalid containing %q", err, tt.wantErr)
@@ -236,13 +256,21 @@ func TestMerge(t *testing.T) {
 				t.Errorf("the base's user is not first (%v):\n%s", err, m.Doc)
 			}
 			// What the agent writes, it can read back: the portal's users
-			// and no others.
-			carried, err := CarriedUsers(m.Doc)
+			// and no others, with their expiries to the second.
+			carried, expires, err := CarriedUsers(m.Doc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(carried) != len(m.Added) {
 				t.Errorf("carried users %v, want %v", carried, m.Added)
+			}
+			for _, name := range m.Added {
+				if want := tt.expires[name].Truncate(time.Second); !expires[name].Equal(want) {
+					t.Errorf("user %s: carried expiry %v, want %v", name, expires[name], want)
+				}
+			}
+			if len(expires) != len(tt.expires) {
+				t.Errorf("carried expiries %v, want those of %v", expires, tt.expires)
 			}
 		})
 	}
@@ -258,7 +286,7 @@ func TestMergeWithTLSPassesToolkit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Merge(base, Users{"c-alice": hashOf(t, "alice-pw")})
+	m, err := Merge(base, Users{"c-alice": hashOf(t, "alice-pw")}, Expiries{"c-alice": time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,13 +327,27 @@ func TestParseWebConfigRefuses(t *testing.T) {
 
 func TestParseUsers(t *testing.T) {
 	alice := hashOf(t, "alice-pw")
+	at := time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
 	tests := []struct {
-		name    string
-		doc     string
-		want    Users
-		wantErr string
+		name        string
+		doc         string
+		want        Users
+		wantExpires Expiries
+		wantErr     string
 	}{
 		{name: "users", doc: "basic_auth_users:\n  c-alice: " + alice + "\n", want: Users{"c-alice": alice}},
+		{name: "an expiry", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40Z\n",
+			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at}},
+		{name: "an expiry with an offset and a fraction", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T11:02:40.5+01:00\n",
+			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at.Add(500 * time.Millisecond)}},
+		{name: "an expiry after the name, the hash on the next line", doc: "basic_auth_users:\n  c-alice: # expires 2027-02-23T10:02:40Z\n    " + alice + "\n",
+			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at}},
+		{name: "another comment is not an expiry", doc: "# a note\nbasic_auth_users:\n  c-alice: " + alice + " # issued to the research team\n",
+			want: Users{"c-alice": alice}},
+		{name: "an expiry that is not a time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires tomorrow\n", wantErr: `user "c-alice": comment "# expires tomorrow"`},
+		{name: "an expiry without its time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires\n", wantErr: `want \"# expires <RFC 3339 time>\"`},
+		{name: "an expiry without a time zone", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40\n", wantErr: "not an RFC 3339 time"},
+		{name: "two expiries", doc: "basic_auth_users:\n  c-alice: # expires 2027-02-23T10:02:40Z\n    " + alice + " # expires 2028-02-23T10:02:40Z\n", wantErr: "two expiry comments"},
 		{name: "none", doc: "basic_auth_users: {}\n", want: Users{}},
 		{name: "HTML", doc: "<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n", wantErr: "cannot unmarshal"},
 		{name: "truncated inside a hash", doc: "basic_auth_users:\n  c-alice: " + alice[:40], wantErr: "not a complete bcrypt hash"},
@@ -320,7 +362,7 @@ func TestParseUsers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseUsers([]byte(tt.doc))
+			got, expires, err := ParseUsers([]byte(tt.doc))
 			if tt.wantErr != "" {
 				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
 					t.Fatalf("error %v, want one line wrapping ErrInvalid containing %q", err, tt.wantErr)
@@ -333,33 +375,118 @@ func TestParseUsers(t *testing.T) {
 			if len(got) != len(tt.want) || got["c-alice"] != tt.want["c-alice"] {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
+			if expires == nil || len(expires) != len(tt.wantExpires) || !expires["c-alice"].Equal(tt.wantExpires["c-alice"]) {
+				t.Errorf("expiries %v, want %v", expires, tt.wantExpires)
+			}
 		})
 	}
 }
 
 func TestMarshalUsers(t *testing.T) {
 	alice, bob := hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
+	at := time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
 	tests := []struct {
-		name  string
-		users Users
-		want  string
+		name    string
+		users   Users
+		expires Expiries
+		want    string
 	}{
-		{"none", Users{}, "basic_auth_users: {}\n"},
-		{"sorted", Users{"c-bob": bob, "c-alice": alice}, "basic_auth_users:\n  c-alice: " + alice + "\n  c-bob: " + bob + "\n"},
+		{"none", Users{}, nil, "basic_auth_users: {}\n"},
+		{"sorted", Users{"c-bob": bob, "c-alice": alice}, nil, "basic_auth_users:\n  c-alice: " + alice + "\n  c-bob: " + bob + "\n"},
+		{"expiries, in UTC, rounded down to the second", Users{"c-bob": bob, "c-alice": alice},
+			Expiries{"c-alice": at.Add(999 * time.Millisecond).In(time.FixedZone("EST", -5*3600)), "c-bob": {}},
+			"basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40Z\n  c-bob: " + bob + "\n"},
+		{"a name that needs quotes", Users{"yes": alice}, Expiries{"yes": at},
+			"basic_auth_users:\n  \"yes\": " + alice + " # expires 2027-02-23T10:02:40Z\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc, err := MarshalUsers(tt.users)
+			doc, err := MarshalUsers(tt.users, tt.expires)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if string(doc) != tt.want {
 				t.Errorf("got %q, want %q", doc, tt.want)
 			}
+			if err := Validate(append(doc, []byte("")...)); err != nil && len(tt.users) > 0 {
+				t.Errorf("exporter-toolkit would refuse the document: %v", err)
+			}
 		})
 	}
-	if _, err := MarshalUsers(Users{"c-alice": "plain"}); !errors.Is(err, ErrInvalid) {
+	if _, err := MarshalUsers(Users{"c-alice": "plain"}, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("MarshalUsers of a plain password: %v, want ErrInvalid", err)
+	}
+	if _, err := MarshalUsers(Users{"c-alice": alice}, Expiries{"c-bob": at}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"c-bob"`) {
+		t.Errorf("MarshalUsers with an expiry for a user not in the set: %v, want ErrInvalid naming c-bob", err)
+	}
+	if _, err := MarshalUsers(Users{"c-alice": alice}, Expiries{"c-alice": time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("MarshalUsers with an expiry RFC 3339 cannot write: %v, want ErrInvalid", err)
+	}
+}
+
+// TestUsersRoundTrip: what the portal writes, the agent reads back the same,
+// and a document from a portal older than the expiry comment reads with no
+// expiry at all.
+func TestUsersRoundTrip(t *testing.T) {
+	alice, bob, carol := hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
+	users := Users{"c-alice": alice, "c-bob": bob, "null": carol, "a b#c": carol}
+	expires := Expiries{
+		"c-alice": time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC),
+		"c-bob":   time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
+		"a b#c":   time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	doc, err := MarshalUsers(users, expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotUsers, gotExpires, err := ParseUsers(doc)
+	if err != nil {
+		t.Fatalf("ParseUsers: %v\n%s", err, doc)
+	}
+	if !maps.Equal(gotUsers, users) {
+		t.Errorf("users %v, want %v", gotUsers, users)
+	}
+	if !maps.EqualFunc(gotExpires, expires, time.Time.Equal) {
+		t.Errorf("expiries %v, want %v\n%s", gotExpires, expires, doc)
+	}
+
+	old, err := MarshalUsers(users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(old), "#c\"") && strings.Count(string(old), "#") != 1 {
+		t.Errorf("a document without expiries holds comments:\n%s", old)
+	}
+	gotUsers, gotExpires, err = ParseUsers(old)
+	if err != nil || !maps.Equal(gotUsers, users) || len(gotExpires) != 0 {
+		t.Errorf("without comments: %v users, expiries %v (%v); want the users and no expiry", len(gotUsers), gotExpires, err)
+	}
+}
+
+// TestCarriedUsers reads the agent's own file back: current markers with
+// their expiry, the bare marker older agents wrote, and comments that are
+// not markers.
+func TestCarriedUsers(t *testing.T) {
+	internal, alice, bob, carol := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
+	at := time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
+	doc := "basic_auth_users:\n" +
+		"  internal: " + internal + " # expires 2020-01-01T00:00:00Z\n" + // the base's comment: not the agent's
+		"  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n" +
+		"  c-bob: " + bob + " # from portal\n" +
+		"  c-carol: " + carol + " # from portal, expires soon\n" +
+		"  c-dave: " + carol + " # from portal, expires 2027-02-23\n"
+	users, expires, err := CarriedUsers([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Users{"c-alice": alice, "c-bob": bob}); !maps.Equal(users, want) {
+		t.Errorf("carried %v, want c-alice and c-bob: a garbled marker carries nobody", slices.Sorted(maps.Keys(users)))
+	}
+	if want := (Expiries{"c-alice": at}); !maps.EqualFunc(expires, want, time.Time.Equal) {
+		t.Errorf("expiries %v, want %v", expires, want)
+	}
+	if _, _, err := CarriedUsers([]byte("basic_auth_users: [")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an invalid file: %v, want ErrInvalid", err)
 	}
 }
 

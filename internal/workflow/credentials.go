@@ -55,11 +55,12 @@ func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *iss
 		if ciphertext, err = tx.CredentialCiphertext(ctx, id); err != nil {
 			return err
 		}
-		if err := tx.RecordDownload(ctx, id); err != nil {
+		n, err := tx.RecordDownload(ctx, id)
+		if err != nil {
 			return err
 		}
 		return audit(a.event(issue.ActionCredentialDownloaded, issue.SubjectCredential, id, &cred.ClusterID,
-			map[string]any{"download": cred.DownloadCount + 1}))
+			map[string]any{"download": n}))
 	})
 	if err != nil {
 		return nil, nil, err

@@ -8,9 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -82,12 +80,12 @@ func (s *Service) ActiveCredentials(ctx context.Context, c *issue.Cluster) ([]*i
 }
 
 func checkReason(reason string) (string, error) {
-	reason = strings.TrimSpace(reason)
+	reason, err := issue.CleanText("reason", reason, MaxReason)
+	if err != nil {
+		return "", err
+	}
 	if reason == "" {
 		return "", issue.Invalid("reason", "Say why the credential is revoked; it is kept in its history.")
-	}
-	if utf8.RuneCountInString(reason) > MaxReason {
-		return "", issue.Invalid("reason", "The reason can be at most %d characters.", MaxReason)
 	}
 	return reason, nil
 }
@@ -108,9 +106,9 @@ func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) 
 // for staff as compromised. details, optional, says what happened. Returns
 // what Revoke returns; only the owner may report (staff revoke instead).
 func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*issue.Credential, error) {
-	details = strings.TrimSpace(details)
-	if utf8.RuneCountInString(details) > MaxReason {
-		return nil, issue.Invalid("details", "Keep it to %d characters; staff will follow up.", MaxReason)
+	details, err := issue.CleanText("details", details, MaxReason)
+	if err != nil {
+		return nil, err
 	}
 	reason := "reported compromised by the owner"
 	if details != "" {
@@ -133,7 +131,11 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 		case c.RevokedAt != nil:
 			return issue.Refuse(issue.ErrConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))
 		}
-		if err := tx.RevokeCredential(ctx, id, &a.User.ID, reason, compromised); err != nil {
+		err = tx.RevokeCredential(ctx, id, &a.User.ID, reason, compromised)
+		if errors.Is(err, issue.ErrConflict) { // revoked by someone else a moment ago
+			return issue.Refuse(issue.ErrConflict, "This credential was revoked already.")
+		}
+		if err != nil {
 			return err
 		}
 		action := issue.ActionCredentialRevoked
@@ -155,6 +157,23 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 // stays valid until it expires or is revoked. Returns issue.ErrNotFound for
 // anyone but the owner, and what CreateRequest returns.
 func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+	old, err := s.RenewalDraft(ctx, a, id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.store.CredentialByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.createRequest(ctx, a, RequestInput{
+		Cluster: old.ClusterName, PublicKey: old.PublicKey, Justification: old.Justification,
+	}, c)
+}
+
+// RenewalDraft returns the request that credential id was issued for, for
+// its owner to start a renewal from. Returns issue.ErrNotFound for anyone
+// but the owner.
+func (s *Service) RenewalDraft(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
 	c, err := s.store.CredentialByID(ctx, id)
 	if err != nil {
 		return nil, err
@@ -162,13 +181,7 @@ func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*issue.Request,
 	if !a.is(c.UserID) {
 		return nil, fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
 	}
-	old, err := s.store.RequestByID(ctx, c.RequestID)
-	if err != nil {
-		return nil, err
-	}
-	return s.createRequest(ctx, a, RequestInput{
-		Cluster: old.ClusterName, PublicKey: old.PublicKey, Justification: old.Justification,
-	}, c)
+	return s.store.RequestByID(ctx, c.RequestID)
 }
 
 // Revocations lists revoked credentials, the latest first. Returns

@@ -49,8 +49,11 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 	if err != nil {
 		return nil, err
 	}
-	justification := strings.TrimSpace(in.Justification)
-	if n := utf8.RuneCountInString(justification); n < issue.MinJustification || n > issue.MaxJustification {
+	justification, err := issue.CleanText("justification", in.Justification, issue.MaxJustification)
+	if err != nil {
+		return nil, err
+	}
+	if n := utf8.RuneCountInString(justification); n < issue.MinJustification {
 		return nil, issue.Invalid("justification", "Say in %d to %d characters what you will use the access for (you wrote %d).",
 			issue.MinJustification, issue.MaxJustification, n)
 	}
@@ -164,7 +167,8 @@ func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*issue.
 	return s.store.RequestByID(ctx, id)
 }
 
-// decision is what staff decide about a pending request.
+// lockForDecision locks pending request id for staff to decide, refusing
+// customers, the requester, and a request decided already.
 func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*issue.Request, error) {
 	if !a.isStaff() {
 		return nil, issue.ErrForbidden
@@ -211,12 +215,12 @@ func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (
 type mintFunc func(*issue.Cluster, *issue.Recipient) (*issue.Issued, error)
 
 func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, mint mintFunc) (*issue.Credential, error) {
-	note = strings.TrimSpace(note)
-	if utf8.RuneCountInString(note) > issue.MaxJustification {
-		return nil, issue.Invalid("note", "The note can be at most %d characters.", issue.MaxJustification)
+	note, err := issue.CleanText("note", note, issue.MaxJustification)
+	if err != nil {
+		return nil, err
 	}
 	var cred *issue.Credential
-	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		r, err := s.lockForDecision(ctx, tx, a, id, "approve")
 		if err != nil {
 			return err
@@ -278,14 +282,14 @@ func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *issue
 // Deny refuses a pending request with a note the customer sees. Returns an
 // *issue.InvalidError without a note, and otherwise what Approve returns.
 func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*issue.Request, error) {
-	note = strings.TrimSpace(note)
+	note, err := issue.CleanText("note", note, issue.MaxJustification)
+	if err != nil {
+		return nil, err
+	}
 	if note == "" {
 		return nil, issue.Invalid("note", "Say why the request is denied: the customer sees this note.")
 	}
-	if utf8.RuneCountInString(note) > issue.MaxJustification {
-		return nil, issue.Invalid("note", "The note can be at most %d characters.", issue.MaxJustification)
-	}
-	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		r, err := s.lockForDecision(ctx, tx, a, id, "deny")
 		if err != nil {
 			return err

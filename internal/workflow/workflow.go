@@ -96,7 +96,6 @@ type auditFunc func(events ...*issue.AuditEvent) error
 func (s *Service) inTx(ctx context.Context, fn func(tx *store.Store, audit auditFunc) error) error {
 	var written []*issue.AuditEvent
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
-		written = written[:0] // a retried transaction starts over
 		return fn(tx, func(events ...*issue.AuditEvent) error {
 			if err := tx.AppendAudit(ctx, events...); err != nil {
 				return err
@@ -133,3 +132,16 @@ func (s *Service) Record(ctx context.Context, a Actor, action issue.Action, subj
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// SignIn records a sign-in: the user is created or refreshed (email, name,
+// groups, role) and the sign-in audited, in one transaction, so that no one
+// is signed in without the record of it. u's ID and times are filled in.
+func (s *Service) SignIn(ctx context.Context, a Actor, u *issue.User) error {
+	return s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		if err := tx.UpsertUser(ctx, u); err != nil {
+			return err
+		}
+		a.User = u
+		return audit(a.event(issue.ActionSignedIn, issue.SubjectUser, u.ID, nil, map[string]any{"role": string(u.Role)}))
+	})
+}
