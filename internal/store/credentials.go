@@ -11,12 +11,14 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
-// credentialSelect reads a credential with its display fields, but not its
-// ciphertext, which only the download needs (CredentialCiphertext). Every
-// listing of credentials goes through it, so the joins live here only.
+// credentialSelect reads a credential with its display fields, but neither
+// its ciphertext, which only the download needs (CredentialCiphertext), nor
+// its password hash, which only the publication needs (ActiveCredentials):
+// what is not read cannot leak into a page. Every listing of credentials goes
+// through it, so the joins live here only.
 const credentialSelect = `
 	SELECT credentials.id, credentials.request_id, credentials.user_id, credentials.cluster_id,
-	       credentials.username, credentials.password_hash, credentials.key_fingerprint,
+	       credentials.username, credentials.key_fingerprint,
 	       credentials.issued_at, credentials.expires_at, credentials.revoked_at, credentials.revoked_by,
 	       credentials.revoke_reason, credentials.compromised, credentials.download_count,
 	       credentials.last_download_at, clusters.name, clusters.prometheus_url, owner.email
@@ -27,7 +29,7 @@ const credentialSelect = `
 func scanCredential(row pgx.Row) (*issue.Credential, error) {
 	var c issue.Credential
 	err := row.Scan(&c.ID, &c.RequestID, &c.UserID, &c.ClusterID,
-		&c.Username, &c.PasswordHash, &c.KeyFingerprint,
+		&c.Username, &c.KeyFingerprint,
 		&c.IssuedAt, &c.ExpiresAt, &c.RevokedAt, &c.RevokedBy,
 		&c.RevokeReason, &c.Compromised, &c.DownloadCount,
 		&c.LastDownloadAt, &c.ClusterName, &c.PrometheusURL, &c.OwnerEmail)
