@@ -3,7 +3,10 @@
 // into the cluster's own base web config (which keeps 2i2c's internal user),
 // checks the result as exporter-toolkit will read it, and writes it
 // atomically to the file Prometheus reads on every request. When the portal
-// is unreachable or answers nonsense, the last good file stays.
+// is unreachable or answers nonsense, the last good file stays, with one
+// exception enforced locally: a portal user whose expiry (published by the
+// portal and kept in the file's markers) has passed is dropped from the file
+// at that moment, portal or no portal.
 package agent
 
 import (
@@ -19,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,9 +89,13 @@ type Agent struct {
 	// Touched only by Run's goroutine.
 	base       *webconfig.WebConfig
 	baseRaw    []byte
-	badBaseRaw []byte          // a changed base already reported as invalid
-	users      webconfig.Users // the portal's users as last accepted
+	badBaseRaw []byte             // a changed base already reported as invalid
+	users      webconfig.Users    // the portal's users as last applied, none expired
+	expires    webconfig.Expiries // their known expiries
 	etag       string
+	// expiry fires when the next of users expires; stopped when none has
+	// a known expiry.
+	expiry *time.Timer
 
 	written atomic.Bool
 	m       metrics
@@ -143,8 +151,10 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		endpoint: cfg.PortalURL.JoinPath("api/v1/clusters", cfg.Cluster, "web-config.yml").String(),
 		base:     base,
 		baseRaw:  raw,
+		expiry:   time.NewTimer(time.Hour),
 		m:        newMetrics(),
 	}
+	a.expiry.Stop()
 	if cfg.PortalURL.Scheme == "http" {
 		log.Warn("the portal URL is plain http: the sync token crosses the network unencrypted", "portal", cfg.PortalURL.String())
 	}
@@ -212,12 +222,12 @@ func (a *Agent) Handler() http.Handler {
 // The first write does not wait for the portal, so that the internal user
 // works from the first second. It holds the base and, when the file an
 // earlier run left is valid, the portal users that run wrote (marked with a
-// comment): that file is more current than the base alone, and a restart
-// while the portal is down must not lock every customer out. webconfig.Users of the
-// earlier run's base are not carried over, so a base that changed (a new
-// internal password, a removed user) takes effect at once. Run returns an
-// error only when this first write fails: the folder is missing or not
-// writable, which no retry will mend.
+// comment) whose expiry has not passed: that file is more current than the
+// base alone, and a restart while the portal is down must not lock every
+// customer out. Users of the earlier run's base are not carried over, so a
+// base that changed (a new internal password, a removed user) takes effect
+// at once. Run returns an error only when this first write fails: the
+// folder is missing or not writable, which no retry will mend.
 //
 // Afterwards, each round asks the portal for the cluster's users, holding
 // the request up to Config.Wait when the agent already has an ETag. A new
@@ -228,6 +238,12 @@ func (a *Agent) Handler() http.Handler {
 // changes the file. The base file is re-read each round, so a changed
 // Kubernetes secret takes effect without a restart; a changed base that is
 // invalid is reported and ignored.
+//
+// Whatever the portal is doing, and while a request or a pause is under
+// way, a portal user leaves the file when its expiry passes: the portal
+// publishes each user's expiry, and an unreachable portal, or a sync token
+// nobody copied after a rotation, must not keep a credential working past
+// its end.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.start(); err != nil {
 		return err
@@ -254,38 +270,57 @@ func (a *Agent) Run(ctx context.Context) error {
 				pause = a.cfg.Interval - time.Since(began)
 			}
 		}
-		sleep(ctx, pause)
+		a.sleep(ctx, pause)
 	}
+	a.expiry.Stop()
 	return nil
 }
 
 func (a *Agent) start() error {
-	carried := webconfig.Users{}
+	carried, expires := webconfig.Users{}, webconfig.Expiries{}
 	doc, err := os.ReadFile(a.cfg.OutPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		a.log.Warn("cannot read the existing web config; starting from the base alone", "file", a.cfg.OutPath, "error", err.Error())
 	default:
-		if carried, err = webconfig.CarriedUsers(doc); err != nil {
+		if carried, expires, err = webconfig.CarriedUsers(doc); err != nil {
 			a.log.Warn("the existing web config is invalid; replacing it with the base alone", "file", a.cfg.OutPath, "error", err.Error())
-			carried = webconfig.Users{}
+			carried, expires = webconfig.Users{}, webconfig.Expiries{}
 		} else if len(carried) > 0 {
 			a.log.Info("keeping the portal users of the last good web config until the portal answers", "file", a.cfg.OutPath, "users", len(carried))
 		}
 	}
-	err = a.apply(carried)
+	err = a.apply(carried, expires)
 	if err != nil && len(carried) > 0 {
 		a.log.Warn("the last good web config's portal users cannot be kept; writing the base alone", "error", err.Error())
-		err = a.apply(webconfig.Users{})
+		err = a.apply(webconfig.Users{}, webconfig.Expiries{})
 	}
 	return err
 }
 
-// apply merges users into the base and writes the result if it differs from
-// the file. It changes nothing on error.
-func (a *Agent) apply(users webconfig.Users) error {
-	m, err := webconfig.Merge(a.base, users)
+// apply merges users, less those whose expiry has passed, into the base and
+// writes the result if it differs from the file; then it sets the expiry
+// timer for the next of them to expire. It changes nothing on error.
+func (a *Agent) apply(users webconfig.Users, expires webconfig.Expiries) error {
+	now := time.Now()
+	keep, keepExpires := make(webconfig.Users, len(users)), make(webconfig.Expiries, len(expires))
+	var expired []string
+	var next time.Time
+	for name, h := range users {
+		if at := expires[name]; !at.IsZero() {
+			if !at.After(now) {
+				expired = append(expired, name)
+				continue
+			}
+			keepExpires[name] = at
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		keep[name] = h
+	}
+	m, err := webconfig.Merge(a.base, keep, keepExpires)
 	if err != nil {
 		return err
 	}
@@ -296,14 +331,35 @@ func (a *Agent) apply(users webconfig.Users) error {
 	if err != nil {
 		return err
 	}
-	a.users = users
+	a.users, a.expires = keep, keepExpires
 	a.written.Store(true)
 	a.m.users.Set(float64(len(m.Added)))
+	slices.Sort(expired)
+	for _, name := range expired {
+		a.log.Info("credential expired; removed", "user", name, "expired_at", expires[name].UTC().Format(time.RFC3339))
+	}
 	if wrote {
 		a.m.writes.Inc()
 		a.log.Info("web config written", "file", a.cfg.OutPath, "portal_users", len(m.Added), "base_users", len(a.base.Users()))
 	}
+	if next.IsZero() {
+		a.expiry.Stop()
+	} else {
+		a.expiry.Reset(max(time.Until(next), 0))
+	}
 	return nil
+}
+
+// expire drops the users whose expiry has passed. The timer fires by the
+// monotonic clock and expiries are wall-clock times, so it may find none
+// due yet; apply then sets the timer again for what remains. A failed write
+// is retried after Config.Interval: an expired user must not stay.
+func (a *Agent) expire() {
+	if err := a.apply(a.users, a.expires); err != nil {
+		a.expiry.Reset(a.cfg.Interval)
+		a.log.Error("cannot remove an expired credential from the web config; retrying", "file", a.cfg.OutPath,
+			"error", err.Error(), "retry_in", a.cfg.Interval.String())
+	}
 }
 
 // reloadBase re-reads the base web config and, when it changed and is
@@ -330,7 +386,7 @@ func (a *Agent) reloadBase() {
 	}
 	prev, prevRaw := a.base, a.baseRaw
 	a.base, a.baseRaw, a.badBaseRaw = base, raw, nil
-	if err := a.apply(a.users); err != nil {
+	if err := a.apply(a.users, a.expires); err != nil {
 		a.base, a.baseRaw = prev, prevRaw
 		a.m.baseFailures.Inc()
 		a.log.Error("cannot write the web config with the changed base; keeping the previous one", "file", a.cfg.BasePath, "error", err.Error())
@@ -339,17 +395,62 @@ func (a *Agent) reloadBase() {
 	a.log.Info("the base web config changed and is in force", "file", a.cfg.BasePath)
 }
 
+// answer is what the portal said to one request: a new set of users, or
+// (modified false) that the set is unchanged.
+type answer struct {
+	modified bool
+	users    webconfig.Users
+	expires  webconfig.Expiries
+	etag     string
+	err      error
+}
+
 // sync makes one request to the portal and applies its answer. again
 // reports a new set with an ETag, after which the next request may start at
-// once: the portal will hold it.
+// once: the portal will hold it. The request runs on its own goroutine so
+// that users who expire while it is held, or hangs, leave the file on time;
+// the answer is applied here, on Run's.
 func (a *Agent) sync(ctx context.Context) (again bool, err error) {
+	answers := make(chan answer, 1)
+	etag := a.etag
+	go func() { answers <- a.fetch(ctx, etag) }()
+	var ans answer
+	for waiting := true; waiting; {
+		select {
+		case ans = <-answers:
+			waiting = false
+		case <-a.expiry.C:
+			a.expire()
+		}
+	}
+	if ans.err != nil {
+		return false, ans.err
+	}
+	if !ans.modified {
+		a.m.lastSuccess.SetToCurrentTime()
+		return false, nil
+	}
+	if err := a.apply(ans.users, ans.expires); err != nil {
+		return false, err
+	}
+	// Only now: a set that could not be written is asked for again.
+	a.etag = ans.etag
+	a.m.lastSuccess.SetToCurrentTime()
+	return a.etag != "", nil
+}
+
+// fetch asks the portal for the cluster's users, with If-None-Match etag
+// when etag is set, and reads its answer. It touches none of the Agent's
+// state but its configuration and client: it runs beside Run's goroutine.
+func (a *Agent) fetch(ctx context.Context, etag string) answer {
+	fail := func(err error) answer { return answer{err: err} }
 	token, err := a.token()
 	if err != nil {
-		return false, err
+		return fail(err)
 	}
 	u := a.endpoint
 	timeout := 30 * time.Second
-	if a.etag != "" {
+	if etag != "" {
 		u += "?wait=" + strconv.FormatFloat(a.cfg.Wait.Seconds(), 'f', -1, 64) + "s"
 		timeout = a.cfg.Wait + 15*time.Second
 	}
@@ -357,49 +458,42 @@ func (a *Agent) sync(ctx context.Context) (again bool, err error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return false, fmt.Errorf("request: %w", err)
+		return fail(fmt.Errorf("request: %w", err))
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/yaml")
-	if a.etag != "" {
-		req.Header.Set("If-None-Match", a.etag)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("portal unreachable: %w", err)
+		return fail(fmt.Errorf("portal unreachable: %w", err))
 	}
 	defer resp.Body.Close()
 
 	switch resp.StatusCode {
 	case http.StatusNotModified:
-		a.m.lastSuccess.SetToCurrentTime()
-		return false, nil
+		return answer{}
 	case http.StatusOK:
 	case http.StatusUnauthorized:
-		return false, errors.New("the portal refused the sync token (401): check the token file against the cluster's token in the portal")
+		return fail(errors.New("the portal refused the sync token (401): check the token file against the cluster's token in the portal"))
 	case http.StatusNotFound:
-		return false, fmt.Errorf("the portal does not know cluster %q (404)", a.cfg.Cluster)
+		return fail(fmt.Errorf("the portal does not know cluster %q (404)", a.cfg.Cluster))
 	default:
-		return false, fmt.Errorf("the portal answered %s", resp.Status)
+		return fail(fmt.Errorf("the portal answered %s", resp.Status))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return false, fmt.Errorf("read the portal's answer: %w", err)
+		return fail(fmt.Errorf("read the portal's answer: %w", err))
 	}
 	if len(body) > maxBody {
-		return false, fmt.Errorf("the portal's answer is larger than %d bytes", maxBody)
+		return fail(fmt.Errorf("the portal's answer is larger than %d bytes", maxBody))
 	}
-	users, err := webconfig.ParseUsers(body)
+	users, expires, err := webconfig.ParseUsers(body)
 	if err != nil {
-		return false, fmt.Errorf("the portal's answer (%s) is not a valid user list: %w", contentType(resp), err)
+		return fail(fmt.Errorf("the portal's answer (%s) is not a valid user list: %w", contentType(resp), err))
 	}
-	if err := a.apply(users); err != nil {
-		return false, err
-	}
-	// Only now: a set that could not be written is asked for again.
-	a.etag = resp.Header.Get("ETag")
-	a.m.lastSuccess.SetToCurrentTime()
-	return a.etag != "", nil
+	return answer{modified: true, users: users, expires: expires, etag: resp.Header.Get("ETag")}
 }
 
 // token reads the sync token. Its value never reaches a log line or error.
@@ -483,14 +577,22 @@ func backoff(interval time.Duration, n int) time.Duration {
 	return max(d, interval)
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep pauses for d or until ctx is done, dropping users as they expire
+// meanwhile.
+func (a *Agent) sleep(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-a.expiry.C:
+			a.expire()
+		}
 	}
 }

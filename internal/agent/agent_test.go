@@ -37,7 +37,8 @@ const syncToken = "s3cr3t-sync-token-value"
 type standIn struct {
 	mu      sync.Mutex
 	users   webconfig.Users
-	mode    string // "yaml", or one of the broken answers in render
+	expires webconfig.Expiries // written as the portal writes them
+	mode    string             // "yaml", or one of the broken answers in render
 	version int
 	changed chan struct{} // closed at the next change
 	srv     *httptest.Server
@@ -67,6 +68,14 @@ func (p *standIn) set(users webconfig.Users, mode string) {
 	p.version++
 	close(p.changed)
 	p.changed = make(chan struct{})
+}
+
+// setExpires sets the users' expiries, as the portal publishes them, without
+// changing the set's version: a portal that does not drop them itself.
+func (p *standIn) setExpires(expires webconfig.Expiries) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expires = expires
 }
 
 func (p *standIn) state() (etag string, changed chan struct{}) {
@@ -115,7 +124,11 @@ func (p *standIn) render() (body, contentType string) {
 	}
 	b.WriteString("\n")
 	for _, name := range slices.Sorted(maps.Keys(p.users)) {
-		fmt.Fprintf(&b, "  %s: %s\n", name, p.users[name])
+		fmt.Fprintf(&b, "  %s: %s", name, p.users[name])
+		if at, ok := p.expires[name]; ok {
+			b.WriteString(" # expires " + at.UTC().Format(time.RFC3339))
+		}
+		b.WriteString("\n")
 	}
 	switch full := b.String(); p.mode {
 	case "html":
@@ -466,7 +479,7 @@ func TestAgentStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := webconfig.Merge(old, webconfig.Users{"c-alice": alice})
+		m, err := webconfig.Merge(old, webconfig.Users{"c-alice": alice}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -477,7 +490,7 @@ func TestAgentStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := webconfig.Merge(b, nil)
+		m, err := webconfig.Merge(b, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -535,6 +548,120 @@ func TestAgentStart(t *testing.T) {
 				t.Errorf("portal_agent_last_success_timestamp_seconds %v, want 0: the portal was never reached", got)
 			}
 		})
+	}
+}
+
+// TestAgentDropsExpiredUsers: a portal user leaves the file when its expiry
+// passes, with the portal down (the agent pausing between failed rounds) or
+// holding a long-poll without answering (the agent waiting on a request),
+// while the base user, a portal user not yet expired and one with no known
+// expiry stay.
+func TestAgentDropsExpiredUsers(t *testing.T) {
+	for _, portalState := range []string{"down", "holding"} {
+		t.Run("portal "+portalState, func(t *testing.T) {
+			t.Parallel()
+			internal, alice, bob, carol := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
+			// Whole seconds, as the portal publishes them; 2 to 3 s away.
+			soon := time.Now().Add(3 * time.Second).Truncate(time.Second)
+			portal := newStandIn(t, webconfig.Users{"c-alice": alice, "c-bob": bob, "c-carol": carol})
+			portal.setExpires(webconfig.Expiries{"c-alice": soon, "c-bob": time.Now().Add(time.Hour)})
+			f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
+			if portalState == "holding" {
+				f.cfg.Wait = MaxWait
+			}
+			a := f.run(t)
+			eventually(t, 2*time.Second, "the portal's users are written", func() bool {
+				b, _ := os.ReadFile(f.out)
+				return bytes.Contains(b, []byte("c-carol"))
+			})
+			if doc := readFile(t, f.out); !strings.Contains(doc, "c-alice: "+alice+" # from portal, expires "+soon.UTC().Format(time.RFC3339)+"\n") ||
+				!strings.Contains(doc, "c-carol: "+carol+" # from portal\n") {
+				t.Errorf("the file does not mark the users with their expiry:\n%s", doc)
+			}
+			prom := startPrometheus(t, f.out)
+			wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+
+			switch portalState {
+			case "down":
+				portal.srv.CloseClientConnections()
+				portal.srv.Close()
+				eventually(t, 2*time.Second, "a failure is counted", func() bool {
+					return metric(t, a, "portal_agent_sync_failures_total") > 0
+				})
+			case "holding":
+				time.Sleep(100 * time.Millisecond) // the agent is now in a long-poll
+			}
+			if time.Now().After(soon) {
+				t.Fatal("c-alice expired before the portal went away: the test is too slow for its timing")
+			}
+			// The file, not Prometheus, is polled against the clock: a refusal
+			// costs exporter-toolkit a bcrypt run, slow under the race detector.
+			eventually(t, time.Until(soon)+time.Second, "c-alice leaves the file within 1 s of its expiry", func() bool {
+				b, _ := os.ReadFile(f.out)
+				return !bytes.Contains(b, []byte("c-alice"))
+			})
+			t.Logf("c-alice left the file %s after its expiry", time.Since(soon).Round(time.Millisecond))
+			wantStatus(t, prom, "c-alice", "alice-pw", http.StatusUnauthorized)
+			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+			wantStatus(t, prom, "c-bob", "bob-pw", http.StatusOK)
+			wantStatus(t, prom, "c-carol", "carol-pw", http.StatusOK)
+			if got := metric(t, a, "portal_agent_users"); got != 2 {
+				t.Errorf("portal_agent_users %v, want 2", got)
+			}
+			if logs := f.logs.String(); !strings.Contains(logs, "credential expired; removed") || !strings.Contains(logs, "c-alice") {
+				t.Errorf("no log line for the expiry:\n%s", logs)
+			}
+			if portalState == "holding" && metric(t, a, "portal_agent_sync_failures_total") != 0 {
+				t.Error("a failure was counted while the portal held the request")
+			}
+		})
+	}
+}
+
+// TestAgentRestartDropsExpiredCarriedUsers: a restarted agent that cannot
+// reach the portal keeps the last good file's portal users but those already
+// expired, and still drops the others when their time comes.
+func TestAgentRestartDropsExpiredCarriedUsers(t *testing.T) {
+	internal, alice, bob, carol, dave := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw"), hashOf(t, "dave-pw")
+	base := "basic_auth_users:\n  internal: " + internal + "\n"
+	soon := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	f := newFixture(t, deadPortal(t), base)
+	b, err := webconfig.ParseWebConfig([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := webconfig.Merge(b,
+		webconfig.Users{"c-alice": alice, "c-bob": bob, "c-carol": carol, "c-dave": dave},
+		webconfig.Expiries{"c-alice": time.Now().Add(-time.Hour), "c-bob": time.Now().Add(time.Hour), "c-carol": soon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f.out, string(last.Doc)) // c-dave: a bare marker, as older agents wrote
+	a := f.run(t)
+
+	eventually(t, 2*time.Second, "/healthz answers 200", func() bool { return healthz(a) == http.StatusOK })
+	prom := startPrometheus(t, f.out)
+	wantStatus(t, prom, "c-alice", "alice-pw", http.StatusUnauthorized)
+	wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+	wantStatus(t, prom, "c-bob", "bob-pw", http.StatusOK)
+	wantStatus(t, prom, "c-dave", "dave-pw", http.StatusOK)
+	if !strings.Contains(f.logs.String(), "credential expired; removed") {
+		t.Errorf("no log line for c-alice's expiry:\n%s", f.logs)
+	}
+	if time.Now().Before(soon) {
+		wantStatus(t, prom, "c-carol", "carol-pw", http.StatusOK)
+	}
+	eventually(t, time.Until(soon)+time.Second, "c-carol leaves the file within 1 s of its expiry", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return !bytes.Contains(b, []byte("c-carol"))
+	})
+	wantStatus(t, prom, "c-carol", "carol-pw", http.StatusUnauthorized)
+	wantStatus(t, prom, "c-bob", "bob-pw", http.StatusOK)
+	if got := metric(t, a, "portal_agent_users"); got != 2 {
+		t.Errorf("portal_agent_users %v, want 2 (c-bob and c-dave)", got)
+	}
+	if doc := readFile(t, f.out); !strings.Contains(doc, "c-bob: "+bob+" # from portal, expires ") || !strings.Contains(doc, "c-dave: "+dave+" # from portal\n") {
+		t.Errorf("the carried users lost their markers:\n%s", doc)
 	}
 }
 

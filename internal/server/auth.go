@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net"
 	"net/http"
@@ -26,13 +25,16 @@ const (
 	sessionLoaded  = "session_loaded" // set once the session is in the request's context
 )
 
+// maxAttempts is how many sign-ins a browser may have under way at once.
+const maxAttempts = 5
+
 // Keys in the server-side session.
 const (
-	sessUserID    = "user_id"
-	sessState     = "oidc_state"
-	sessNonce     = "oidc_nonce"
-	sessVerifier  = "oidc_verifier"
-	sessNext      = "oidc_next"
+	sessUserID = "user_id"
+	// sessAttempt + state holds a sign-in under way: its nonce, PKCE
+	// verifier and where to go next. Keyed by state, so that sign-ins begun
+	// in two tabs both finish.
+	sessAttempt   = "oidc_attempt:"
 	sessFlash     = "flash"
 	sessFlashKind = "flash_kind"
 )
@@ -214,31 +216,39 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	s.sessions.Put(ctx, sessState, a.State)
-	s.sessions.Put(ctx, sessNonce, a.Nonce)
-	s.sessions.Put(ctx, sessVerifier, a.Verifier)
-	s.sessions.Put(ctx, sessNext, next)
+	// A browser that starts many sign-ins and finishes none keeps a few.
+	var pending []string
+	for _, k := range s.sessions.Keys(ctx) {
+		if strings.HasPrefix(k, sessAttempt) {
+			pending = append(pending, k)
+		}
+	}
+	if len(pending) >= maxAttempts {
+		for _, k := range pending {
+			s.sessions.Remove(ctx, k)
+		}
+	}
+	s.sessions.Put(ctx, sessAttempt+a.State, a.Nonce+" "+a.Verifier+" "+next)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, dest)
 }
 
-// callback finishes a sign-in. The state must be the one this browser's
-// session holds; the code is exchanged and the ID token verified; the user
+// callback finishes a sign-in. The state must name an attempt this
+// browser's session holds; the code is exchanged and the ID token verified; the user
 // is recorded with the role the policy gives them now; the session gets a new
 // token, so one fixed before sign-in is worth nothing after.
 func (s *Server) callback(c echo.Context) error {
 	ctx := c.Request().Context()
-	a := oidc.Attempt{
-		State:    s.sessions.PopString(ctx, sessState),
-		Nonce:    s.sessions.PopString(ctx, sessNonce),
-		Verifier: s.sessions.PopString(ctx, sessVerifier),
-	}
-	next := s.sessions.PopString(ctx, sessNext)
-	if next == "" {
-		next = "/dashboard"
-	}
+	// The state names the attempt: one this browser's session does not hold
+	// was not started here. (Nonce, verifier and the next path hold no
+	// spaces: two random tokens and an escaped local path.)
 	state := c.QueryParam("state")
-	if a.State == "" || subtle.ConstantTimeCompare([]byte(state), []byte(a.State)) != 1 {
+	held := ""
+	if state != "" && len(state) <= 128 {
+		held = s.sessions.PopString(ctx, sessAttempt+state)
+	}
+	parts := strings.SplitN(held, " ", 3)
+	if len(parts) != 3 {
 		if err := s.signInFailed(c, "state does not match this browser's sign-in"); err != nil {
 			return err
 		}
@@ -246,6 +256,8 @@ func (s *Server) callback(c echo.Context) error {
 			"The sign-in link is stale or was not started from this browser. Please sign in again.",
 			"Sign in", "/login")
 	}
+	a := oidc.Attempt{State: state, Nonce: parts[0], Verifier: parts[1]}
+	next := parts[2]
 	if e := c.QueryParam("error"); e != "" {
 		e = issue.Printable(e, 64)
 		if err := s.signInFailed(c, "the provider answered "+e); err != nil {

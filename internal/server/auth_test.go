@@ -580,3 +580,24 @@ var (
 	_ = issue.RoleStaff
 	_ = oidc.ErrUnavailable
 )
+
+// TestTwoTabsSigningIn: sign-ins begun in two tabs of one browser both
+// finish; the second does not spoil the first.
+func TestTwoTabsSigningIn(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	b := p.browser()
+	nf := b.noFollow()
+	first := nf.get("/login?login_hint=alice@example.org").Header.Get("Location")
+	second := nf.get("/login?login_hint=alice@example.org&next=%2Frequests%2Fnew").Header.Get("Location")
+	if first == "" || second == "" || first == second {
+		t.Fatalf("two sign-ins: %q and %q", first, second)
+	}
+	if r := b.get(first); r.Request.URL.Path != "/dashboard" || !strings.Contains(r.Body, "Alice Example") {
+		t.Fatalf("the first tab's sign-in: %d at %s", r.StatusCode, r.Request.URL)
+	}
+	// The second tab finishes too, and goes where it was asked to.
+	if r := b.get(second); r.Request.URL.Path != "/requests/new" {
+		t.Errorf("the second tab's sign-in ended at %s (%d)", r.Request.URL, r.StatusCode)
+	}
+}

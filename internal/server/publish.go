@@ -22,11 +22,13 @@ import (
 const maxWait = 60 * time.Second
 
 // publication is a cluster's active credentials at one moment, in one
-// format. Its ETag comes from the credentials themselves, so an unchanged
-// set is answered 304 without rendering and checking the document, which
-// for a thousand users is most of the work.
+// format. Its ETag comes from the credentials themselves, expiries included
+// (the web config publishes them), so an unchanged set is answered 304
+// without rendering and checking the document, which for a thousand users
+// is most of the work.
 type publication struct {
 	users      webconfig.Users
+	expires    webconfig.Expiries
 	format     string
 	etag       string
 	nextExpiry time.Time // zero when no credential will expire
@@ -46,12 +48,13 @@ func (s *Server) publicationOf(c echo.Context, cl *issue.Cluster, format string)
 	if err != nil {
 		return nil, err
 	}
-	p := &publication{users: make(webconfig.Users, len(creds)), format: format}
+	p := &publication{users: make(webconfig.Users, len(creds)), expires: make(webconfig.Expiries, len(creds)), format: format}
 	h := sha256.New()
 	io.WriteString(h, format+"\n")
 	for _, cr := range creds { // ordered by username
 		p.users[cr.Username] = cr.PasswordHash
-		io.WriteString(h, cr.Username+":"+cr.PasswordHash+"\n")
+		p.expires[cr.Username] = cr.ExpiresAt
+		io.WriteString(h, cr.Username+":"+cr.PasswordHash+":"+cr.ExpiresAt.UTC().Format(time.RFC3339Nano)+"\n")
 		if p.nextExpiry.IsZero() || cr.ExpiresAt.Before(p.nextExpiry) {
 			p.nextExpiry = cr.ExpiresAt
 		}
@@ -61,14 +64,15 @@ func (s *Server) publicationOf(c echo.Context, cl *issue.Cluster, format string)
 }
 
 // render writes the document. What is served is checked first: the web
-// config reads back strictly as exporter-toolkit reads it, every hash is a
-// complete bcrypt hash.
+// config reads back strictly as exporter-toolkit reads it, with each user's
+// expiry as a comment the agent enforces on its own; every hash is a
+// complete bcrypt hash. htpasswd has no place for the expiry.
 func (p *publication) render() (body []byte, contentType string, err error) {
 	if p.format == "htpasswd" {
 		body, err = webconfig.MarshalHtpasswd(p.users)
 		return body, "text/plain; charset=utf-8", err
 	}
-	body, err = webconfig.MarshalUsers(p.users)
+	body, err = webconfig.MarshalUsers(p.users, p.expires)
 	return body, "application/yaml", err
 }
 

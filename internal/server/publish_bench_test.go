@@ -139,7 +139,7 @@ func newWebConfigBench(b *testing.B, n int) *webConfigBench {
 	w := &webConfigBench{srv: srv, cluster: cluster, token: token, client: &http.Client{Transport: transport},
 		url: ts.URL + "/api/v1/clusters/" + cluster.Name + "/web-config.yml"}
 	status, _, body := w.get(b, "")
-	if users, err := webconfig.ParseUsers(body); status != http.StatusOK || err != nil || len(users) != n {
+	if users, _, err := webconfig.ParseUsers(body); status != http.StatusOK || err != nil || len(users) != n {
 		b.Fatalf("web config: %d, %d users (%v), want 200 and %d users", status, len(users), err, n)
 	}
 	return w
@@ -215,14 +215,15 @@ func BenchmarkWebConfig1000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	users := make(webconfig.Users, len(creds))
+	users, expires := make(webconfig.Users, len(creds)), make(webconfig.Expiries, len(creds))
 	for _, cr := range creds {
 		users[cr.Username] = cr.PasswordHash
+		expires[cr.Username] = cr.ExpiresAt
 	}
 	b.Run("marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := webconfig.MarshalUsers(users); err != nil {
+			if _, err := webconfig.MarshalUsers(users, expires); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -278,7 +279,7 @@ func BenchmarkPrometheusAuth(b *testing.B) {
 			}
 			config[names[i]] = hashes[i]
 		}
-		doc, err := webconfig.MarshalUsers(config)
+		doc, err := webconfig.MarshalUsers(config, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -278,8 +278,10 @@ func TestWebConfigEndpoint(t *testing.T) {
 	if status != 200 || !strings.Contains(body, cred.Username+": $2") || h.Get("ETag") == "" {
 		t.Fatalf("web config: %d %v\n%s", status, h, body)
 	}
-	if users, err := webconfig.ParseUsers([]byte(body)); err != nil || len(users) != 1 {
+	if users, expires, err := webconfig.ParseUsers([]byte(body)); err != nil || len(users) != 1 {
 		t.Errorf("the served web config does not read back strictly: %v, %d users", err, len(users))
+	} else if at := expires[cred.Username]; !at.After(time.Now()) || !strings.Contains(body, "# expires "+at.Format(time.RFC3339)+"\n") {
+		t.Errorf("the served web config does not publish the credential's expiry (%v):\n%s", at, body)
 	}
 	status, _, _ = get("awi-ciroh", token, "", map[string]string{"If-None-Match": h.Get("ETag")})
 	if status != http.StatusNotModified {

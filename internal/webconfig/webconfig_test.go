@@ -345,7 +345,7 @@ func TestParseUsers(t *testing.T) {
 		{name: "another comment is not an expiry", doc: "# a note\nbasic_auth_users:\n  c-alice: " + alice + " # issued to the research team\n",
 			want: Users{"c-alice": alice}},
 		{name: "an expiry that is not a time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires tomorrow\n", wantErr: `user "c-alice": comment "# expires tomorrow"`},
-		{name: "an expiry without its time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires\n", wantErr: `want \"# expires <RFC 3339 time>\"`},
+		{name: "an expiry without its time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires\n", wantErr: `want "# expires <RFC 3339 time>"`},
 		{name: "an expiry without a time zone", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40\n", wantErr: "not an RFC 3339 time"},
 		{name: "two expiries", doc: "basic_auth_users:\n  c-alice: # expires 2027-02-23T10:02:40Z\n    " + alice + " # expires 2028-02-23T10:02:40Z\n", wantErr: "two expiry comments"},
 		{name: "none", doc: "basic_auth_users: {}\n", want: Users{}},
@@ -408,8 +408,10 @@ func TestMarshalUsers(t *testing.T) {
 			if string(doc) != tt.want {
 				t.Errorf("got %q, want %q", doc, tt.want)
 			}
-			if err := Validate(append(doc, []byte("")...)); err != nil && len(tt.users) > 0 {
-				t.Errorf("exporter-toolkit would refuse the document: %v", err)
+			if len(tt.users) > 0 {
+				if err := Validate(doc); err != nil {
+					t.Errorf("exporter-toolkit would refuse the document: %v", err)
+				}
 			}
 		})
 	}
@@ -454,8 +456,8 @@ func TestUsersRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(old), "#c\"") && strings.Count(string(old), "#") != 1 {
-		t.Errorf("a document without expiries holds comments:\n%s", old)
+	if strings.Contains(string(old), "# expires") {
+		t.Errorf("a document without expiries holds expiry comments:\n%s", old)
 	}
 	gotUsers, gotExpires, err = ParseUsers(old)
 	if err != nil || !maps.Equal(gotUsers, users) || len(gotExpires) != 0 {
