@@ -82,10 +82,19 @@ func (p *publication) render() (body []byte, contentType string, err error) {
 // when a credential expires, and with 304 when the wait ends unchanged.
 func (s *Server) webConfig(c echo.Context) error {
 	token, _ := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-	cl, err := s.wf.ClusterForSyncToken(c.Request().Context(), c.Param("name"), strings.TrimSpace(token))
-	if errors.Is(err, workflow.ErrBadSyncToken) {
+	token = strings.TrimSpace(token)
+	// The token is checked again at every wake-up of a long-poll: one
+	// rotated out while the request waited opens nothing more.
+	authorize := func() (*issue.Cluster, error) {
+		return s.wf.ClusterForSyncToken(c.Request().Context(), c.Param("name"), token)
+	}
+	unauthorized := func() error {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="portal"`)
 		return c.NoContent(http.StatusUnauthorized)
+	}
+	cl, err := authorize()
+	if errors.Is(err, workflow.ErrBadSyncToken) {
+		return unauthorized()
 	}
 	if err != nil {
 		return err
@@ -105,7 +114,14 @@ func (s *Server) webConfig(c echo.Context) error {
 	changed, unsubscribe := s.notify.Subscribe(cl.ID)
 	defer unsubscribe()
 	deadline := time.Now().Add(wait)
-	for {
+	for first := true; ; first = false {
+		if !first {
+			if cl, err = authorize(); errors.Is(err, workflow.ErrBadSyncToken) {
+				return unauthorized()
+			} else if err != nil {
+				return err
+			}
+		}
 		p, err := s.publicationOf(c, cl, format)
 		if err != nil {
 			return err

@@ -319,3 +319,50 @@ func TestWebConfigEndpoint(t *testing.T) {
 		t.Error("htpasswd -vb accepts a wrong password")
 	}
 }
+
+// TestRotatedTokenEndsALongPoll: a long-poll that began with a token
+// rotated out while it waited gets 401, not the changed set.
+func TestRotatedTokenEndsALongPoll(t *testing.T) {
+	t.Parallel()
+	p, alice, _, sam := newScene(t)
+	cred := p.issue(alice, sam, "awi-ciroh")
+	old := sam.syncToken("awi-ciroh")
+	req, _ := http.NewRequest(http.MethodGet, p.URL+"/api/v1/clusters/awi-ciroh/web-config.yml", nil)
+	req.Header.Set("Authorization", "Bearer "+old)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+
+	type result struct {
+		status int
+		body   string
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, p.URL+"/api/v1/clusters/awi-ciroh/web-config.yml?wait=20s", nil)
+		req.Header.Set("Authorization", "Bearer "+old)
+		req.Header.Set("If-None-Match", etag)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- result{}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- result{resp.StatusCode, string(b)}
+	}()
+	time.Sleep(300 * time.Millisecond) // the long-poll waits
+	sam.syncToken("awi-ciroh")          // rotated
+	alice.apiPost(fmt.Sprintf("/api/v1/credentials/%d/revoke", cred.ID), `{"reason":"rotation test"}`)
+	select {
+	case r := <-done:
+		if r.status != http.StatusUnauthorized || r.body != "" {
+			t.Errorf("the waiting long-poll with the rotated-out token got %d %q, want 401 and nothing", r.status, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long-poll did not answer after the change")
+	}
+}
