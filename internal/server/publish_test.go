@@ -355,7 +355,7 @@ func TestRotatedTokenEndsALongPoll(t *testing.T) {
 		done <- result{resp.StatusCode, string(b)}
 	}()
 	time.Sleep(300 * time.Millisecond) // the long-poll waits
-	sam.syncToken("awi-ciroh")          // rotated
+	sam.syncToken("awi-ciroh")         // rotated
 	alice.apiPost(fmt.Sprintf("/api/v1/credentials/%d/revoke", cred.ID), `{"reason":"rotation test"}`)
 	select {
 	case r := <-done:
