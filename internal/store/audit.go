@@ -15,9 +15,43 @@ import (
 // audit chain ("audit" in ASCII).
 const auditChainLock = 0x6175646974
 
+// LockAuditChain takes the audit chain's lock for the rest of the
+// transaction and reads its head, ahead of the events AppendAudit will write.
+// A transaction whose events wait on slow work (issuing a credential) takes
+// it while the work runs, so that its events then cost one round trip. It
+// does nothing outside a transaction, or when the lock is held already.
+func (s *Store) LockAuditChain(ctx context.Context) error {
+	if s.chain == nil || s.chain.hash != nil {
+		return nil
+	}
+	// Lock, then read the head: two statements, so that the read's snapshot
+	// is taken after the lock is granted and sees the last writer's commit.
+	// Sent as one batch, they cost one round trip.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditChainLock)
+	b.Queue(`SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)
+	head := issue.GenesisHash()
+	br := s.db.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&head)
+		if errors.Is(err, pgx.ErrNoRows) { // the first event follows the genesis hash
+			head, err = issue.GenesisHash(), nil
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return mapErr("audit head", err)
+	}
+	s.chain.hash = head
+	return nil
+}
+
 // AppendAudit writes events, in order, as the next links of the audit chain:
-// it takes the chain's lock for the rest of the transaction, reads the last
-// hash, and inserts each event with prev_hash and hash = SHA-256(prev_hash ||
+// it takes the chain's lock for the rest of the transaction (LockAuditChain),
+// and inserts each event with prev_hash and hash = SHA-256(prev_hash ||
 // event). Called inside InTx, the lock is held until that transaction ends,
 // so concurrent transactions cannot fork the chain, and the events commit or
 // roll back with the change they record; called outside, it makes a
@@ -27,31 +61,13 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*issue.AuditEvent) er
 	if len(events) == 0 {
 		return nil
 	}
-	if _, inTx := s.db.(pgx.Tx); !inTx {
+	if s.chain == nil {
 		return s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, events...) })
 	}
-	// Lock, then read the head: two statements, so that the read's snapshot
-	// is taken after the lock is granted and sees the last writer's commit.
-	// Sent as one batch, they cost one round trip.
-	head := &pgx.Batch{}
-	head.Queue(`SELECT pg_advisory_xact_lock($1)`, auditChainLock)
-	head.Queue(`SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)
-	prev := issue.GenesisHash()
-	br := s.db.SendBatch(ctx, head)
-	_, err := br.Exec()
-	if err == nil {
-		err = br.QueryRow().Scan(&prev)
-		if errors.Is(err, pgx.ErrNoRows) { // the first event follows the genesis hash
-			prev, err = issue.GenesisHash(), nil
-		}
+	if err := s.LockAuditChain(ctx); err != nil {
+		return err
 	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return mapErr("audit head", err)
-	}
-
+	prev := s.chain.hash
 	now := time.Now()
 	inserts := &pgx.Batch{}
 	for _, e := range events {
@@ -77,7 +93,8 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*issue.AuditEvent) er
 			e.At, e.ActorID, e.Actor, e.Action, e.SubjectType, e.SubjectID, e.ClusterID,
 			details, e.IP, e.UserAgent, e.PrevHash, e.Hash)
 	}
-	br = s.db.SendBatch(ctx, inserts)
+	br := s.db.SendBatch(ctx, inserts)
+	var err error
 	for _, e := range events {
 		if err = br.QueryRow().Scan(&e.ID); err != nil {
 			err = mapErr(fmt.Sprintf("append audit %s", e.Action), err)
@@ -87,5 +104,10 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*issue.AuditEvent) er
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = mapErr("append audit", cerr)
 	}
-	return err
+	if err != nil {
+		s.chain.hash = nil // the transaction is failing; nothing to trust
+		return err
+	}
+	s.chain.hash = prev
+	return nil
 }

@@ -125,3 +125,32 @@ func TestAuditTamperingBreaksTheChain(t *testing.T) {
 		t.Errorf("first broken link %d, want the rewritten event %d", broken, ids[1])
 	}
 }
+
+// TestAppendAuditAcrossASavepoint: events appended in a savepoint that rolls
+// back leave the chain as it was; the next event links to the last kept one.
+func TestAppendAuditAcrossASavepoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.LockAuditChain(ctx); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterCreated}); err != nil {
+			return err
+		}
+		_ = tx.InTx(ctx, func(sp *Store) error {
+			if err := sp.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterUpdated}); err != nil {
+				return err
+			}
+			return fmt.Errorf("the savepoint's change failed")
+		})
+		return tx.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterUpdated})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, broken := chain(t, s); n != 2 || broken != 0 {
+		t.Errorf("%d events, broken at %d; want 2 and an unbroken chain", n, broken)
+	}
+}

@@ -26,8 +26,15 @@ type db interface {
 // Store is the portal's PostgreSQL data layer. The zero value is not usable;
 // call New.
 type Store struct {
-	db   db
-	pool *pgxpool.Pool
+	db    db
+	pool  *pgxpool.Pool
+	chain *chainHead // in a transaction: the audit chain's head once locked
+}
+
+// chainHead is the audit chain's head as a transaction knows it while it
+// holds the chain's lock: no one else can move it then, so it is read once.
+type chainHead struct {
+	hash []byte // nil until the lock is taken
 }
 
 // New returns a Store on pool.
@@ -49,7 +56,14 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	}
 	// Rollback after Commit is a no-op; it also covers a panic in fn.
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if err := fn(&Store{db: tx, pool: s.pool}); err != nil {
+	chain := &chainHead{}
+	if s.chain != nil { // a savepoint shares its transaction's view of the chain
+		chain = s.chain
+	}
+	if err := fn(&Store{db: tx, pool: s.pool, chain: chain}); err != nil {
+		if s.chain != nil {
+			chain.hash = nil // events rolled back with the savepoint: read the head again
+		}
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -238,6 +238,12 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 		if err := tx.DecideRequest(ctx, id, issue.StatusApproved, a.User.ID, note); err != nil {
 			return err
 		}
+		// And the audit chain's lock, so that once the credential is stored
+		// its events cost one round trip. Approvals are rare; other writers
+		// wait a millisecond at most.
+		if err := tx.LockAuditChain(ctx); err != nil {
+			return err
+		}
 		if cred, err = s.storeCredential(ctx, tx, r, cluster, rcpt, mint); err != nil {
 			return err
 		}
