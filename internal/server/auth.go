@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,10 +169,16 @@ func signInLimit() echo.MiddlewareFunc {
 	})
 }
 
-// requestLimit limits new requests per client address: a person makes a
-// handful, a script looping on the form many.
+// requestLimit limits new requests (and renewals) per signed-in person: a
+// person makes a handful, a script looping on the form many.
 func requestLimit() echo.MiddlewareFunc {
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			if u := currentUser(c); u != nil {
+				return "user:" + strconv.FormatInt(u.ID, 10), nil
+			}
+			return c.RealIP(), nil
+		},
 		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
 			Rate: rate.Every(10 * time.Second), Burst: 30, ExpiresIn: 10 * time.Minute,
 		}),

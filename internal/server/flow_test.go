@@ -661,3 +661,27 @@ func TestStaffManageClusters(t *testing.T) {
 		t.Errorf("%d cluster audit events, want 2", n)
 	}
 }
+
+// TestRequestCreationIsRateLimited: a script looping on new requests is
+// slowed down per person, with a message that says to wait.
+func TestRequestCreationIsRateLimited(t *testing.T) {
+	t.Parallel()
+	_, alice, bob, _ := newScene(t)
+	limited := 0
+	for range 40 {
+		r := alice.apiPost("/api/v1/requests", `{"cluster":"awi-ciroh","public_key":"nonsense","justification":"Looping script."}`)
+		if r.StatusCode == http.StatusTooManyRequests {
+			limited++
+			if !strings.Contains(r.Body, "Wait a minute") {
+				t.Errorf("429 body: %s", r.Body)
+			}
+		}
+	}
+	if limited == 0 {
+		t.Error("40 requests in a row were never limited")
+	}
+	// Another person from the same address is not held back by alice.
+	if r := bob.apiPost("/api/v1/requests", `{"cluster":"awi-ciroh","public_key":"nonsense","justification":"One attempt."}`); r.StatusCode == http.StatusTooManyRequests {
+		t.Error("bob is limited for alice's requests")
+	}
+}
