@@ -601,3 +601,21 @@ func TestTwoTabsSigningIn(t *testing.T) {
 		t.Errorf("the second tab's sign-in ended at %s (%d)", r.Request.URL, r.StatusCode)
 	}
 }
+
+func TestSignInIsRateLimited(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	nf := p.browser().noFollow()
+	limited := 0
+	for range 30 {
+		if r := nf.get("/login"); r.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("30 sign-in starts in a row were never limited")
+	}
+	if r := nf.get("/auth/callback?state=x&code=y"); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the callback after the burst: %d, want 429 too", r.StatusCode)
+	}
+}

@@ -37,8 +37,9 @@ func (s *Server) routes() {
 	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.csrf()}
 	public := e.Group("", browser...)
 	public.GET("/", s.home)
-	public.GET("/login", s.login, signInLimit())
-	public.GET("/auth/callback", s.callback, signInLimit())
+	signInLimit := signInLimit() // one budget for both steps of a sign-in
+	public.GET("/login", s.login, signInLimit)
+	public.GET("/auth/callback", s.callback, signInLimit)
 	public.POST("/logout", s.logout)
 
 	// Signed in: customers and staff.
