@@ -150,3 +150,17 @@ func (u uaTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("User-Agent", u.ua)
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+func TestRequestBodiesAreLimited(t *testing.T) {
+	t.Parallel()
+	p, alice, _, _ := newScene(t)
+	form := alice.get("/requests/new")
+	r := alice.post("/requests", url.Values{"csrf": {csrfToken(t, form.Body)}, "cluster": {"awi-ciroh"},
+		"public_key": {strings.Repeat("a", 100<<10)}, "justification": {"A perfectly fine reason."}})
+	if r.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 100 KiB form: %d, want 413", r.StatusCode)
+	}
+	if n := p.count(`SELECT count(*) FROM requests`); n != 0 {
+		t.Errorf("%d requests stored from an oversized form", n)
+	}
+}
