@@ -1,11 +1,20 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/2i2c-org/credential-portal/internal/notify"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 func TestProbesAndMetrics(t *testing.T) {
@@ -162,5 +171,33 @@ func TestRequestBodiesAreLimited(t *testing.T) {
 	}
 	if n := p.count(`SELECT count(*) FROM requests`); n != 0 {
 		t.Errorf("%d requests stored from an oversized form", n)
+	}
+}
+
+// TestHTTPSPortal: behind TLS, every response asks for HTTPS next time and
+// the cookies are Secure.
+func TestHTTPSPortal(t *testing.T) {
+	t.Parallel()
+	base, _ := url.Parse("https://credentials.example.org")
+	st := store.New(pgtest.New(t))
+	log := slog.New(slog.DiscardHandler)
+	srv, err := New(Config{BaseURL: base, Version: "test", Sessions: SessionConfig{IdleTimeout: time.Hour, Lifetime: time.Hour}},
+		st, workflow.New(st, workflow.Options{}), oidc.New(oidc.Config{Issuer: "https://idp.example"}, log), notify.New(st.Pool(), log), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://credentials.example.org/", nil))
+	if h := rec.Header().Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
+		t.Errorf("no HSTS behind TLS: %q", h)
+	}
+	cookies := rec.Result().Cookies()
+	if len(cookies) == 0 {
+		t.Fatal("the start page set no cookie to check")
+	}
+	for _, c := range cookies {
+		if !c.Secure || !c.HttpOnly {
+			t.Errorf("cookie %s is not Secure and HttpOnly behind TLS", c.Name)
+		}
 	}
 }
