@@ -619,3 +619,32 @@ func TestSignInIsRateLimited(t *testing.T) {
 		t.Errorf("the callback after the burst: %d, want 429 too", r.StatusCode)
 	}
 }
+
+func TestSessionsEnd(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		sessions SessionConfig
+		keepBusy bool // a request every so often, which an idle timeout forgives and a lifetime does not
+	}{
+		{"idle timeout", SessionConfig{IdleTimeout: time.Second, Lifetime: time.Hour}, false},
+		{"absolute lifetime", SessionConfig{IdleTimeout: time.Hour, Lifetime: 1500 * time.Millisecond}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPortal(t, portalOptions{sessions: &tt.sessions})
+			b := p.browser()
+			b.signIn("alice@example.org")
+			deadline := time.Now().Add(1700 * time.Millisecond)
+			for tt.keepBusy && time.Now().Before(deadline) {
+				b.get("/dashboard")
+				time.Sleep(300 * time.Millisecond)
+			}
+			time.Sleep(time.Until(deadline))
+			if r := b.noFollow().get("/dashboard"); r.StatusCode != http.StatusSeeOther {
+				t.Errorf("after the %s: %d, want a redirect to sign in", tt.name, r.StatusCode)
+			}
+		})
+	}
+}

@@ -50,6 +50,7 @@ type portalOptions struct {
 	access                         *issue.AccessPolicy
 	store                          *store.Store // share a database with another portal
 	noDiscover                     bool
+	sessions                       *SessionConfig
 }
 
 func newPortal(t *testing.T, opts portalOptions) *portal {
@@ -69,6 +70,9 @@ func newPortal(t *testing.T, opts portalOptions) *portal {
 	}
 	if opts.access != nil {
 		cfg.Access = *opts.access
+	}
+	if opts.sessions != nil {
+		cfg.Sessions = *opts.sessions
 	}
 	oc := oidc.Config{Issuer: opts.issuer, ClientID: opts.clientID, ClientSecret: opts.clientSecret,
 		RedirectURL: RedirectURL(base), Scopes: []string{"openid", "email", "profile", "groups"}, GroupsClaim: "groups"}
