@@ -201,3 +201,29 @@ func TestHTTPSPortal(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIDs: every response carries a request ID, fresh even when the
+// client sends one, and the log lines about the request carry the same ID.
+func TestRequestIDs(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	req, _ := http.NewRequest(http.MethodGet, p.URL+"/no/such/page", nil)
+	req.Header.Set("X-Request-Id", "forged-by-the-client")
+	r := p.browser().do(req)
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || id == "forged-by-the-client" || !strings.Contains(r.Body, id) {
+		t.Fatalf("request ID %q; want a fresh one, also on the error page", id)
+	}
+	var found bool
+	for line := range strings.Lines(p.logs.String()) {
+		if strings.Contains(line, `"path":"/no/such/page"`) {
+			found = true
+			if !strings.Contains(line, `"request_id":"`+id+`"`) {
+				t.Errorf("log line without the request's ID: %s", line)
+			}
+		}
+	}
+	if !found {
+		t.Error("no log line for the request")
+	}
+}
