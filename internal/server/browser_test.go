@@ -158,6 +158,33 @@ func TestBrowserSignInAndRequest(t *testing.T) {
 	}
 	screenshot(t, alice, "request-approved")
 
+	// The credential's own page offers renewal, a compromise report and
+	// revocation; a private key pasted into the form is refused and cleared.
+	err = chromedp.Do(alice,
+		chromedp.Click(`//a[.="Credential details"]`),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/report-compromised"]`)),
+	)
+	if err != nil {
+		t.Fatalf("credential page: %v", err)
+	}
+	screenshot(t, alice, "credential")
+	err = chromedp.Do(alice,
+		chromedp.Navigate(p.URL+"/requests/new"),
+		chromedp.SetValue(chromedp.CSS(`#cluster`), "awi-ciroh"),
+		chromedp.SendKeys(chromedp.CSS(`#public_key`), key.String()),
+		chromedp.SendKeys(chromedp.CSS(`#justification`), "Grafana dashboards for our steering committee."),
+		chromedp.Click(chromedp.CSS(`form[action="/requests"] button[type=submit]`)),
+		chromedp.WaitVisible(`//*[contains(., "That was a private key")]`),
+	)
+	if err != nil {
+		t.Fatalf("private key in the form: %v", err)
+	}
+	typed, err := chromedp.Run(alice, chromedp.Value(chromedp.CSS(`#public_key`)))
+	if err != nil || typed != "" {
+		t.Errorf("the key field after a private key: %q, %v; want it cleared", typed, err)
+	}
+	screenshot(t, alice, "private-key-refused")
+
 	// The audit log shows what just happened, newest first.
 	err = chromedp.Do(sam,
 		chromedp.Navigate(p.URL+"/staff/audit"),
