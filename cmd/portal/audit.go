@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 const auditSynopsis = `Check the audit log's hash chain.
@@ -61,21 +62,21 @@ func cmdAudit(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool)
+	wf := workflow.New(store.New(pool), workflow.Options{})
 
 	from := "from the first event"
 	if since > 0 {
 		from = fmt.Sprintf("after event %d", since)
 	}
 	fmt.Fprintf(e.stderr, "verifying the audit chain %s…\n", from)
-	v, err := st.VerifyAudit(ctx, int64(since), func(n int64) { fmt.Fprintf(e.stderr, "  %d events checked\n", n) })
-	if err != nil {
+	v, err := wf.VerifyAudit(ctx, workflow.Command(auditVerifiedBy), int64(since),
+		func(n int64) { fmt.Fprintf(e.stderr, "  %d events checked\n", n) })
+	if v == nil {
 		return err
 	}
-	v.VerifiedBy = auditVerifiedBy
 	// The chain is the evidence and the walk is done: a failure to record it
 	// is worth a warning, not a different exit status.
-	if err := st.RecordAuditVerification(ctx, v); err != nil {
+	if err != nil {
 		fmt.Fprintf(e.stderr, "portal: warning: the result could not be recorded for the audit page: %s\n", err.Error())
 	}
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -32,9 +32,9 @@ func TestAuditVerify(t *testing.T) {
 		t.Errorf("empty log: status %d\n%s%s", status, stdout, stderr)
 	}
 
-	var events []*issue.AuditEvent
+	var events []*portal.AuditEvent
 	for i := range 4 {
-		e := &issue.AuditEvent{Actor: "alice@example.org", Action: issue.ActionSignedIn, Details: map[string]any{"n": i}}
+		e := &portal.AuditEvent{Actor: "alice@example.org", Action: portal.ActionSignedIn, Details: map[string]any{"n": i}}
 		if err := st.AppendAudit(ctx, e); err != nil {
 			t.Fatal(err)
 		}

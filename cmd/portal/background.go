@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
@@ -31,7 +31,7 @@ func sweepSessions(ctx context.Context, st *store.Store, log *slog.Logger) {
 	}
 }
 
-func parseClustersFile(path string) ([]*issue.Cluster, error) {
+func parseClustersFile(path string) ([]*portal.Cluster, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &configError{name: "PORTAL_CLUSTERS_FILE", given: strconv.Quote(path), want: "a readable YAML file: " + err.Error()}

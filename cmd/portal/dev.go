@@ -11,10 +11,10 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
@@ -32,7 +32,7 @@ const devClientID = "portal-dev"
 
 // devAccess makes the demo staff identity (sam@2i2c.org, in group
 // 2i2c-staff) staff, as production does with 2i2c's domain.
-var devAccess = issue.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
+var devAccess = portal.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
 
 // devDataDir holds the private PostgreSQL of `portal dev`.
 const devDataDir = ".portal-dev"
@@ -159,12 +159,12 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 // seedDemo adds the demo clusters. It runs at every start and changes
 // nothing the second time.
 func seedDemo(ctx context.Context, wf *workflow.Service) error {
-	demo := []*issue.Cluster{
+	demo := []*portal.Cluster{
 		{Name: "2i2c", DisplayName: "2i2c shared cluster", PrometheusURL: "https://prometheus.pilot.2i2c.cloud",
-			CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true,
+			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true,
 			Note: "One credential covers every hub on this shared cluster."},
 		{Name: "awi-ciroh", DisplayName: "AWI-CIROH", PrometheusURL: "https://prometheus.ciroh.awi.2i2c.cloud",
-			CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true},
+			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true},
 	}
 	if _, err := wf.ImportClusters(ctx, demo); err != nil {
 		return fmt.Errorf("seed demo clusters: %w", err)

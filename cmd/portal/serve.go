@@ -17,6 +17,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
@@ -30,7 +31,7 @@ type serveConfig struct {
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	OIDC            oidc.Config
-	Access          issue.AccessPolicy
+	Access          portal.AccessPolicy
 	Sessions        server.SessionConfig
 	BcryptCost      int
 	ClustersFile    string

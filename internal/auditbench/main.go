@@ -41,7 +41,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -120,21 +120,21 @@ func run(ctx context.Context, events int, keep, explainAll bool) error {
 	monthStart := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
 	monthEnd := monthStart.AddDate(0, 1, 0)
 	cases := []pageCase{
-		{name: "first page, no filter", filter: store.AuditFilter{}},
-		{name: "filtered: actor + action + one month", filter: store.AuditFilter{Actor: sd.topActor, Action: issue.ActionSignedIn,
+		{name: "first page, no filter", filter: portal.AuditFilter{}},
+		{name: "filtered: actor + action + one month", filter: portal.AuditFilter{Actor: sd.topActor, Action: portal.ActionSignedIn,
 			From: monthStart, To: monthEnd},
-			query: url.Values{"actor": {sd.topActor}, "action": {string(issue.ActionSignedIn)},
+			query: url.Values{"actor": {sd.topActor}, "action": {string(portal.ActionSignedIn)},
 				"from": {monthStart.Format(time.DateOnly)}, "to": {monthEnd.AddDate(0, 0, -1).Format(time.DateOnly)}}},
-		{name: "filtered: staff prefix + rare action + one month", filter: store.AuditFilter{Actor: "staff*", Action: issue.ActionRequestDenied,
+		{name: "filtered: staff prefix + rare action + one month", filter: portal.AuditFilter{Actor: "staff*", Action: portal.ActionRequestDenied,
 			From: monthStart, To: monthEnd},
-			query: url.Values{"actor": {"staff*"}, "action": {string(issue.ActionRequestDenied)},
+			query: url.Values{"actor": {"staff*"}, "action": {string(portal.ActionRequestDenied)},
 				"from": {monthStart.Format(time.DateOnly)}, "to": {monthEnd.AddDate(0, 0, -1).Format(time.DateOnly)}}},
-		{name: "filtered: cluster", filter: store.AuditFilter{ClusterID: sd.clusterID}, query: url.Values{"cluster": {sd.clusterName}}},
-		{name: "filtered: one request (subject)", filter: store.AuditFilter{SubjectType: issue.SubjectRequest, SubjectID: 4242},
+		{name: "filtered: cluster", filter: portal.AuditFilter{ClusterID: sd.clusterID}, query: url.Values{"cluster": {sd.clusterName}}},
+		{name: "filtered: one request (subject)", filter: portal.AuditFilter{SubjectType: portal.SubjectRequest, SubjectID: 4242},
 			query: url.Values{"subject_type": {"request"}, "subject_id": {"4242"}}},
-		{name: "text in details only, common word", filter: store.AuditFilter{Text: "steering"}, query: url.Values{"q": {"steering"}}},
-		{name: "text in details only, rare word", filter: store.AuditFilter{Text: "notebook"}, query: url.Values{"q": {"notebook"}}},
-		{name: "text in details only, no match (whole scan)", filter: store.AuditFilter{Text: "no-such-words"}, query: url.Values{"q": {"no-such-words"}}},
+		{name: "text in details only, common word", filter: portal.AuditFilter{Text: "steering"}, query: url.Values{"q": {"steering"}}},
+		{name: "text in details only, rare word", filter: portal.AuditFilter{Text: "notebook"}, query: url.Values{"q": {"notebook"}}},
+		{name: "text in details only, no match (whole scan)", filter: portal.AuditFilter{Text: "no-such-words"}, query: url.Values{"q": {"no-such-words"}}},
 	}
 	fmt.Println("== review queries in the store (page of 50; median of 20 runs)")
 	for i := range cases {
@@ -312,7 +312,7 @@ type eventSource struct {
 
 func newEventSource(n int, users []seedUser, clusters []seedCluster) *eventSource {
 	rng := rand.New(rand.NewPCG(2026, 11))
-	s := &eventSource{n: n, rng: rng, clusters: clusters, prev: issue.GenesisHash()}
+	s := &eventSource{n: n, rng: rng, clusters: clusters, prev: portal.GenesisHash()}
 	for _, u := range users {
 		if u.staff {
 			s.staff = append(s.staff, u)
@@ -340,7 +340,7 @@ func (s *eventSource) Next() bool {
 		return false
 	}
 	e := s.event()
-	details, err := issue.CanonicalDetails(e.Details)
+	details, err := portal.CanonicalDetails(e.Details)
 	if err != nil {
 		s.err = err
 		return false
@@ -361,12 +361,12 @@ func (s *eventSource) Values() ([]any, error) { return s.row, nil }
 func (s *eventSource) Err() error             { return s.err }
 
 // event is the next event: a plausible mix of what the portal records.
-func (s *eventSource) event() *issue.AuditEvent {
+func (s *eventSource) event() *portal.AuditEvent {
 	r := s.rng
 	cust := s.customers[s.zipf.Uint64()]
 	staff := s.staff[r.IntN(len(s.staff))]
 	cl := s.clusters[r.IntN(len(s.clusters))]
-	e := &issue.AuditEvent{
+	e := &portal.AuditEvent{
 		At: s.start.Add(time.Duration(s.i) * s.step).Truncate(time.Microsecond),
 		IP: fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), 1+r.IntN(254)), UserAgent: userAgents[r.IntN(len(userAgents))],
 	}
@@ -378,86 +378,86 @@ func (s *eventSource) event() *issue.AuditEvent {
 	switch p := r.IntN(1000); {
 	case p < 350:
 		by(cust)
-		e.Action = issue.ActionSignedIn
-		about(issue.SubjectUser, cust.id)
+		e.Action = portal.ActionSignedIn
+		about(portal.SubjectUser, cust.id)
 		e.Details = map[string]any{"role": "customer"}
 	case p < 500:
 		by(cust)
-		e.Action = issue.ActionSignedOut
-		about(issue.SubjectUser, cust.id)
+		e.Action = portal.ActionSignedOut
+		about(portal.SubjectUser, cust.id)
 	case p < 530:
-		e.Actor, e.Action = issue.ActorAnonymous, issue.ActionSignInFailed
+		e.Actor, e.Action = portal.ActorAnonymous, portal.ActionSignInFailed
 		e.Details = map[string]any{"reason": "state does not match this browser's sign-in"}
 	case p < 550:
 		by(cust)
-		e.Action = issue.ActionAccessRefused
+		e.Action = portal.ActionAccessRefused
 		e.Details = map[string]any{"method": "GET", "path": "/staff/requests", "reason": "You are signed in, but this page is for 2i2c staff only."}
 	case p < 650:
 		by(cust)
 		s.requests++
-		e.Action = issue.ActionRequestCreated
-		about(issue.SubjectRequest, s.requests)
+		e.Action = portal.ActionRequestCreated
+		about(portal.SubjectRequest, s.requests)
 		onCluster()
 		e.Details = map[string]any{"cluster": cl.name, "key_type": "age-x25519",
 			"key_fingerprint": fmt.Sprintf("SHA256:%016x%016x", r.Uint64(), r.Uint64())}
 	case p < 660:
 		by(cust)
-		e.Action = issue.ActionRequestCancelled
-		about(issue.SubjectRequest, aRequest())
+		e.Action = portal.ActionRequestCancelled
+		about(portal.SubjectRequest, aRequest())
 		onCluster()
 	case p < 720:
 		by(staff)
-		e.Action = issue.ActionRequestApproved
-		about(issue.SubjectRequest, aRequest())
+		e.Action = portal.ActionRequestApproved
+		about(portal.SubjectRequest, aRequest())
 		onCluster()
 		e.Details = map[string]any{"note": "approved for the steering committee's dashboards"}
 	case p < 780:
 		by(staff)
 		s.creds++
-		e.Action = issue.ActionCredentialIssued
-		about(issue.SubjectCredential, s.creds)
+		e.Action = portal.ActionCredentialIssued
+		about(portal.SubjectCredential, s.creds)
 		onCluster()
 		e.Details = map[string]any{"request_id": aRequest(), "username": fmt.Sprintf("%s-%s-%04d", cl.name, strings.Split(cust.email, "@")[0], r.IntN(10000)),
 			"expires_at": e.At.AddDate(0, 0, 90).Format("2006-01-02T15:04:05Z"), "key_fingerprint": fmt.Sprintf("SHA256:%016x", r.Uint64())}
 	case p < 800:
 		by(staff)
-		e.Action = issue.ActionRequestDenied
-		about(issue.SubjectRequest, aRequest())
+		e.Action = portal.ActionRequestDenied
+		about(portal.SubjectRequest, aRequest())
 		onCluster()
 		e.Details = map[string]any{"note": "Use the community's shared Grafana instead."}
 	case p < 950:
 		by(cust)
-		e.Action = issue.ActionCredentialDownloaded
-		about(issue.SubjectCredential, aCredential())
+		e.Action = portal.ActionCredentialDownloaded
+		about(portal.SubjectCredential, aCredential())
 		onCluster()
 		e.Details = map[string]any{"download": 1 + r.IntN(4)}
 	case p < 970:
 		by(staff)
-		e.Action = issue.ActionCredentialRevoked
-		about(issue.SubjectCredential, aCredential())
+		e.Action = portal.ActionCredentialRevoked
+		about(portal.SubjectCredential, aCredential())
 		onCluster()
 		e.Details = map[string]any{"reason": "left the project", "by_owner": false}
 	case p < 975:
 		by(cust)
-		e.Action = issue.ActionCredentialCompromised
-		about(issue.SubjectCredential, aCredential())
+		e.Action = portal.ActionCredentialCompromised
+		about(portal.SubjectCredential, aCredential())
 		onCluster()
 		e.Details = map[string]any{"reason": "pasted in a public notebook", "by_owner": true}
 	case p < 990:
-		e.Actor, e.Action = issue.ActorSystem, issue.ActionCredentialReminder
-		about(issue.SubjectCredential, aCredential())
+		e.Actor, e.Action = portal.ActorSystem, portal.ActionCredentialReminder
+		about(portal.SubjectCredential, aCredential())
 		onCluster()
 		e.Details = map[string]any{"days_before": 14}
 	case p < 995:
 		by(staff)
-		e.Action = issue.ActionClusterUpdated
-		about(issue.SubjectCluster, cl.id)
+		e.Action = portal.ActionClusterUpdated
+		about(portal.SubjectCluster, cl.id)
 		onCluster()
 		e.Details = map[string]any{"name": cl.name, "credential_ttl_days": []any{90, 60}}
 	default:
 		by(staff)
-		e.Action = issue.ActionClusterSyncTokenRotated
-		about(issue.SubjectCluster, cl.id)
+		e.Action = portal.ActionClusterSyncTokenRotated
+		about(portal.SubjectCluster, cl.id)
 		onCluster()
 		e.Details = map[string]any{"cluster": cl.name, "replaced_earlier_token": true}
 	}
@@ -467,7 +467,7 @@ func (s *eventSource) event() *issue.AuditEvent {
 // pageCase is one review query and what it measured.
 type pageCase struct {
 	name    string
-	filter  store.AuditFilter
+	filter  portal.AuditFilter
 	query   url.Values
 	explain string
 	// Milliseconds: PostgreSQL's execution time, the store call's and the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -42,12 +43,12 @@ type Issued struct {
 // file and the database (which keeps microseconds) show the same expiry; the
 // credential expires after c.CredentialTTL().
 //
-// Returns ErrInvalid if c or r is missing or unusable (no lifetime, no valid
+// Returns portal.ErrInvalid if c or r is missing or unusable (no lifetime, no valid
 // Prometheus URL, a Recipient not from ParseRecipient), now is zero, or
 // bcryptCost is out of bcrypt's range. The username is random: should it clash
 // with one already issued for the cluster, the database refuses it and the
 // caller may call Issue again.
-func Issue(c *Cluster, r *Recipient, now time.Time, bcryptCost int) (*Issued, error) {
+func Issue(c *portal.Cluster, r *Recipient, now time.Time, bcryptCost int) (*Issued, error) {
 	return NewSecrets(bcryptCost).Issue(c, r, now)
 }
 
@@ -82,23 +83,23 @@ func NewSecrets(bcryptCost int) *Secrets {
 // as the package-level Issue describes, and returns the same errors. It
 // renders and encrypts credentials.txt while the hash is computed, then waits
 // for the hash. Call it once.
-func (sec *Secrets) Issue(c *Cluster, r *Recipient, now time.Time) (*Issued, error) {
+func (sec *Secrets) Issue(c *portal.Cluster, r *Recipient, now time.Time) (*Issued, error) {
 	// The hash must be collected whatever happens, so the goroutine ends.
 	hash := func() (string, error) { res := <-sec.hashed; return res.hash, res.err }
 	switch {
 	case c == nil:
 		hash()
-		return nil, Invalid("cluster", "No cluster to issue a credential for.")
+		return nil, portal.Invalid("cluster", "No cluster to issue a credential for.")
 	case c.CredentialTTLDays < 1:
 		hash()
-		return nil, Invalid("credential_ttl_days", "Cluster %s has a credential lifetime of %d days; it must be at least 1.",
+		return nil, portal.Invalid("credential_ttl_days", "Cluster %s has a credential lifetime of %d days; it must be at least 1.",
 			c.Name, c.CredentialTTLDays)
 	case r == nil || r.age == nil:
 		hash()
-		return nil, Invalid(fieldPublicKey, "No public key to encrypt to.")
+		return nil, portal.Invalid(fieldPublicKey, "No public key to encrypt to.")
 	case now.IsZero():
 		hash()
-		return nil, Invalid("", "The issue time is missing.")
+		return nil, portal.Invalid("", "The issue time is missing.")
 	}
 
 	issuedAt := now.UTC().Truncate(time.Second)
@@ -148,15 +149,15 @@ func NewPassword() string {
 	return rand.Text()
 }
 
-// HashPassword returns the bcrypt hash of password at cost. Returns ErrInvalid
+// HashPassword returns the bcrypt hash of password at cost. Returns portal.ErrInvalid
 // if cost is outside bcrypt's range or password longer than bcrypt's 72 bytes.
 func HashPassword(password string, cost int) (string, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
-		return "", Invalid("bcrypt_cost", "The bcrypt cost must be between %d and %d, not %d.",
+		return "", portal.Invalid("bcrypt_cost", "The bcrypt cost must be between %d and %d, not %d.",
 			bcrypt.MinCost, bcrypt.MaxCost, cost)
 	}
 	if len(password) > 72 {
-		return "", Invalid("password", "A password can be at most 72 bytes, not %d.", len(password))
+		return "", portal.Invalid("password", "A password can be at most 72 bytes, not %d.", len(password))
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
@@ -167,10 +168,10 @@ func HashPassword(password string, cost int) (string, error) {
 
 // Encrypt encrypts plaintext to r in age's binary format (not armored), which
 // is what "age --decrypt -i key.txt -o credentials.txt credentials.txt.age"
-// reads. Returns ErrInvalid if r did not come from ParseRecipient.
+// reads. Returns portal.ErrInvalid if r did not come from ParseRecipient.
 func Encrypt(plaintext []byte, r *Recipient) ([]byte, error) {
 	if r == nil || r.age == nil {
-		return nil, Invalid(fieldPublicKey, "No public key to encrypt to.")
+		return nil, portal.Invalid(fieldPublicKey, "No public key to encrypt to.")
 	}
 	var buf bytes.Buffer
 	w, err := age.Encrypt(&buf, r.age)
@@ -188,7 +189,7 @@ func Encrypt(plaintext []byte, r *Recipient) ([]byte, error) {
 
 // CredentialsFile is what credentials.txt tells its reader.
 type CredentialsFile struct {
-	Cluster   *Cluster
+	Cluster   *portal.Cluster
 	Username  string
 	Password  string
 	IssuedAt  time.Time
@@ -212,20 +213,20 @@ var (
 
 // RenderCredentialsFile returns the text of credentials.txt for f: where and
 // how to use the credential, and how to keep it safe. Times are shown in UTC.
-// Returns ErrInvalid if a field is missing or malformed, since the file's
+// Returns portal.ErrInvalid if a field is missing or malformed, since the file's
 // curl example quotes them for a shell.
 func RenderCredentialsFile(f *CredentialsFile) ([]byte, error) {
 	switch {
 	case f == nil || f.Cluster == nil:
-		return nil, Invalid("cluster", "No cluster to describe.")
+		return nil, portal.Invalid("cluster", "No cluster to describe.")
 	case !urlPattern.MatchString(f.Cluster.PrometheusURL):
-		return nil, Invalid("prometheus_url", "Cluster %s has no usable Prometheus URL.", f.Cluster.Name)
+		return nil, portal.Invalid("prometheus_url", "Cluster %s has no usable Prometheus URL.", f.Cluster.Name)
 	case !usernamePattern.MatchString(f.Username):
-		return nil, Invalid("username", "The username must be 3 to 64 characters from a-z, 0-9 and -.")
+		return nil, portal.Invalid("username", "The username must be 3 to 64 characters from a-z, 0-9 and -.")
 	case !passwordPattern.MatchString(f.Password):
-		return nil, Invalid("password", "The password must be 16 to 72 characters without spaces or quotes.")
+		return nil, portal.Invalid("password", "The password must be 16 to 72 characters without spaces or quotes.")
 	case f.IssuedAt.IsZero() || !f.ExpiresAt.After(f.IssuedAt):
-		return nil, Invalid("expires_at", "The credential must expire after it is issued.")
+		return nil, portal.Invalid("expires_at", "The credential must expire after it is issued.")
 	}
 
 	url := strings.TrimRight(f.Cluster.PrometheusURL, "/")

@@ -21,10 +21,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/2i2c-org/credential-portal/internal/agetest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-func testCluster() *Cluster {
-	return &Cluster{
+func testCluster() *portal.Cluster {
+	return &portal.Cluster{
 		Name:              "awi-ciroh",
 		DisplayName:       "AWI CIROH",
 		PrometheusURL:     "https://prometheus.awi-ciroh.2i2c.cloud/",
@@ -71,7 +72,7 @@ func fileField(t *testing.T, file, label string) string {
 
 // checkCredentialsFile checks that file describes iss for c, and returns the
 // password in it after checking it against the hash.
-func checkCredentialsFile(t *testing.T, file string, c *Cluster, iss *Issued) string {
+func checkCredentialsFile(t *testing.T, file string, c *portal.Cluster, iss *Issued) string {
 	t.Helper()
 	for _, want := range []string{
 		"Prometheus URL:  https://prometheus.awi-ciroh.2i2c.cloud\n",
@@ -148,7 +149,7 @@ func TestIssueRefuses(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		cluster *Cluster
+		cluster *portal.Cluster
 		r       *Recipient
 		now     time.Time
 		cost    int
@@ -169,9 +170,9 @@ func TestIssueRefuses(t *testing.T) {
 			if iss != nil {
 				t.Errorf("Issue returned %+v", iss)
 			}
-			var inv *InvalidError
-			if !errors.Is(err, ErrInvalid) || !errors.As(err, &inv) {
-				t.Fatalf("Issue error = %v, want an *InvalidError", err)
+			var inv *portal.Error
+			if !errors.Is(err, portal.ErrInvalid) || !errors.As(err, &inv) {
+				t.Fatalf("Issue error = %v, want an Error of KindInvalid", err)
 			}
 			if inv.Field != tt.field {
 				t.Errorf("Field = %q, want %q", inv.Field, tt.field)
@@ -217,7 +218,7 @@ func TestHashPassword(t *testing.T) {
 		name     string
 		password string
 		cost     int
-		field    string // of the *InvalidError; "-" if none
+		field    string // of the *portal.Error; "-" if none
 	}{
 		{"minimum cost", NewPassword(), bcrypt.MinCost, "-"},
 		{"default cost", NewPassword(), DefaultBcryptCost, "-"},
@@ -230,9 +231,9 @@ func TestHashPassword(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			hash, err := HashPassword(tt.password, tt.cost)
 			if tt.field != "-" {
-				var inv *InvalidError
-				if !errors.As(err, &inv) || !errors.Is(err, ErrInvalid) || inv.Field != tt.field {
-					t.Fatalf("HashPassword error = %v, want an *InvalidError for %s", err, tt.field)
+				var inv *portal.Error
+				if !errors.As(err, &inv) || !errors.Is(err, portal.ErrInvalid) || inv.Field != tt.field {
+					t.Fatalf("HashPassword error = %v, want an Error of KindInvalid for %s", err, tt.field)
 				}
 				return
 			}
@@ -311,18 +312,18 @@ func TestRenderCredentialsFile(t *testing.T) {
 			f := valid()
 			tt.change(f)
 			_, err := RenderCredentialsFile(f)
-			var inv *InvalidError
-			if !errors.As(err, &inv) || !errors.Is(err, ErrInvalid) || inv.Field != tt.field {
-				t.Fatalf("RenderCredentialsFile error = %v, want an *InvalidError for %s", err, tt.field)
+			var inv *portal.Error
+			if !errors.As(err, &inv) || !errors.Is(err, portal.ErrInvalid) || inv.Field != tt.field {
+				t.Fatalf("RenderCredentialsFile error = %v, want an Error of KindInvalid for %s", err, tt.field)
 			}
 		})
 	}
 }
 
 func TestEncryptRefusesUnparsedRecipient(t *testing.T) {
-	for _, r := range []*Recipient{nil, {Key: "age1x", Type: KeyAgeX25519}} {
-		if _, err := Encrypt([]byte("x"), r); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Encrypt(%+v) error = %v, want ErrInvalid", r, err)
+	for _, r := range []*Recipient{nil, {Key: "age1x", Type: portal.KeyAgeX25519}} {
+		if _, err := Encrypt([]byte("x"), r); !errors.Is(err, portal.ErrInvalid) {
+			t.Errorf("Encrypt(%+v) error = %v, want portal.ErrInvalid", r, err)
 		}
 	}
 }
@@ -336,16 +337,16 @@ func TestAgeCommand(t *testing.T) {
 	// public key as the customer would paste it.
 	tests := []struct {
 		name    string
-		typ     KeyType
+		typ     portal.KeyType
 		makeKey func(t *testing.T, dir string) string
 	}{
-		{"age-keygen", KeyAgeX25519, func(t *testing.T, dir string) string {
+		{"age-keygen", portal.KeyAgeX25519, func(t *testing.T, dir string) string {
 			return run(t, dir, keygenCmd, "-o", "key.txt")
 		}},
-		{"age-keygen -pq", KeyAgePQ, func(t *testing.T, dir string) string {
+		{"age-keygen -pq", portal.KeyAgePQ, func(t *testing.T, dir string) string {
 			return run(t, dir, keygenCmd, "-pq", "-o", "key.txt")
 		}},
-		{"ssh-ed25519", KeySSHEd25519, func(t *testing.T, dir string) string {
+		{"ssh-ed25519", portal.KeySSHEd25519, func(t *testing.T, dir string) string {
 			pub, priv, err := ed25519.GenerateKey(rand.Reader)
 			if err != nil {
 				t.Fatal(err)
@@ -353,7 +354,7 @@ func TestAgeCommand(t *testing.T) {
 			writeOpenSSHKey(t, filepath.Join(dir, "key.txt"), priv)
 			return authorizedKey(t, pub) + " alice@laptop\n"
 		}},
-		{"ssh-rsa", KeySSHRSA, func(t *testing.T, dir string) string {
+		{"ssh-rsa", portal.KeySSHRSA, func(t *testing.T, dir string) string {
 			priv := newRSAKey(t, 3072)
 			writeOpenSSHKey(t, filepath.Join(dir, "key.txt"), priv)
 			return authorizedKey(t, &priv.PublicKey) + " alice@laptop\n"

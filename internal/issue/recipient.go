@@ -5,41 +5,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"regexp"
 	"strings"
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"golang.org/x/crypto/ssh"
 )
-
-// KeyType is the kind of public key a Recipient holds. Its value is what the
-// database stores in requests.key_type, so the strings must not change.
-type KeyType string
-
-// The key types the portal can encrypt to.
-const (
-	KeyAgeX25519  KeyType = "age-x25519"  // age1…, from age-keygen
-	KeyAgePQ      KeyType = "age-pq"      // age1pq1…, from age-keygen -pq (ML-KEM-768 + X25519)
-	KeySSHEd25519 KeyType = "ssh-ed25519" // via filippo.io/age/agessh
-	KeySSHRSA     KeyType = "ssh-rsa"     // via filippo.io/age/agessh, at least MinRSABits
-)
-
-// Label is the key type as a person would name it.
-func (t KeyType) Label() string {
-	switch t {
-	case KeyAgeX25519:
-		return "age X25519"
-	case KeyAgePQ:
-		return "age post-quantum (ML-KEM-768 + X25519)"
-	case KeySSHEd25519:
-		return "SSH Ed25519"
-	case KeySSHRSA:
-		return "SSH RSA"
-	}
-	return string(t)
-}
 
 // MaxPublicKeyLen is the longest public key text accepted, in bytes. A
 // post-quantum age key is about 2,000 characters and a 16384-bit SSH RSA key
@@ -48,18 +21,6 @@ const MaxPublicKeyLen = 4096
 
 // MinRSABits is the smallest SSH RSA key age will encrypt to.
 const MinRSABits = 2048
-
-// ErrPrivateKey marks a refusal because the text held a private key. Such an
-// error also matches ErrInvalid and carries an *InvalidError; it tells the web
-// layer to clear the field rather than echo it back, and never to log the
-// input.
-var ErrPrivateKey = errors.New("private key pasted as a public key")
-
-// privateKeyError is an *InvalidError that also matches ErrPrivateKey.
-type privateKeyError struct{ invalid *InvalidError }
-
-func (e *privateKeyError) Error() string   { return e.invalid.Error() }
-func (e *privateKeyError) Unwrap() []error { return []error{ErrPrivateKey, e.invalid} }
 
 const fieldPublicKey = "public_key"
 
@@ -72,7 +33,7 @@ type Recipient struct {
 	// Key is the public key as stored: one line, trimmed, without an SSH
 	// comment, in canonical form. ParseRecipient(Key) gives the same Recipient.
 	Key  string
-	Type KeyType
+	Type portal.KeyType
 	// Fingerprint identifies the key on screen. For SSH keys it is what
 	// "ssh-keygen -l" prints ("SHA256:" and the unpadded base64 of the SHA-256
 	// of the wire-format key). age has no fingerprint of its own, so for age
@@ -101,25 +62,26 @@ var (
 // age-keygen prints, or an ssh-ed25519 or ssh-rsa key as in a .pub file.
 // Surrounding space, a CRLF line ending and an SSH comment are dropped.
 //
-// Every refusal is an *InvalidError for the field "public_key" (matching
-// ErrInvalid) with a message saying what to paste instead. If the text holds
-// a private key the error also matches ErrPrivateKey. A message may name the
+// Every refusal is a *portal.Error of KindInvalid for the field
+// "public_key", with a message saying what to paste instead. If the text
+// holds a private key the error is marked Secret: the web layer clears the
+// field rather than show it back, and nothing logs it. A message may name the
 // key type it saw, but never repeats key material.
 func ParseRecipient(text string) (*Recipient, error) {
 	// Before anything else, so that no other message (too long, several lines)
 	// hides that a secret was exposed.
 	if containsPrivateKey(text) {
-		return nil, &privateKeyError{&InvalidError{Field: fieldPublicKey, Message: "This is a PRIVATE key, " +
+		return nil, &portal.Error{Kind: portal.KindInvalid, Field: fieldPublicKey, Secret: true, Message: "This is a PRIVATE key, " +
 			"which must never be shared with anyone, 2i2c included. The portal has not stored it. " +
 			"As it has left your computer, treat it as exposed: make a new key pair with " +
-			`"age-keygen -o key.txt" and paste only the line it prints after "Public key:".`}}
+			`"age-keygen -o key.txt" and paste only the line it prints after "Public key:".`}
 	}
 	text = strings.TrimSpace(strings.TrimPrefix(text, "\ufeff"))
 	if text == "" {
-		return nil, Invalid(fieldPublicKey, "Paste your public key: %s.", howToGetAKey)
+		return nil, portal.Invalid(fieldPublicKey, "Paste your public key: %s.", howToGetAKey)
 	}
 	if len(text) > MaxPublicKeyLen {
-		return nil, Invalid(fieldPublicKey, "This is too long for a public key (%d bytes; the limit is %d). "+
+		return nil, portal.Invalid(fieldPublicKey, "This is too long for a public key (%d bytes; the limit is %d). "+
 			"Paste just the public key line.", len(text), MaxPublicKeyLen)
 	}
 	if err := refuseArmor(text); err != nil {
@@ -133,11 +95,11 @@ func ParseRecipient(text string) (*Recipient, error) {
 		}
 	}
 	if len(lines) > 1 {
-		return nil, Invalid(fieldPublicKey, "This has %d lines. Paste exactly one public key, on one line.", len(lines))
+		return nil, portal.Invalid(fieldPublicKey, "This has %d lines. Paste exactly one public key, on one line.", len(lines))
 	}
 	fields := strings.Fields(publicKeyPrefix.ReplaceAllLiteralString(lines[0], ""))
 	if len(fields) == 0 {
-		return nil, Invalid(fieldPublicKey, "Paste the public key itself, after \"Public key:\".")
+		return nil, portal.Invalid(fieldPublicKey, "Paste the public key itself, after \"Public key:\".")
 	}
 
 	switch typ := fields[0]; {
@@ -146,16 +108,16 @@ func ParseRecipient(text string) (*Recipient, error) {
 	case typ == ssh.KeyAlgoED25519 || typ == ssh.KeyAlgoRSA:
 		return parseSSH(typ, fields[1:])
 	case strings.HasPrefix(typ, "sk-") && strings.HasSuffix(typ, "@openssh.com"):
-		return nil, Invalid(fieldPublicKey, "This key lives on a hardware security key (%s), which cannot be "+
+		return nil, portal.Invalid(fieldPublicKey, "This key lives on a hardware security key (%s), which cannot be "+
 			"encrypted to. Instead, %s, or paste a plain ssh-ed25519 key.", typ, howToGetAKey)
 	case strings.HasSuffix(typ, "-cert-v01@openssh.com"):
-		return nil, Invalid(fieldPublicKey, "This is an SSH certificate. Paste the plain public key instead: "+
+		return nil, portal.Invalid(fieldPublicKey, "This is an SSH certificate. Paste the plain public key instead: "+
 			"the .pub file without -cert in its name.")
 	case strings.HasPrefix(typ, "ssh-") || strings.HasPrefix(typ, "ecdsa-") || strings.HasSuffix(typ, "@openssh.com"):
-		return nil, Invalid(fieldPublicKey, "age cannot encrypt to %.40s keys. Either %s, or paste an "+
+		return nil, portal.Invalid(fieldPublicKey, "age cannot encrypt to %.40s keys. Either %s, or paste an "+
 			"ssh-ed25519 key.", typ, howToGetAKey)
 	}
-	return nil, Invalid(fieldPublicKey, "This is not a public key the portal accepts. Paste an age public "+
+	return nil, portal.Invalid(fieldPublicKey, "This is not a public key the portal accepts. Paste an age public "+
 		"key, which starts with age1, or an SSH public key that starts with ssh-ed25519 or ssh-rsa "+
 		"(the contents of your .pub file). To make an age key, %s.", howToGetAKey)
 }
@@ -163,9 +125,9 @@ func ParseRecipient(text string) (*Recipient, error) {
 func parseAge(key string, rest []string) (*Recipient, error) {
 	if len(rest) > 0 {
 		if looksLikeKey(rest) {
-			return nil, Invalid(fieldPublicKey, "This has more than one key. Paste exactly one public key.")
+			return nil, portal.Invalid(fieldPublicKey, "This has more than one key. Paste exactly one public key.")
 		}
-		return nil, Invalid(fieldPublicKey, "An age public key is one word starting with age1. "+
+		return nil, portal.Invalid(fieldPublicKey, "An age public key is one word starting with age1. "+
 			"Remove the text after it.")
 	}
 	// Bech32 may be all upper case; age itself only reads lower case.
@@ -173,13 +135,13 @@ func parseAge(key string, rest []string) (*Recipient, error) {
 		key = strings.ToLower(key)
 	}
 
-	damaged := Invalid(fieldPublicKey, "This age public key is incomplete or mistyped. "+
+	damaged := portal.Invalid(fieldPublicKey, "This age public key is incomplete or mistyped. "+
 		"Copy the whole line again: it is the text after \"Public key:\" that age-keygen printed.")
 	// The Bech32 separator is the last "1": what comes before names the kind
 	// of recipient, "age" for X25519 and "age1<plugin>" for the rest.
 	var (
 		r   age.Recipient
-		typ KeyType
+		typ portal.KeyType
 	)
 	switch hrp := strings.ToLower(key[:strings.LastIndexByte(key, '1')]); hrp {
 	case "age":
@@ -187,18 +149,18 @@ func parseAge(key string, rest []string) (*Recipient, error) {
 		if err != nil {
 			return nil, damaged
 		}
-		r, typ, key = x, KeyAgeX25519, x.String()
+		r, typ, key = x, portal.KeyAgeX25519, x.String()
 	case "age1pq":
 		pq, err := age.ParseHybridRecipient(key)
 		if err != nil {
 			return nil, damaged
 		}
-		r, typ, key = pq, KeyAgePQ, pq.String()
+		r, typ, key = pq, portal.KeyAgePQ, pq.String()
 	default:
 		// Plugin recipients (age1yubikey1…) need the plugin binary on the
 		// server, and tagged ones (age1tag1…) a hardware key to decrypt: not
 		// what "age --decrypt -i key.txt" can open.
-		return nil, Invalid(fieldPublicKey, "This is the recipient of an age plugin or hardware key (%.40s1…); "+
+		return nil, portal.Invalid(fieldPublicKey, "This is the recipient of an age plugin or hardware key (%.40s1…); "+
 			"the portal can only encrypt to plain age or SSH keys. Instead, %s.", hrp, howToGetAKey)
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -211,13 +173,13 @@ func parseAge(key string, rest []string) (*Recipient, error) {
 }
 
 func parseSSH(typ string, rest []string) (*Recipient, error) {
-	damaged := Invalid(fieldPublicKey, "This SSH public key is incomplete or mistyped. "+
+	damaged := portal.Invalid(fieldPublicKey, "This SSH public key is incomplete or mistyped. "+
 		"Copy the whole line of your .pub file again.")
 	if len(rest) == 0 {
 		return nil, damaged
 	}
 	if looksLikeKey(rest[1:]) {
-		return nil, Invalid(fieldPublicKey, "This has more than one key. Paste exactly one public key.")
+		return nil, portal.Invalid(fieldPublicKey, "This has more than one key. Paste exactly one public key.")
 	}
 	blob, err := base64.StdEncoding.DecodeString(rest[0])
 	if err != nil {
@@ -234,7 +196,7 @@ func parseSSH(typ string, rest []string) (*Recipient, error) {
 		// agessh refuses small keys too, but without saying how small.
 		if cpk, ok := pk.(ssh.CryptoPublicKey); ok {
 			if rpk, ok := cpk.CryptoPublicKey().(*rsa.PublicKey); ok && rpk.N.BitLen() < MinRSABits {
-				return nil, Invalid(fieldPublicKey, "This RSA key has %d bits; the minimum is %d. "+
+				return nil, portal.Invalid(fieldPublicKey, "This RSA key has %d bits; the minimum is %d. "+
 					"Either %s, or use an ssh-ed25519 key.", rpk.N.BitLen(), MinRSABits, howToGetAKey)
 			}
 		}
@@ -247,7 +209,7 @@ func parseSSH(typ string, rest []string) (*Recipient, error) {
 	}
 	return &Recipient{
 		Key:         strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(pk)), "\n"),
-		Type:        KeyType(typ),
+		Type:        portal.KeyType(typ),
 		Fingerprint: ssh.FingerprintSHA256(pk),
 		age:         r,
 	}, nil
@@ -276,14 +238,14 @@ func refuseArmor(text string) error {
 	case !strings.Contains(upper, "BEGIN "):
 		return nil
 	case strings.Contains(upper, "BEGIN SSH2 PUBLIC KEY"):
-		return Invalid(fieldPublicKey, "This SSH public key is in the SSH2 (PuTTY) format. Paste the one-line "+
+		return portal.Invalid(fieldPublicKey, "This SSH public key is in the SSH2 (PuTTY) format. Paste the one-line "+
 			"OpenSSH form instead, starting with ssh-ed25519 or ssh-rsa: PuTTYgen shows it under \"Public key "+
 			"for pasting into OpenSSH authorized_keys file\".")
 	case strings.Contains(upper, "BEGIN PGP"):
-		return Invalid(fieldPublicKey, "This is a PGP key; the portal needs an age or SSH public key. "+
+		return portal.Invalid(fieldPublicKey, "This is a PGP key; the portal needs an age or SSH public key. "+
 			"Instead, %s.", howToGetAKey)
 	case strings.Contains(upper, "-----BEGIN "):
-		return Invalid(fieldPublicKey, "This is a PEM block, not a public key the portal accepts. "+
+		return portal.Invalid(fieldPublicKey, "This is a PEM block, not a public key the portal accepts. "+
 			"Paste an SSH public key that starts with ssh-ed25519 or ssh-rsa, or %s.", howToGetAKey)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -31,7 +32,7 @@ const (
 // testKey is a key pair as a customer would have it: the public key as
 // pasted, and what decrypts for it.
 type testKey struct {
-	typ      KeyType
+	typ      portal.KeyType
 	public   string // one line, as a customer pastes it
 	identity age.Identity
 }
@@ -61,10 +62,10 @@ func newTestKeys(tb testing.TB) []testKey {
 		tb.Fatal(err)
 	}
 	return []testKey{
-		{KeyAgeX25519, x.Recipient().String(), x},
-		{KeyAgePQ, pq.Recipient().String(), pq},
-		{KeySSHEd25519, authorizedKey(tb, edPub) + " someone@laptop", edID},
-		{KeySSHRSA, authorizedKey(tb, &rsaPriv.PublicKey) + " someone@laptop", rsaID},
+		{portal.KeyAgeX25519, x.Recipient().String(), x},
+		{portal.KeyAgePQ, pq.Recipient().String(), pq},
+		{portal.KeySSHEd25519, authorizedKey(tb, edPub) + " someone@laptop", edID},
+		{portal.KeySSHRSA, authorizedKey(tb, &rsaPriv.PublicKey) + " someone@laptop", rsaID},
 	}
 }
 
@@ -149,21 +150,21 @@ func TestParseRecipientAccepts(t *testing.T) {
 		name        string
 		text        string
 		key         string
-		typ         KeyType
+		typ         portal.KeyType
 		fingerprint string
 	}{
-		{"age", xKey, xKey, KeyAgeX25519, ageFingerprint(xKey)},
-		{"age with spaces and CRLF", "  \t" + xKey + " \r\n\r\n", xKey, KeyAgeX25519, ageFingerprint(xKey)},
-		{"age-keygen output line", "Public key: " + xKey + "\n", xKey, KeyAgeX25519, ageFingerprint(xKey)},
-		{"age key file comment line", "# public key: " + xKey, xKey, KeyAgeX25519, ageFingerprint(xKey)},
-		{"age upper case", strings.ToUpper(xKey), xKey, KeyAgeX25519, ageFingerprint(xKey)},
-		{"age after byte order mark", "\ufeff" + xKey, xKey, KeyAgeX25519, ageFingerprint(xKey)},
-		{"age post-quantum", pqKey, pqKey, KeyAgePQ, ageFingerprint(pqKey)},
-		{"age post-quantum from age-keygen", "Public key: " + pqKey + "\r\n", pqKey, KeyAgePQ, ageFingerprint(pqKey)},
-		{"ssh-ed25519", edKey, edKey, KeySSHEd25519, ssh.FingerprintSHA256(edSSH)},
-		{"ssh-ed25519 with comment", edKey + " alice@laptop", edKey, KeySSHEd25519, ssh.FingerprintSHA256(edSSH)},
-		{"ssh-ed25519 with spaced comment and CRLF", " " + edKey + "  Alice's work laptop\r\n", edKey, KeySSHEd25519, ssh.FingerprintSHA256(edSSH)},
-		{"ssh-rsa 2048", rsaKey + " alice@laptop\n", rsaKey, KeySSHRSA, ssh.FingerprintSHA256(rsaSSH)},
+		{"age", xKey, xKey, portal.KeyAgeX25519, ageFingerprint(xKey)},
+		{"age with spaces and CRLF", "  \t" + xKey + " \r\n\r\n", xKey, portal.KeyAgeX25519, ageFingerprint(xKey)},
+		{"age-keygen output line", "Public key: " + xKey + "\n", xKey, portal.KeyAgeX25519, ageFingerprint(xKey)},
+		{"age key file comment line", "# public key: " + xKey, xKey, portal.KeyAgeX25519, ageFingerprint(xKey)},
+		{"age upper case", strings.ToUpper(xKey), xKey, portal.KeyAgeX25519, ageFingerprint(xKey)},
+		{"age after byte order mark", "\ufeff" + xKey, xKey, portal.KeyAgeX25519, ageFingerprint(xKey)},
+		{"age post-quantum", pqKey, pqKey, portal.KeyAgePQ, ageFingerprint(pqKey)},
+		{"age post-quantum from age-keygen", "Public key: " + pqKey + "\r\n", pqKey, portal.KeyAgePQ, ageFingerprint(pqKey)},
+		{"ssh-ed25519", edKey, edKey, portal.KeySSHEd25519, ssh.FingerprintSHA256(edSSH)},
+		{"ssh-ed25519 with comment", edKey + " alice@laptop", edKey, portal.KeySSHEd25519, ssh.FingerprintSHA256(edSSH)},
+		{"ssh-ed25519 with spaced comment and CRLF", " " + edKey + "  Alice's work laptop\r\n", edKey, portal.KeySSHEd25519, ssh.FingerprintSHA256(edSSH)},
+		{"ssh-rsa 2048", rsaKey + " alice@laptop\n", rsaKey, portal.KeySSHRSA, ssh.FingerprintSHA256(rsaSSH)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -341,15 +342,15 @@ func TestParseRecipientRefuses(t *testing.T) {
 			if r != nil {
 				t.Errorf("ParseRecipient returned %+v with the error", r)
 			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error %v is not ErrInvalid", err)
+			if !errors.Is(err, portal.ErrInvalid) {
+				t.Errorf("error %v is not portal.ErrInvalid", err)
 			}
-			if got := errors.Is(err, ErrPrivateKey); got != tt.private {
-				t.Errorf("errors.Is(err, ErrPrivateKey) = %v, want %v", got, tt.private)
-			}
-			var inv *InvalidError
+			var inv *portal.Error
 			if !errors.As(err, &inv) {
-				t.Fatalf("error %v is not an *InvalidError", err)
+				t.Fatalf("error %v is not an Error of KindInvalid", err)
+			}
+			if inv.Secret != tt.private {
+				t.Errorf("Secret = %v, want %v: a private key, and only one, is marked a secret", inv.Secret, tt.private)
 			}
 			if inv.Field != "public_key" {
 				t.Errorf("Field = %q, want public_key", inv.Field)
@@ -378,13 +379,13 @@ func assertNotEchoed(t *testing.T, err error, input string) {
 
 func TestKeyTypeLabel(t *testing.T) {
 	tests := []struct {
-		typ  KeyType
+		typ  portal.KeyType
 		want string
 	}{
-		{KeyAgeX25519, "age X25519"},
-		{KeyAgePQ, "age post-quantum (ML-KEM-768 + X25519)"},
-		{KeySSHEd25519, "SSH Ed25519"},
-		{KeySSHRSA, "SSH RSA"},
+		{portal.KeyAgeX25519, "age X25519"},
+		{portal.KeyAgePQ, "age post-quantum (ML-KEM-768 + X25519)"},
+		{portal.KeySSHEd25519, "SSH Ed25519"},
+		{portal.KeySSHRSA, "SSH RSA"},
 		{"something-else", "something-else"},
 	}
 	for _, tt := range tests {

@@ -14,10 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
-
-	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
 // ErrUnavailable means the provider has not been discovered yet: sign-in
@@ -142,37 +141,37 @@ func (c *Client) AuthCodeURL(a Attempt, loginHint string) (string, error) {
 // expiry and Exchange has checked its nonce against a. Returns
 // ErrUnavailable before discovery and an error wrapping ErrRejected when the
 // answer proves nothing.
-func (c *Client) Exchange(ctx context.Context, a Attempt, code string) (issue.Identity, error) {
+func (c *Client) Exchange(ctx context.Context, a Attempt, code string) (portal.Identity, error) {
 	d := c.state.Load()
 	if d == nil {
-		return issue.Identity{}, ErrUnavailable
+		return portal.Identity{}, ErrUnavailable
 	}
 	ctx = gooidc.ClientContext(ctx, c.cfg.HTTPClient)
 	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(a.Verifier))
 	var re *oauth2.RetrieveError
 	if err != nil && !errors.As(err, &re) {
 		// No answer at all: the provider is down, not refusing.
-		return issue.Identity{}, fmt.Errorf("%w: code exchange: provider unreachable", ErrUnavailable)
+		return portal.Identity{}, fmt.Errorf("%w: code exchange: provider unreachable", ErrUnavailable)
 	}
 	if err != nil {
-		return issue.Identity{}, fmt.Errorf("%w: code exchange: %s", ErrRejected, describeExchangeError(err))
+		return portal.Identity{}, fmt.Errorf("%w: code exchange: %s", ErrRejected, describeExchangeError(err))
 	}
 	raw, ok := tok.Extra("id_token").(string)
 	if !ok || raw == "" {
-		return issue.Identity{}, fmt.Errorf("%w: the token response has no ID token", ErrRejected)
+		return portal.Identity{}, fmt.Errorf("%w: the token response has no ID token", ErrRejected)
 	}
 	idt, err := d.verifier.Verify(ctx, raw)
 	if err != nil {
-		return issue.Identity{}, fmt.Errorf("%w: ID token: %s", ErrRejected, err.Error())
+		return portal.Identity{}, fmt.Errorf("%w: ID token: %s", ErrRejected, err.Error())
 	}
 	if idt.Nonce != a.Nonce {
-		return issue.Identity{}, fmt.Errorf("%w: ID token nonce does not match this sign-in", ErrRejected)
+		return portal.Identity{}, fmt.Errorf("%w: ID token nonce does not match this sign-in", ErrRejected)
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return issue.Identity{}, fmt.Errorf("%w: ID token claims: %s", ErrRejected, err.Error())
+		return portal.Identity{}, fmt.Errorf("%w: ID token claims: %s", ErrRejected, err.Error())
 	}
-	id := issue.Identity{
+	id := portal.Identity{
 		// The configured issuer, not the token's: go-oidc accepts Google's
 		// "accounts.google.com" without a scheme, which would make one
 		// person two users.

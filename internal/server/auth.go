@@ -15,8 +15,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // Keys of values the middleware leaves in the echo context.
@@ -47,8 +47,8 @@ type SessionConfig struct {
 }
 
 // currentUser is the signed-in user, or nil.
-func currentUser(c echo.Context) *issue.User {
-	u, _ := c.Get(userContextKey).(*issue.User)
+func currentUser(c echo.Context) *portal.User {
+	u, _ := c.Get(userContextKey).(*portal.User)
 	return u
 }
 
@@ -90,9 +90,9 @@ func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := c.Request().Context()
 		c.Set(sessionLoaded, true)
 		if id := s.sessions.GetInt64(ctx, sessUserID); id != 0 {
-			u, err := s.store.UserByID(ctx, id)
+			u, err := s.wf.User(ctx, id)
 			switch {
-			case errors.Is(err, issue.ErrNotFound):
+			case errors.Is(err, portal.ErrNotFound):
 				if err := s.sessions.Destroy(ctx); err != nil {
 					return err
 				}
@@ -126,7 +126,7 @@ func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) requireStaff(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !currentUser(c).IsStaff() {
-			return issue.ErrForbidden
+			return portal.ErrForbidden
 		}
 		return next(c)
 	}
@@ -266,7 +266,7 @@ func (s *Server) callback(c echo.Context) error {
 	a := oidc.Attempt{State: state, Nonce: parts[0], Verifier: parts[1]}
 	next := parts[2]
 	if e := c.QueryParam("error"); e != "" {
-		e = issue.Printable(e, 64)
+		e = portal.Printable(e, 64)
 		if err := s.signInFailed(c, "the provider answered "+e); err != nil {
 			return err
 		}
@@ -294,7 +294,7 @@ func (s *Server) callback(c echo.Context) error {
 			"Only accounts with a verified email address in an allowed domain may sign in here. "+
 				"Sign in with your organisation's account, or ask 2i2c support for access.", "", "")
 	}
-	u := &issue.User{
+	u := &portal.User{
 		Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
 		Name: id.Name, Groups: id.Groups, Role: s.cfg.Access.Role(id),
 	}
@@ -316,7 +316,7 @@ func (s *Server) logout(c echo.Context) error {
 	ctx := c.Request().Context()
 	if u := currentUser(c); u != nil {
 		s.log.InfoContext(ctx, "signed out", "user_id", u.ID)
-		if err := s.wf.Record(ctx, s.actor(c), issue.ActionSignedOut, issue.SubjectUser, u.ID, nil); err != nil {
+		if err := s.wf.Record(ctx, s.actor(c), portal.ActionSignedOut, portal.SubjectUser, u.ID, nil); err != nil {
 			return err
 		}
 	}
@@ -330,7 +330,7 @@ func (s *Server) logout(c echo.Context) error {
 // did not check out, never a code or token.
 func (s *Server) signInFailed(c echo.Context, reason string) error {
 	s.log.WarnContext(c.Request().Context(), "sign-in refused", "reason", reason)
-	return s.wf.Record(c.Request().Context(), s.actor(c), issue.ActionSignInFailed, "", 0, map[string]any{"reason": reason})
+	return s.wf.Record(c.Request().Context(), s.actor(c), portal.ActionSignInFailed, "", 0, map[string]any{"reason": reason})
 }
 
 // renderError shows an error page with its own words and, optionally, one

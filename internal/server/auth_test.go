@@ -18,8 +18,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 func TestSignInAndOut(t *testing.T) {
@@ -348,7 +348,7 @@ func (idp *mockIdP) setTamper(f func(jwt.MapClaims) *mockoidc.Keypair) {
 	idp.tamper = f
 }
 
-func (idp *mockIdP) portal(t *testing.T) *portal {
+func (idp *mockIdP) portal(t *testing.T) *testPortal {
 	t.Helper()
 	return newPortal(t, portalOptions{issuer: idp.m.Issuer(), clientID: idp.m.ClientID, clientSecret: idp.m.ClientSecret})
 }
@@ -564,7 +564,7 @@ func TestProviderErrorOnCallback(t *testing.T) {
 	}
 }
 
-func assertNoUsers(t *testing.T, p *portal) {
+func assertNoUsers(t *testing.T, p *testPortal) {
 	t.Helper()
 	var n int
 	if err := p.Store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n); err != nil {
@@ -577,7 +577,7 @@ func assertNoUsers(t *testing.T, p *portal) {
 
 var (
 	_ = bytes.MinRead
-	_ = issue.RoleStaff
+	_ = portal.RoleStaff
 	_ = oidc.ErrUnavailable
 )
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
@@ -17,15 +16,15 @@ import (
 func (s *Server) actor(c echo.Context) workflow.Actor {
 	// Both are kept in the audit log: cut to a sane size and to printable
 	// text, whatever a client sends.
-	return workflow.Actor{User: currentUser(c), IP: issue.Printable(c.RealIP(), 64),
-		UserAgent: issue.Printable(c.Request().UserAgent(), 512)}
+	return workflow.Actor{User: currentUser(c), IP: portal.Printable(c.RealIP(), 64),
+		UserAgent: portal.Printable(c.Request().UserAgent(), 512)}
 }
 
 // idParam reads a numeric path parameter; anything else names nothing.
 func idParam(c echo.Context, name string) (int64, error) {
 	id, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%s %q: %w", name, c.Param(name), issue.ErrNotFound)
+		return 0, fmt.Errorf("%s %q: %w", name, c.Param(name), portal.ErrNotFound)
 	}
 	return id, nil
 }
@@ -38,8 +37,8 @@ func (s *Server) setFlash(c echo.Context, kind, msg string) {
 
 // dashboardPage is a customer's overview.
 type dashboardPage struct {
-	Requests    []*issue.Request
-	Credentials []*issue.Credential
+	Requests    []*portal.Request
+	Credentials []*portal.Credential
 	Now         time.Time
 }
 
@@ -60,14 +59,11 @@ func (s *Server) dashboard(c echo.Context) error {
 // requestForm is the request page: the clusters, what was typed, and what
 // to fix.
 type requestForm struct {
-	Clusters []*issue.Cluster
+	Clusters []*portal.Cluster
 	Input    workflow.RequestInput
-	Error    *issue.InvalidError
-	Problem  string
-	Existing *issue.Request // the pending request a duplicate points to
-	// PrivateKeyRefused: the key field held a private key. It was cleared and
-	// is not shown back.
-	PrivateKeyRefused bool
+	// Error is what to fix. A Secret one means the key field held a private
+	// key: it was cleared and is not shown back.
+	Error *portal.Error
 }
 
 func (s *Server) newRequest(c echo.Context) error {
@@ -76,7 +72,7 @@ func (s *Server) newRequest(c echo.Context) error {
 		// Renewing with another key starts from the credential's request.
 		id, err := strconv.ParseInt(renew, 10, 64)
 		if err != nil {
-			return fmt.Errorf("renew %q: %w", renew, issue.ErrNotFound)
+			return fmt.Errorf("renew %q: %w", renew, portal.ErrNotFound)
 		}
 		r, err := s.wf.RenewalDraft(c.Request().Context(), s.actor(c), id)
 		if err != nil {
@@ -87,26 +83,15 @@ func (s *Server) newRequest(c echo.Context) error {
 	return s.renderRequestForm(c, http.StatusOK, in, nil)
 }
 
-func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, err error) error {
-	clusters, cerr := s.wf.Clusters(c.Request().Context(), workflow.Actor{User: &issue.User{}})
-	if cerr != nil {
-		return cerr
+func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, pe *portal.Error) error {
+	clusters, err := s.wf.OpenClusters(c.Request().Context())
+	if err != nil {
+		return err
 	}
-	f := requestForm{Clusters: clusters, Input: in}
-	var inv *issue.InvalidError
-	var dup *workflow.DuplicateError
-	switch {
-	case errors.Is(err, issue.ErrPrivateKey):
-		f.PrivateKeyRefused = true
-		f.Input.PublicKey = ""
-		errors.As(err, &inv)
-		f.Error = inv
-	case errors.As(err, &inv):
-		f.Error = inv
-	case errors.As(err, &dup):
-		f.Problem, f.Existing = dup.Error(), dup.Existing
+	if pe != nil && pe.Secret {
+		in.PublicKey = "" // a private key is never shown back
 	}
-	return s.render(c, status, "request_new", page{Title: "Request access", Data: f})
+	return s.render(c, status, "request_new", page{Title: "Request access", Data: requestForm{Clusters: clusters, Input: in, Error: pe}})
 }
 
 func (s *Server) createRequest(c echo.Context) error {
@@ -114,13 +99,10 @@ func (s *Server) createRequest(c echo.Context) error {
 		Cluster: c.FormValue("cluster"), PublicKey: c.FormValue("public_key"), Justification: c.FormValue("justification"),
 	}
 	r, err := s.wf.CreateRequest(c.Request().Context(), s.actor(c), in)
-	var dup *workflow.DuplicateError
-	switch {
-	case errors.As(err, &dup):
-		return s.renderRequestForm(c, http.StatusConflict, in, err)
-	case errors.Is(err, issue.ErrInvalid):
-		return s.renderRequestForm(c, http.StatusUnprocessableEntity, in, err)
-	case err != nil:
+	if pe, status, ok := fixable(err); ok {
+		return s.renderRequestForm(c, status, in, pe)
+	}
+	if err != nil {
 		return err
 	}
 	s.setFlash(c, "success", "Your request was sent. 2i2c staff will review it; this page shows its status.")
@@ -129,8 +111,8 @@ func (s *Server) createRequest(c echo.Context) error {
 
 // requestPage shows one request and, once issued, its credential.
 type requestPage struct {
-	Request    *issue.Request
-	Credential *issue.Credential
+	Request    *portal.Request
+	Credential *portal.Credential
 	Owner      bool
 	Now        time.Time
 }
@@ -168,9 +150,9 @@ func (s *Server) cancelRequest(c echo.Context) error {
 
 // credentialPage shows one credential.
 type credentialPage struct {
-	Credential *issue.Credential
+	Credential *portal.Credential
 	Owner      bool
-	State      issue.CredentialState
+	State      portal.CredentialState
 }
 
 func (s *Server) showCredential(c echo.Context) error {

@@ -2,12 +2,12 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
-	"github.com/2i2c-org/credential-portal/internal/workflow"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // errorPage is the Data of the error template.
@@ -18,84 +18,126 @@ type errorPage struct {
 
 // apiError is the body of every error the JSON API returns.
 type apiError struct {
-	Error             string `json:"error"`
-	Field             string `json:"field,omitempty"`
-	ExistingRequestID int64  `json:"existing_request_id,omitempty"`
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+	// ExistingRequestID names the request a refusal points at: the pending
+	// request a duplicate clashes with.
+	ExistingRequestID int64 `json:"existing_request_id,omitempty"`
 }
 
 // Messages for errors that carry none of their own.
-const (
-	msgInternal  = "Something went wrong on our side. It has been logged; please try again later."
-	msgNotFound  = "There is nothing at this address, or it is not yours to see."
-	msgForbidden = "You are signed in, but this page is for 2i2c staff only."
-	msgConflict  = "That clashes with what is already there. Reload the page and try again."
-)
+const msgInternal = "Something went wrong on our side. It has been logged; please try again later."
 
-// statusOf maps a domain sentinel to its HTTP status.
-func statusOf(err error) (int, string) {
-	switch {
-	case errors.Is(err, issue.ErrNotFound):
-		return http.StatusNotFound, msgNotFound
-	case errors.Is(err, issue.ErrForbidden):
-		return http.StatusForbidden, msgForbidden
-	case errors.Is(err, issue.ErrConflict):
-		return http.StatusConflict, msgConflict
-	case errors.Is(err, issue.ErrInvalid):
-		return http.StatusUnprocessableEntity, "The input is not valid."
-	}
-	return http.StatusInternalServerError, msgInternal
+// kinds maps each kind of portal.Error to its status and the sentence shown
+// when the error carries none: the one table of the web layer.
+var kinds = map[portal.Kind]struct {
+	status  int
+	message string
+}{
+	portal.KindNotFound:     {http.StatusNotFound, "There is nothing at this address, or it is not yours to see."},
+	portal.KindForbidden:    {http.StatusForbidden, "You are signed in, but this page is for 2i2c staff only."},
+	portal.KindUnauthorized: {http.StatusUnauthorized, "Sign in first."},
+	portal.KindInvalid:      {http.StatusUnprocessableEntity, "The input is not valid."},
+	portal.KindConflict:     {http.StatusConflict, "That clashes with what is already there. Reload the page and try again."},
+	portal.KindUnavailable:  {http.StatusServiceUnavailable, "A service the portal depends on is not answering. Please try again in a minute."},
 }
 
-// handleError is the one place an error becomes a response: domain errors map
-// to their status and message, echo's own errors keep theirs, and anything
-// else is a 500 with a log line and the request ID, and no detail for the
-// client. Refusals (403) are audited.
+// problem is err as the person sees it: its status and message, the field
+// at fault and the object it points at. Anything not a portal.Error or an
+// echo.HTTPError is a 500 without detail.
+func problem(err error) (status int, pe *portal.Error) {
+	var he *echo.HTTPError
+	if errors.As(err, &pe) {
+		k, ok := kinds[pe.Kind]
+		if !ok {
+			return http.StatusInternalServerError, &portal.Error{Message: msgInternal}
+		}
+		if pe.Message == "" { // a sentinel, or a wrapped one
+			pe = &portal.Error{Kind: pe.Kind, Message: k.message}
+		}
+		return k.status, pe
+	}
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok && he.Code < 500 {
+			msg = m
+		}
+		return he.Code, &portal.Error{Message: msg}
+	}
+	return http.StatusInternalServerError, &portal.Error{Message: msgInternal}
+}
+
+// fixable returns err as the refusal a form shows in place, with the status
+// to answer: a field to fix (422) or a state that changed meanwhile (409).
+// Anything else is not the person's to act on there, and ok is false: the
+// handler returns err to the error handler.
+func fixable(err error) (pe *portal.Error, status int, ok bool) {
+	if !errors.Is(err, portal.ErrInvalid) && !errors.Is(err, portal.ErrConflict) {
+		return nil, 0, false
+	}
+	status, pe = problem(err)
+	return pe, status, true
+}
+
+// linkURL is the page of the object an error points at, or "" when it has
+// none.
+func linkURL(l *portal.Link) string {
+	if l == nil {
+		return ""
+	}
+	switch l.Subject {
+	case portal.SubjectRequest:
+		return fmt.Sprintf("/requests/%d", l.ID)
+	case portal.SubjectCredential:
+		return fmt.Sprintf("/credentials/%d", l.ID)
+	}
+	return ""
+}
+
+// fieldError is the message to show beside field name of a re-rendered
+// form, or "": only invalid input is shown there, and never beside a field
+// that held a secret (its warning stands at the top of the form).
+func fieldError(pe *portal.Error, name string) string {
+	if pe == nil || pe.Kind != portal.KindInvalid || pe.Field != name || pe.Secret {
+		return ""
+	}
+	return pe.Message
+}
+
+// handleError is the one place an error becomes a response: portal errors
+// map to their kind's status and their message, echo's own errors keep
+// theirs, and anything else is a 500 with a log line and the request ID, and
+// no detail for the client. Refusals (403) are audited.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	body := apiError{Error: msgInternal}
-	status := http.StatusInternalServerError
-	var (
-		inv  *issue.InvalidError
-		dup  *workflow.DuplicateError
-		prob *issue.Problem
-		he   *echo.HTTPError
-	)
-	switch {
-	case errors.As(err, &inv):
-		status, body.Error, body.Field = http.StatusUnprocessableEntity, inv.Message, inv.Field
-	case errors.As(err, &dup):
-		status, body.Error, body.Field, body.ExistingRequestID = http.StatusConflict, dup.Error(), "cluster", dup.Existing.ID
-	case errors.As(err, &prob):
-		status, _ = statusOf(prob.Kind)
-		body.Error = prob.Message
-	case errors.As(err, &he):
-		status = he.Code
-		body.Error = http.StatusText(status)
-		if m, ok := he.Message.(string); ok && status < 500 {
-			body.Error = m
-		}
-	default:
-		status, body.Error = statusOf(err)
-	}
+	status, pe := problem(err)
 	ctx := c.Request().Context()
 	if status >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "error", err.Error(),
 			"method", c.Request().Method, "path", c.Request().URL.Path)
 	}
 	if status == http.StatusForbidden {
-		s.auditRefusal(c, body.Error)
+		s.auditRefusal(c, pe.Message)
 	}
 
 	switch {
 	case c.Request().Method == http.MethodHead:
 		err = c.NoContent(status)
 	case isAPI(c):
+		body := apiError{Error: pe.Message, Field: pe.Field}
+		if pe.Link != nil && pe.Link.Subject == portal.SubjectRequest {
+			body.ExistingRequestID = pe.Link.ID
+		}
 		err = c.JSON(status, body)
 	default:
 		title := http.StatusText(status)
-		err = s.render(c, status, "error", page{Title: title, Data: errorPage{Title: title, Message: body.Error}})
+		p := errorPage{Title: title, Message: pe.Message}
+		if u := linkURL(pe.Link); u != "" {
+			p.Action, p.ActionURL = fmt.Sprintf("See %s #%d", pe.Link.Subject, pe.Link.ID), u
+		}
+		err = s.render(c, status, "error", page{Title: title, Data: p})
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "writing error response", "error", err.Error())
@@ -121,8 +163,8 @@ func (s *Server) auditRefusal(c echo.Context, reason string) {
 			return
 		}
 	}
-	details := map[string]any{"method": c.Request().Method, "path": issue.Printable(c.Request().URL.Path, 200), "reason": reason}
-	if err := s.wf.Record(ctx, a, issue.ActionAccessRefused, "", 0, details); err != nil {
+	details := map[string]any{"method": c.Request().Method, "path": portal.Printable(c.Request().URL.Path, 200), "reason": reason}
+	if err := s.wf.Record(ctx, a, portal.ActionAccessRefused, "", 0, details); err != nil {
 		s.log.ErrorContext(ctx, "auditing a refusal", "error", err.Error())
 	}
 }

@@ -24,13 +24,13 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/2i2c-org/credential-portal/internal/agetest"
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // addCluster stores a cluster for a test portal.
-func (p *portal) addCluster(name string) *issue.Cluster {
+func (p *testPortal) addCluster(name string) *portal.Cluster {
 	p.t.Helper()
-	c := &issue.Cluster{Name: name, DisplayName: "Cluster " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
+	c := &portal.Cluster{Name: name, DisplayName: "Cluster " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
 		CredentialTTLDays: 90, Enabled: true, Note: "Covers every hub on " + name + "."}
 	if err := p.Store.CreateCluster(context.Background(), c); err != nil {
 		p.t.Fatal(err)
@@ -39,7 +39,7 @@ func (p *portal) addCluster(name string) *issue.Cluster {
 }
 
 // count runs a counting query on the portal's database.
-func (p *portal) count(query string, args ...any) int {
+func (p *testPortal) count(query string, args ...any) int {
 	p.t.Helper()
 	var n int
 	if err := p.Store.Pool().QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
@@ -102,7 +102,7 @@ var passwordLine = regexp.MustCompile(`(?m)^Password:\s+(\S+)$`)
 
 // checkCredentialsFile checks a decrypted credentials.txt against the
 // stored credential and returns its password.
-func (p *portal) checkCredentialsFile(t *testing.T, file string, cluster *issue.Cluster) string {
+func (p *testPortal) checkCredentialsFile(t *testing.T, file string, cluster *portal.Cluster) string {
 	t.Helper()
 	m := passwordLine.FindStringSubmatch(file)
 	if m == nil {
@@ -138,7 +138,7 @@ func decryptWith(t *testing.T, ciphertext []byte, id age.Identity) string {
 
 // assertSecretNowhere searches every table of the portal's database and the
 // captured logs for secret.
-func (p *portal) assertSecretNowhere(t *testing.T, secret string) {
+func (p *testPortal) assertSecretNowhere(t *testing.T, secret string) {
 	t.Helper()
 	for _, table := range []string{"users", "sessions", "clusters", "requests", "credentials", "audit_events"} {
 		n := p.count(`SELECT count(*) FROM `+table+` t WHERE strpos(row_to_json(t)::text, $1) > 0`, secret)
@@ -264,7 +264,7 @@ func TestCustomerDocumentationCommands(t *testing.T) {
 }
 
 // snapshot is the state a refused action must leave as it was.
-func (p *portal) snapshot() string {
+func (p *testPortal) snapshot() string {
 	p.t.Helper()
 	var s string
 	err := p.Store.Pool().QueryRow(context.Background(), `
@@ -388,7 +388,7 @@ func TestOtherFormRefusals(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
 	p.addCluster("awi-ciroh")
-	closed := &issue.Cluster{Name: "closed", PrometheusURL: "https://prometheus.closed.2i2c.cloud", CredentialTTLDays: 30}
+	closed := &portal.Cluster{Name: "closed", PrometheusURL: "https://prometheus.closed.2i2c.cloud", CredentialTTLDays: 30}
 	if err := p.Store.CreateCluster(context.Background(), closed); err != nil {
 		t.Fatal(err)
 	}

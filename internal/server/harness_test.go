@@ -17,20 +17,20 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // testPolicy is the access policy of test portals: 2i2c.org is staff.
-var testPolicy = issue.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
+var testPolicy = portal.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
 
-// portal is a whole portal on a real PostgreSQL, served over real HTTP, with
+// testPortal is a whole portal on a real PostgreSQL, served over real HTTP, with
 // its log lines captured.
-type portal struct {
+type testPortal struct {
 	t      *testing.T
 	URL    string
 	Store  *store.Store
@@ -41,19 +41,19 @@ type portal struct {
 }
 
 // stop stops serving, as when the portal is down.
-func (p *portal) stop() { p.ts.Close() }
+func (p *testPortal) stop() { p.ts.Close() }
 
 type portalOptions struct {
 	// issuer, when set, is an external OIDC provider; otherwise the
 	// development provider is mounted on the portal itself.
 	issuer, clientID, clientSecret string
-	access                         *issue.AccessPolicy
+	access                         *portal.AccessPolicy
 	store                          *store.Store // share a database with another portal
 	noDiscover                     bool
 	sessions                       *SessionConfig
 }
 
-func newPortal(t *testing.T, opts portalOptions) *portal {
+func newPortal(t *testing.T, opts portalOptions) *testPortal {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	base, _ := url.Parse("http://" + ts.Listener.Addr().String())
@@ -101,17 +101,17 @@ func newPortal(t *testing.T, opts portalOptions) *portal {
 			t.Fatal(err)
 		}
 	}
-	return &portal{t: t, URL: ts.URL, Store: st, Server: srv, OIDC: client, logs: logs, ts: ts}
+	return &testPortal{t: t, URL: ts.URL, Store: st, Server: srv, OIDC: client, logs: logs, ts: ts}
 }
 
 // browser is a person's browser: a cookie jar, redirects followed.
 type browser struct {
 	t      *testing.T
-	p      *portal
+	p      *testPortal
 	client *http.Client
 }
 
-func (p *portal) browser() *browser {
+func (p *testPortal) browser() *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: p.t, p: p, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
 }
@@ -223,7 +223,7 @@ func (s *syncBuffer) String() string {
 // newScene is a portal with the cluster awi-ciroh and the three demo people
 // signed in, each in a browser of their own: customers alice and bob, and
 // sam of the staff.
-func newScene(t *testing.T) (p *portal, alice, bob, sam *browser) {
+func newScene(t *testing.T) (p *testPortal, alice, bob, sam *browser) {
 	t.Helper()
 	p = newPortal(t, portalOptions{})
 	p.addCluster("awi-ciroh")

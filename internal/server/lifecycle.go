@@ -1,14 +1,12 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
-	"github.com/2i2c-org/credential-portal/internal/workflow"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // revoke takes back a credential, by its owner or by staff.
@@ -47,10 +45,9 @@ func (s *Server) renew(c echo.Context) error {
 		return err
 	}
 	r, err := s.wf.Renew(c.Request().Context(), s.actor(c), id)
-	var dup *workflow.DuplicateError
-	if errors.As(err, &dup) {
-		s.setFlash(c, "info", dup.Error())
-		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", dup.Existing.ID))
+	if pe, _, ok := fixable(err); ok && linkURL(pe.Link) != "" { // a renewal pending already
+		s.setFlash(c, "info", pe.Message)
+		return c.Redirect(http.StatusSeeOther, linkURL(pe.Link))
 	}
 	if err != nil {
 		return err
@@ -61,7 +58,7 @@ func (s *Server) renew(c echo.Context) error {
 
 // revocationsPage lists revoked credentials for staff.
 type revocationsPage struct {
-	Credentials []*issue.Credential
+	Credentials []*portal.Credential
 }
 
 func (s *Server) revocations(c echo.Context) error {
@@ -74,7 +71,7 @@ func (s *Server) revocations(c echo.Context) error {
 
 // syncTokenPage shows a new sync token, once.
 type syncTokenPage struct {
-	Cluster *issue.Cluster
+	Cluster *portal.Cluster
 	Token   string
 	URL     string
 }
@@ -84,7 +81,7 @@ func (s *Server) rotateSyncToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := s.store.ClusterByID(c.Request().Context(), id)
+	cl, err := s.wf.Cluster(c.Request().Context(), s.actor(c), id)
 	if err != nil {
 		return err
 	}

@@ -12,9 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/webconfig"
-	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // maxWait bounds a long-poll: proxies and load balancers cut idle requests
@@ -36,13 +35,13 @@ type publication struct {
 
 // publicationOf reads cluster cl's active credentials for format ("" or
 // "yaml" for the web config, "htpasswd").
-func (s *Server) publicationOf(c echo.Context, cl *issue.Cluster, format string) (*publication, error) {
+func (s *Server) publicationOf(c echo.Context, cl *portal.Cluster, format string) (*publication, error) {
 	switch format {
 	case "", "yaml":
 		format = "yaml"
 	case "htpasswd":
 	default:
-		return nil, issue.Invalid("format", "format is htpasswd, or absent for the Prometheus web config")
+		return nil, portal.Invalid("format", "format is htpasswd, or absent for the Prometheus web config")
 	}
 	creds, err := s.wf.ActiveCredentials(c.Request().Context(), cl)
 	if err != nil {
@@ -85,7 +84,7 @@ func (s *Server) webConfig(c echo.Context) error {
 	token = strings.TrimSpace(token)
 	// The token is checked again at every wake-up of a long-poll: one
 	// rotated out while the request waited opens nothing more.
-	authorize := func() (*issue.Cluster, error) {
+	authorize := func() (*portal.Cluster, error) {
 		return s.wf.ClusterForSyncToken(c.Request().Context(), c.Param("name"), token)
 	}
 	unauthorized := func() error {
@@ -93,7 +92,7 @@ func (s *Server) webConfig(c echo.Context) error {
 		return c.NoContent(http.StatusUnauthorized)
 	}
 	cl, err := authorize()
-	if errors.Is(err, workflow.ErrBadSyncToken) {
+	if errors.Is(err, portal.ErrUnauthorized) {
 		return unauthorized()
 	}
 	if err != nil {
@@ -102,7 +101,7 @@ func (s *Server) webConfig(c echo.Context) error {
 	var wait time.Duration
 	if w := c.QueryParam("wait"); w != "" {
 		if wait, err = time.ParseDuration(w); err != nil || wait < 0 {
-			return issue.Invalid("wait", "wait is a duration such as 30s, at most %s", maxWait)
+			return portal.Invalid("wait", "wait is a duration such as 30s, at most %s", maxWait)
 		}
 		wait = min(wait, maxWait)
 	}
@@ -116,7 +115,7 @@ func (s *Server) webConfig(c echo.Context) error {
 	deadline := time.Now().Add(wait)
 	for first := true; ; first = false {
 		if !first {
-			if cl, err = authorize(); errors.Is(err, workflow.ErrBadSyncToken) {
+			if cl, err = authorize(); errors.Is(err, portal.ErrUnauthorized) {
 				return unauthorized()
 			} else if err != nil {
 				return err

@@ -24,6 +24,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/webconfig"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
@@ -33,7 +34,7 @@ import (
 // with one cluster holding many active credentials and a sync token for it.
 type webConfigBench struct {
 	srv     *Server
-	cluster *issue.Cluster
+	cluster *portal.Cluster
 	url     string // of the cluster's web config
 	token   string
 	client  *http.Client
@@ -72,12 +73,12 @@ func newWebConfigBench(b *testing.B, n int) *webConfigBench {
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	b.Cleanup(transport.CloseIdleConnections)
 
-	cluster := &issue.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
+	cluster := &portal.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
 		CredentialTTLDays: 90, Enabled: true}
 	if err := st.CreateCluster(ctx, cluster); err != nil {
 		b.Fatal(err)
 	}
-	staff := &issue.User{Issuer: "https://idp.example.org", Subject: "sam", Email: "sam@2i2c.org", Role: issue.RoleStaff}
+	staff := &portal.User{Issuer: "https://idp.example.org", Subject: "sam", Email: "sam@2i2c.org", Role: portal.RoleStaff}
 	if err := st.UpsertUser(ctx, staff); err != nil {
 		b.Fatal(err)
 	}

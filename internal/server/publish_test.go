@@ -34,7 +34,7 @@ type issued struct {
 
 // issue runs the whole flow for a new credential on cluster: the customer
 // requests, staff approve, the customer downloads and decrypts.
-func (p *portal) issue(customer, staff *browser, cluster string) issued {
+func (p *testPortal) issue(customer, staff *browser, cluster string) issued {
 	p.t.Helper()
 	key, err := age.GenerateX25519Identity()
 	if err != nil {

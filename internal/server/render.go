@@ -15,14 +15,14 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/web"
 )
 
 // page is what every template sees; Data is the page's own.
 type page struct {
 	Title     string
-	User      *issue.User
+	User      *portal.User
 	CSRF      string
 	Dev       bool
 	Flash     *flash
@@ -54,6 +54,10 @@ func parsePages(a *assets) (*pages, error) {
 		"soon":    func(t time.Time) bool { return time.Until(t) < 14*24*time.Hour },
 		"deref":   func(p *int64) int64 { return *p },
 		"derefTS": func(p *time.Time) time.Time { return *p },
+		// Of a refusal (a *portal.Error): the message beside a form's field,
+		// and the page of the object it points at.
+		"fieldError": fieldError,
+		"linkURL":    linkURL,
 	}
 	base, err := template.New("").Funcs(funcs).ParseFS(web.FS, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {

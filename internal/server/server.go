@@ -19,9 +19,9 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
@@ -38,7 +38,7 @@ type Config struct {
 	// Sessions sets how long a sign-in lasts.
 	Sessions SessionConfig
 	// Access decides who may sign in and who is staff.
-	Access issue.AccessPolicy
+	Access portal.AccessPolicy
 	// DevIdentityProvider, when set, is served under /oidc/: the development
 	// sign-in of `portal dev`, never set by `portal serve`.
 	DevIdentityProvider http.Handler

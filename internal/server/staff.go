@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,12 +9,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // queuePage is the staff queue of pending requests.
 type queuePage struct {
-	Requests    []*issue.Request
+	Requests    []*portal.Request
 	Compromised int // credentials reported compromised in the last week
 	Now         time.Time
 }
@@ -64,22 +63,17 @@ func (s *Server) deny(c echo.Context) error {
 // err, when the reason is the person's to act on: a field to fix, a state
 // that changed meanwhile. Any other error goes to the error handler.
 func (s *Server) backWithReason(c echo.Context, err error, to string) error {
-	var inv *issue.InvalidError
-	var p *issue.Problem
-	switch {
-	case errors.As(err, &inv):
-		s.setFlash(c, "error", inv.Message)
-	case errors.As(err, &p) && errors.Is(err, issue.ErrConflict):
-		s.setFlash(c, "error", p.Message)
-	default:
+	pe, _, ok := fixable(err)
+	if !ok {
 		return err
 	}
+	s.setFlash(c, "error", pe.Message)
 	return c.Redirect(http.StatusSeeOther, to)
 }
 
 // clustersPage lists clusters for staff.
 type clustersPage struct {
-	Clusters []*issue.Cluster
+	Clusters []*portal.Cluster
 }
 
 func (s *Server) clusters(c echo.Context) error {
@@ -92,15 +86,14 @@ func (s *Server) clusters(c echo.Context) error {
 
 // clusterForm adds or edits a cluster.
 type clusterForm struct {
-	Cluster *issue.Cluster
+	Cluster *portal.Cluster
 	New     bool
-	Error   *issue.InvalidError
-	Problem string
+	Error   *portal.Error // what to fix, or the clash with an existing cluster
 }
 
 func (s *Server) newCluster(c echo.Context) error {
 	return s.render(c, http.StatusOK, "staff_cluster", page{Title: "Add a cluster", Data: clusterForm{
-		Cluster: &issue.Cluster{CredentialTTLDays: issue.DefaultCredentialTTLDays, Enabled: true}, New: true,
+		Cluster: &portal.Cluster{CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true}, New: true,
 	}})
 }
 
@@ -109,7 +102,7 @@ func (s *Server) editCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := s.store.ClusterByID(c.Request().Context(), id)
+	cl, err := s.wf.Cluster(c.Request().Context(), s.actor(c), id)
 	if err != nil {
 		return err
 	}
@@ -118,9 +111,9 @@ func (s *Server) editCluster(c echo.Context) error {
 
 // clusterFromForm reads the cluster form. An unreadable lifetime is kept as
 // 0, which validation refuses with its own message.
-func clusterFromForm(c echo.Context) *issue.Cluster {
+func clusterFromForm(c echo.Context) *portal.Cluster {
 	ttl, _ := strconv.Atoi(strings.TrimSpace(c.FormValue("credential_ttl_days")))
-	return &issue.Cluster{
+	return &portal.Cluster{
 		Name: c.FormValue("name"), DisplayName: c.FormValue("display_name"), PrometheusURL: c.FormValue("prometheus_url"),
 		CredentialTTLDays: ttl, Note: c.FormValue("note"), Enabled: c.FormValue("enabled") == "on",
 	}
@@ -138,14 +131,10 @@ func (s *Server) saveCluster(c echo.Context) error {
 		}
 		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
 	}
-	var inv *issue.InvalidError
-	var p *issue.Problem
-	switch {
-	case errors.As(err, &inv):
-		return s.render(c, http.StatusUnprocessableEntity, "staff_cluster", page{Title: "Cluster", Data: clusterForm{Cluster: cl, New: isNew, Error: inv}})
-	case errors.As(err, &p) && errors.Is(err, issue.ErrConflict):
-		return s.render(c, http.StatusConflict, "staff_cluster", page{Title: "Cluster", Data: clusterForm{Cluster: cl, New: isNew, Problem: p.Message}})
-	case err != nil:
+	if pe, status, ok := fixable(err); ok {
+		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: clusterForm{Cluster: cl, New: isNew, Error: pe}})
+	}
+	if err != nil {
 		return err
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Cluster %s saved.", cl.Name))

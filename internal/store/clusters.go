@@ -4,43 +4,42 @@ import (
 	"context"
 	"errors"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
 const clusterColumns = `id, name, display_name, prometheus_url, credential_ttl_days, note, enabled, created_at, updated_at,
 	sync_token_hash, sync_token_created_at`
 
-func scanCluster(row pgx.Row) (*issue.Cluster, error) {
-	var c issue.Cluster
+func scanCluster(row pgx.Row) (*portal.Cluster, error) {
+	var c portal.Cluster
 	err := row.Scan(&c.ID, &c.Name, &c.DisplayName, &c.PrometheusURL, &c.CredentialTTLDays,
 		&c.Note, &c.Enabled, &c.CreatedAt, &c.UpdatedAt, &c.SyncTokenHash, &c.SyncTokenCreatedAt)
 	return &c, err
 }
 
-func collectClusters(rows pgx.Rows, err error) ([]*issue.Cluster, error) {
+func collectClusters(rows pgx.Rows, err error) ([]*portal.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Cluster, error) { return scanCluster(row) })
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Cluster, error) { return scanCluster(row) })
 }
 
 // Clusters lists every cluster, enabled or not, by name.
-func (s *Store) Clusters(ctx context.Context) ([]*issue.Cluster, error) {
+func (s *Store) Clusters(ctx context.Context) ([]*portal.Cluster, error) {
 	cs, err := collectClusters(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters ORDER BY name`))
 	return cs, mapErr("clusters", err)
 }
 
 // EnabledClusters lists the clusters that take new requests, by name.
-func (s *Store) EnabledClusters(ctx context.Context) ([]*issue.Cluster, error) {
+func (s *Store) EnabledClusters(ctx context.Context) ([]*portal.Cluster, error) {
 	cs, err := collectClusters(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE enabled ORDER BY name`))
 	return cs, mapErr("enabled clusters", err)
 }
 
-// ClusterByName returns the cluster called name. Returns issue.ErrNotFound if
+// ClusterByName returns the cluster called name. Returns portal.ErrNotFound if
 // there is none.
-func (s *Store) ClusterByName(ctx context.Context, name string) (*issue.Cluster, error) {
+func (s *Store) ClusterByName(ctx context.Context, name string) (*portal.Cluster, error) {
 	c, err := scanCluster(s.db.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE name = $1`, name))
 	if err != nil {
 		return nil, mapErr("cluster "+name, err)
@@ -48,9 +47,9 @@ func (s *Store) ClusterByName(ctx context.Context, name string) (*issue.Cluster,
 	return c, nil
 }
 
-// ClusterByID returns the cluster with id. Returns issue.ErrNotFound if there
+// ClusterByID returns the cluster with id. Returns portal.ErrNotFound if there
 // is none.
-func (s *Store) ClusterByID(ctx context.Context, id int64) (*issue.Cluster, error) {
+func (s *Store) ClusterByID(ctx context.Context, id int64) (*portal.Cluster, error) {
 	c, err := scanCluster(s.db.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE id = $1`, id))
 	if err != nil {
 		return nil, mapErr("cluster by id", err)
@@ -59,9 +58,9 @@ func (s *Store) ClusterByID(ctx context.Context, id int64) (*issue.Cluster, erro
 }
 
 // CreateCluster stores a new cluster and fills in its ID and times. Returns
-// issue.ErrConflict if the name is taken, issue.ErrInvalid if the schema's
+// portal.ErrConflict if the name is taken, portal.ErrInvalid if the schema's
 // rules refuse a field.
-func (s *Store) CreateCluster(ctx context.Context, c *issue.Cluster) error {
+func (s *Store) CreateCluster(ctx context.Context, c *portal.Cluster) error {
 	err := s.db.QueryRow(ctx, `
 		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled)
 		VALUES ($1, $2, $3, $4, $5, $6)
@@ -72,8 +71,8 @@ func (s *Store) CreateCluster(ctx context.Context, c *issue.Cluster) error {
 }
 
 // UpdateCluster saves every field of c but its name and ID. Returns
-// issue.ErrNotFound if c.ID does not exist.
-func (s *Store) UpdateCluster(ctx context.Context, c *issue.Cluster) error {
+// portal.ErrNotFound if c.ID does not exist.
+func (s *Store) UpdateCluster(ctx context.Context, c *portal.Cluster) error {
 	err := s.db.QueryRow(ctx, `
 		UPDATE clusters
 		SET display_name = $2, prometheus_url = $3, credential_ttl_days = $4, note = $5,
@@ -88,7 +87,7 @@ func (s *Store) UpdateCluster(ctx context.Context, c *issue.Cluster) error {
 // UpsertCluster creates c or, when its name exists, brings the stored cluster
 // to c's values. It reports whether anything changed, so an import of the
 // same file twice is a no-op. c's ID and times are filled in.
-func (s *Store) UpsertCluster(ctx context.Context, c *issue.Cluster) (changed bool, err error) {
+func (s *Store) UpsertCluster(ctx context.Context, c *portal.Cluster) (changed bool, err error) {
 	err = s.db.QueryRow(ctx, `
 		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled)
 		VALUES ($1, $2, $3, $4, $5, $6)

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
 // credentialSelect reads a credential with its display fields, but neither
@@ -26,8 +25,8 @@ const credentialSelect = `
 	JOIN clusters ON clusters.id = credentials.cluster_id
 	JOIN users owner ON owner.id = credentials.user_id`
 
-func scanCredential(row pgx.Row) (*issue.Credential, error) {
-	var c issue.Credential
+func scanCredential(row pgx.Row) (*portal.Credential, error) {
+	var c portal.Credential
 	err := row.Scan(&c.ID, &c.RequestID, &c.UserID, &c.ClusterID,
 		&c.Username, &c.KeyFingerprint,
 		&c.IssuedAt, &c.ExpiresAt, &c.RevokedAt, &c.RevokedBy,
@@ -36,21 +35,21 @@ func scanCredential(row pgx.Row) (*issue.Credential, error) {
 	return &c, err
 }
 
-func collectCredentials(rows pgx.Rows, err error) ([]*issue.Credential, error) {
+func collectCredentials(rows pgx.Rows, err error) ([]*portal.Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Credential, error) { return scanCredential(row) })
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Credential, error) { return scanCredential(row) })
 }
 
 // CreateCredential stores a credential issued for an approved request and
 // fills in its ID; a zero IssuedAt is taken as now and filled in. Returns
-// issue.ErrConflict if the request has a credential already or the username
+// portal.ErrConflict if the request has a credential already or the username
 // is taken on the cluster (without aborting the transaction, so the caller
-// may retry with another username), issue.ErrInvalid if the schema's rules refuse a
+// may retry with another username), portal.ErrInvalid if the schema's rules refuse a
 // field (a malformed username, a password hash that is not bcrypt, an empty
 // ciphertext, an expiry not after issuance).
-func (s *Store) CreateCredential(ctx context.Context, c *issue.Credential) error {
+func (s *Store) CreateCredential(ctx context.Context, c *portal.Credential) error {
 	var issuedAt *time.Time
 	if !c.IssuedAt.IsZero() {
 		issuedAt = &c.IssuedAt
@@ -68,7 +67,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *issue.Credential) error
 		// ON CONFLICT DO NOTHING: the clash is reported without aborting the
 		// transaction, so the caller can draw another username and go on.
 		return fmt.Errorf("store: create credential for request %d: username %s taken or request issued already: %w",
-			c.RequestID, c.Username, issue.ErrConflict)
+			c.RequestID, c.Username, portal.ErrConflict)
 	}
 	if err != nil {
 		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
@@ -77,8 +76,8 @@ func (s *Store) CreateCredential(ctx context.Context, c *issue.Credential) error
 }
 
 // CredentialByID returns the credential with id and its display fields,
-// without its ciphertext. Returns issue.ErrNotFound if there is none.
-func (s *Store) CredentialByID(ctx context.Context, id int64) (*issue.Credential, error) {
+// without its ciphertext. Returns portal.ErrNotFound if there is none.
+func (s *Store) CredentialByID(ctx context.Context, id int64) (*portal.Credential, error) {
 	c, err := scanCredential(s.db.QueryRow(ctx, credentialSelect+` WHERE credentials.id = $1`, id))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("credential %d", id), err)
@@ -87,7 +86,7 @@ func (s *Store) CredentialByID(ctx context.Context, id int64) (*issue.Credential
 }
 
 // CredentialCiphertext returns the age-encrypted credentials.txt of the
-// credential with id. Returns issue.ErrNotFound if there is none.
+// credential with id. Returns portal.ErrNotFound if there is none.
 func (s *Store) CredentialCiphertext(ctx context.Context, id int64) ([]byte, error) {
 	var ciphertext []byte
 	err := s.db.QueryRow(ctx, `SELECT ciphertext FROM credentials WHERE id = $1`, id).Scan(&ciphertext)
@@ -98,7 +97,7 @@ func (s *Store) CredentialCiphertext(ctx context.Context, id int64) ([]byte, err
 }
 
 // RecordDownload counts one more download of the credential with id, now,
-// and returns the new count. Returns issue.ErrNotFound if there is none.
+// and returns the new count. Returns portal.ErrNotFound if there is none.
 func (s *Store) RecordDownload(ctx context.Context, id int64) (int, error) {
 	var count int
 	err := s.db.QueryRow(ctx, `
@@ -113,7 +112,7 @@ func (s *Store) RecordDownload(ctx context.Context, id int64) (int, error) {
 
 // CredentialsByUser lists the customer's credentials, newest first, whatever
 // their state, without ciphertexts.
-func (s *Store) CredentialsByUser(ctx context.Context, userID int64) ([]*issue.Credential, error) {
+func (s *Store) CredentialsByUser(ctx context.Context, userID int64) ([]*portal.Credential, error) {
 	cs, err := collectCredentials(s.db.Query(ctx,
 		credentialSelect+` WHERE credentials.user_id = $1 ORDER BY credentials.issued_at DESC, credentials.id DESC`,
 		userID))
@@ -137,12 +136,12 @@ const activeCredentialsQuery = `
 // Prometheus web config is built from it, so it is one scan of
 // credentials_active_idx; usernames sort bytewise ("C"), so that the order,
 // and the config's ETag, do not hang on the database's locale.
-func (s *Store) ActiveCredentials(ctx context.Context, clusterID int64, now time.Time) ([]*issue.Credential, error) {
+func (s *Store) ActiveCredentials(ctx context.Context, clusterID int64, now time.Time) ([]*portal.Credential, error) {
 	rows, err := s.db.Query(ctx, activeCredentialsQuery, clusterID, now)
-	var cs []*issue.Credential
+	var cs []*portal.Credential
 	if err == nil {
-		cs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Credential, error) {
-			var c issue.Credential
+		cs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Credential, error) {
+			var c portal.Credential
 			err := row.Scan(&c.ID, &c.UserID, &c.ClusterID, &c.Username, &c.PasswordHash, &c.ExpiresAt)
 			return &c, err
 		})
@@ -155,8 +154,8 @@ func (s *Store) ActiveCredentials(ctx context.Context, clusterID int64, now time
 
 // RevokeCredential revokes the credential with id now, by the given user
 // (nil for the portal itself), for reason, flagged compromised or not.
-// Returns issue.ErrNotFound if there is no such credential, issue.ErrConflict
-// if it is revoked already, issue.ErrInvalid if by is not a user.
+// Returns portal.ErrNotFound if there is no such credential, portal.ErrConflict
+// if it is revoked already, portal.ErrInvalid if by is not a user.
 func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reason string, compromised bool) error {
 	// As in DecideRequest, the existence check rides in the same statement.
 	var revoked, exists bool
@@ -175,16 +174,16 @@ func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reaso
 	case err != nil:
 		return mapErr(op, err)
 	case !exists:
-		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
 	case !revoked:
-		return fmt.Errorf("store: %s: revoked already: %w", op, issue.ErrConflict)
+		return fmt.Errorf("store: %s: revoked already: %w", op, portal.ErrConflict)
 	}
 	return nil
 }
 
 // Revocations lists every revoked credential, the latest revocation first,
 // with display fields but without ciphertexts.
-func (s *Store) Revocations(ctx context.Context) ([]*issue.Credential, error) {
+func (s *Store) Revocations(ctx context.Context) ([]*portal.Credential, error) {
 	cs, err := collectCredentials(s.db.Query(ctx,
 		credentialSelect+` WHERE credentials.revoked_at IS NOT NULL ORDER BY credentials.revoked_at DESC, credentials.id DESC`))
 	if err != nil {

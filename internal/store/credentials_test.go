@@ -11,15 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 func TestCreateCredential(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "awi-ciroh")
 	r := approvedRequest(t, s, alice, staff, c)
 
@@ -42,7 +42,7 @@ func TestCreateCredential(t *testing.T) {
 	if !sameCredential(got, &want) {
 		t.Errorf("CredentialByID = %+v\nwant %+v", got, &want)
 	}
-	if got.State(issued.Add(time.Hour)) != issue.CredentialActive {
+	if got.State(issued.Add(time.Hour)) != portal.CredentialActive {
 		t.Errorf("a fresh credential is %s", got.State(issued.Add(time.Hour)))
 	}
 
@@ -77,11 +77,11 @@ func TestCreateCredential(t *testing.T) {
 
 // sameCredential compares what two credentials hold, times by the instant
 // they name.
-func sameCredential(a, b *issue.Credential) bool {
+func sameCredential(a, b *portal.Credential) bool {
 	return reflect.DeepEqual(inUTC(*a), inUTC(*b))
 }
 
-func inUTC(c issue.Credential) issue.Credential {
+func inUTC(c portal.Credential) portal.Credential {
 	c.IssuedAt, c.ExpiresAt = c.IssuedAt.UTC(), c.ExpiresAt.UTC()
 	for _, p := range []**time.Time{&c.RevokedAt, &c.LastDownloadAt} {
 		if *p != nil {
@@ -96,8 +96,8 @@ func TestCreateCredentialConflicts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice, bob := newUser(t, s, "alice", issue.RoleCustomer), newUser(t, s, "bob", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice, bob := newUser(t, s, "alice", portal.RoleCustomer), newUser(t, s, "bob", portal.RoleCustomer)
 	c1, c2 := newCluster(t, s, "one"), newCluster(t, s, "two")
 	issued := time.Now()
 	expires := issued.Add(time.Hour)
@@ -109,12 +109,12 @@ func TestCreateCredentialConflicts(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		request  *issue.Request
+		request  *portal.Request
 		username string
 		wantErr  error
 	}{
-		{"a second credential for one request", firstRequest, "another-name", issue.ErrConflict},
-		{"a username taken on the cluster", approvedRequest(t, s, bob, staff, c1), "shared-name", issue.ErrConflict},
+		{"a second credential for one request", firstRequest, "another-name", portal.ErrConflict},
+		{"a username taken on the cluster", approvedRequest(t, s, bob, staff, c1), "shared-name", portal.ErrConflict},
 		{"the same username on another cluster", approvedRequest(t, s, bob, staff, c2), "shared-name", nil},
 	}
 	for _, tt := range tests {
@@ -131,27 +131,27 @@ func TestCreateCredentialRefusesWhatTheSchemaForbids(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	r := approvedRequest(t, s, alice, staff, newCluster(t, s, "x"))
 	issued := time.Now()
 	tests := []struct {
 		name   string
-		mutate func(*issue.Credential)
+		mutate func(*portal.Credential)
 	}{
-		{"username with capitals", func(c *issue.Credential) { c.Username = "Alice" }},
-		{"username too short", func(c *issue.Credential) { c.Username = "al" }},
-		{"password hash not bcrypt", func(c *issue.Credential) { c.PasswordHash = "hunter2" }},
-		{"no ciphertext", func(c *issue.Credential) { c.Ciphertext = nil }},
-		{"empty ciphertext", func(c *issue.Credential) { c.Ciphertext = []byte{} }},
-		{"expires when issued", func(c *issue.Credential) { c.ExpiresAt = c.IssuedAt }},
-		{"unknown request", func(c *issue.Credential) { c.RequestID = 424242 }},
+		{"username with capitals", func(c *portal.Credential) { c.Username = "Alice" }},
+		{"username too short", func(c *portal.Credential) { c.Username = "al" }},
+		{"password hash not bcrypt", func(c *portal.Credential) { c.PasswordHash = "hunter2" }},
+		{"no ciphertext", func(c *portal.Credential) { c.Ciphertext = nil }},
+		{"empty ciphertext", func(c *portal.Credential) { c.Ciphertext = []byte{} }},
+		{"expires when issued", func(c *portal.Credential) { c.ExpiresAt = c.IssuedAt }},
+		{"unknown request", func(c *portal.Credential) { c.RequestID = 424242 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := demoCredential(r, "alice-x", issued, issued.Add(time.Hour))
 			tt.mutate(c)
-			if err := s.CreateCredential(ctx, c); !errors.Is(err, issue.ErrInvalid) {
+			if err := s.CreateCredential(ctx, c); !errors.Is(err, portal.ErrInvalid) {
 				t.Errorf("CreateCredential(%+v) = %v, want ErrInvalid", c, err)
 			}
 		})
@@ -165,7 +165,7 @@ func TestCredentialNotFound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
 	const missing = 424242
 	tests := []struct {
 		name string
@@ -178,15 +178,15 @@ func TestCredentialNotFound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, issue.ErrNotFound) {
+			if err := tt.call(); !errors.Is(err, portal.ErrNotFound) {
 				t.Errorf("%s of a missing credential = %v, want ErrNotFound", tt.name, err)
 			}
 		})
 	}
-	for _, list := range []func() ([]*issue.Credential, error){
-		func() ([]*issue.Credential, error) { return s.CredentialsByUser(ctx, missing) },
-		func() ([]*issue.Credential, error) { return s.ActiveCredentials(ctx, missing, time.Now()) },
-		func() ([]*issue.Credential, error) { return s.Revocations(ctx) },
+	for _, list := range []func() ([]*portal.Credential, error){
+		func() ([]*portal.Credential, error) { return s.CredentialsByUser(ctx, missing) },
+		func() ([]*portal.Credential, error) { return s.ActiveCredentials(ctx, missing, time.Now()) },
+		func() ([]*portal.Credential, error) { return s.Revocations(ctx) },
 	} {
 		if cs, err := list(); err != nil || len(cs) != 0 {
 			t.Errorf("listing with nothing to list = %v, %v; want empty", cs, err)
@@ -198,8 +198,8 @@ func TestRecordDownload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	cr := newCredential(t, s, newUser(t, s, "alice", issue.RoleCustomer), staff, newCluster(t, s, "x"),
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	cr := newCredential(t, s, newUser(t, s, "alice", portal.RoleCustomer), staff, newCluster(t, s, "x"),
 		"alice-x", time.Now(), time.Now().Add(time.Hour))
 	if cr.DownloadCount != 0 || cr.LastDownloadAt != nil {
 		t.Fatalf("a new credential was downloaded: %+v", cr)
@@ -226,8 +226,8 @@ func TestActiveCredentials(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice, bob := newUser(t, s, "alice", issue.RoleCustomer), newUser(t, s, "bob", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice, bob := newUser(t, s, "alice", portal.RoleCustomer), newUser(t, s, "bob", portal.RoleCustomer)
 	c, other := newCluster(t, s, "x"), newCluster(t, s, "other")
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
@@ -257,13 +257,13 @@ func TestActiveCredentials(t *testing.T) {
 	if want := []string{"a-z", "ab-x", "zed"}; !slices.Equal(names, want) {
 		t.Fatalf("ActiveCredentials = %v, want %v", names, want)
 	}
-	for i, want := range []*issue.Credential{az, ab, zed} {
+	for i, want := range []*portal.Credential{az, ab, zed} {
 		cr := got[i]
 		if cr.ID != want.ID || cr.UserID != want.UserID || cr.ClusterID != c.ID ||
 			cr.PasswordHash != want.PasswordHash || !cr.ExpiresAt.Equal(want.ExpiresAt) {
 			t.Errorf("[%d] = %+v, want %+v", i, cr, want)
 		}
-		if cr.State(now) != issue.CredentialActive {
+		if cr.State(now) != portal.CredentialActive {
 			t.Errorf("[%d] %s is %s at now", i, cr.Username, cr.State(now))
 		}
 	}
@@ -282,8 +282,8 @@ func TestActiveCredentialsUsesIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	for _, name := range []string{"one", "two", "three", "four", "five"} {
 		newCluster(t, s, name)
 	}
@@ -336,8 +336,8 @@ func TestRevokeCredential(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "x")
 	issued := time.Now()
 	first := newCredential(t, s, alice, staff, c, "alice-1", issued, issued.Add(time.Hour))
@@ -356,19 +356,19 @@ func TestRevokeCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.RevokedAt == nil || got.RevokedBy == nil || *got.RevokedBy != staff.ID ||
-		got.RevokeReason != "left the project" || got.Compromised || got.State(time.Now()) != issue.CredentialRevoked {
+		got.RevokeReason != "left the project" || got.Compromised || got.State(time.Now()) != portal.CredentialRevoked {
 		t.Errorf("after revoking: %+v", got)
 	}
 
 	for _, id := range []int64{first.ID, second.ID} {
-		if err := s.RevokeCredential(ctx, id, &staff.ID, "again", true); !errors.Is(err, issue.ErrConflict) {
+		if err := s.RevokeCredential(ctx, id, &staff.ID, "again", true); !errors.Is(err, portal.ErrConflict) {
 			t.Errorf("revoking credential %d twice: %v, want ErrConflict", id, err)
 		}
 	}
 	if again, _ := s.CredentialByID(ctx, first.ID); !sameCredential(again, got) {
 		t.Errorf("a second revocation changed the credential: %+v", again)
 	}
-	if err := s.RevokeCredential(ctx, first.ID+100, &staff.ID, "gone", false); !errors.Is(err, issue.ErrNotFound) {
+	if err := s.RevokeCredential(ctx, first.ID+100, &staff.ID, "gone", false); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("revoking a missing credential: %v, want ErrNotFound", err)
 	}
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // TestAppRoleCannotRewriteTheAuditLog follows the README's operator note:
@@ -67,7 +67,7 @@ func TestAppRoleCannotRewriteTheAuditLog(t *testing.T) {
 	if err := s.CreateCluster(ctx, demoCluster("granted")); err != nil {
 		t.Fatalf("the app role cannot do its work: %v", err)
 	}
-	if err := s.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterCreated}); err != nil {
+	if err := s.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterCreated}); err != nil {
 		t.Fatalf("the app role cannot append to the audit log: %v", err)
 	}
 	for _, stmt := range []string{

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // SetSyncToken stores the SHA-256 of cluster id's new sync token, replacing
-// the old one. Returns issue.ErrNotFound if there is no such cluster.
+// the old one. Returns portal.ErrNotFound if there is no such cluster.
 func (s *Store) SetSyncToken(ctx context.Context, id int64, hash []byte) error {
 	tag, err := s.db.Exec(ctx, `UPDATE clusters SET sync_token_hash = $2, sync_token_created_at = now() WHERE id = $1`, id, hash)
 	if err != nil {
 		return mapErr("set sync token", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: set sync token: cluster %d: %w", id, issue.ErrNotFound)
+		return fmt.Errorf("store: set sync token: cluster %d: %w", id, portal.ErrNotFound)
 	}
 	return nil
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
 // requestSelect reads a request with its display fields. Every read of
@@ -23,8 +22,8 @@ const requestSelect = `
 	LEFT JOIN users decider ON decider.id = requests.decided_by
 	LEFT JOIN credentials ON credentials.request_id = requests.id`
 
-func scanRequest(row pgx.Row) (*issue.Request, error) {
-	var r issue.Request
+func scanRequest(row pgx.Row) (*portal.Request, error) {
+	var r portal.Request
 	err := row.Scan(&r.ID, &r.UserID, &r.ClusterID, &r.PublicKey, &r.KeyType,
 		&r.KeyFingerprint, &r.Justification, &r.Status, &r.DecidedBy,
 		&r.DecidedAt, &r.DecisionNote, &r.RenewsCredentialID, &r.CreatedAt,
@@ -32,19 +31,19 @@ func scanRequest(row pgx.Row) (*issue.Request, error) {
 	return &r, err
 }
 
-func collectRequests(rows pgx.Rows, err error) ([]*issue.Request, error) {
+func collectRequests(rows pgx.Rows, err error) ([]*portal.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*issue.Request, error) { return scanRequest(row) })
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Request, error) { return scanRequest(row) })
 }
 
 // CreateRequest stores a new pending request and fills in its ID, status and
-// creation time. Returns issue.ErrConflict if the customer already has a
-// pending request for the cluster, issue.ErrInvalid if the schema's rules
+// creation time. Returns portal.ErrConflict if the customer already has a
+// pending request for the cluster, portal.ErrInvalid if the schema's rules
 // refuse a field (an unknown user or cluster, a justification too short or
 // too long, an empty or oversized key).
-func (s *Store) CreateRequest(ctx context.Context, r *issue.Request) error {
+func (s *Store) CreateRequest(ctx context.Context, r *portal.Request) error {
 	err := s.db.QueryRow(ctx, `
 		INSERT INTO requests (user_id, cluster_id, public_key, key_type, key_fingerprint, justification, renews_credential_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -58,8 +57,8 @@ func (s *Store) CreateRequest(ctx context.Context, r *issue.Request) error {
 }
 
 // RequestByID returns the request with id and its display fields. Returns
-// issue.ErrNotFound if there is none.
-func (s *Store) RequestByID(ctx context.Context, id int64) (*issue.Request, error) {
+// portal.ErrNotFound if there is none.
+func (s *Store) RequestByID(ctx context.Context, id int64) (*portal.Request, error) {
 	r, err := scanRequest(s.db.QueryRow(ctx, requestSelect+` WHERE requests.id = $1`, id))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("request %d", id), err)
@@ -72,8 +71,8 @@ func (s *Store) RequestByID(ctx context.Context, id int64) (*issue.Request, erro
 // inside InTx. When it had to wait for another transaction, the request's own
 // fields are the ones that transaction committed, but the display fields
 // (DeciderEmail, CredentialID…) are as they were when LockRequest began; read
-// the request again for those. Returns issue.ErrNotFound if there is none.
-func (s *Store) LockRequest(ctx context.Context, id int64) (*issue.Request, error) {
+// the request again for those. Returns portal.ErrNotFound if there is none.
+func (s *Store) LockRequest(ctx context.Context, id int64) (*portal.Request, error) {
 	r, err := scanRequest(s.db.QueryRow(ctx, requestSelect+` WHERE requests.id = $1 FOR UPDATE OF requests`, id))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("lock request %d", id), err)
@@ -82,8 +81,8 @@ func (s *Store) LockRequest(ctx context.Context, id int64) (*issue.Request, erro
 }
 
 // PendingRequestFor returns the customer's pending request for the cluster.
-// Returns issue.ErrNotFound if there is none.
-func (s *Store) PendingRequestFor(ctx context.Context, userID, clusterID int64) (*issue.Request, error) {
+// Returns portal.ErrNotFound if there is none.
+func (s *Store) PendingRequestFor(ctx context.Context, userID, clusterID int64) (*portal.Request, error) {
 	r, err := scanRequest(s.db.QueryRow(ctx,
 		requestSelect+` WHERE requests.user_id = $1 AND requests.cluster_id = $2 AND requests.status = 'pending'`,
 		userID, clusterID))
@@ -94,7 +93,7 @@ func (s *Store) PendingRequestFor(ctx context.Context, userID, clusterID int64) 
 }
 
 // RequestsByUser lists the customer's requests, newest first.
-func (s *Store) RequestsByUser(ctx context.Context, userID int64) ([]*issue.Request, error) {
+func (s *Store) RequestsByUser(ctx context.Context, userID int64) ([]*portal.Request, error) {
 	rs, err := collectRequests(s.db.Query(ctx,
 		requestSelect+` WHERE requests.user_id = $1 ORDER BY requests.created_at DESC, requests.id DESC`, userID))
 	if err != nil {
@@ -105,9 +104,9 @@ func (s *Store) RequestsByUser(ctx context.Context, userID int64) ([]*issue.Requ
 
 // RequestsByStatus lists every customer's requests with status: pending ones
 // oldest first, as the staff queue serves them, the others newest first.
-func (s *Store) RequestsByStatus(ctx context.Context, status issue.RequestStatus) ([]*issue.Request, error) {
+func (s *Store) RequestsByStatus(ctx context.Context, status portal.RequestStatus) ([]*portal.Request, error) {
 	order := ` ORDER BY requests.created_at DESC, requests.id DESC`
-	if status == issue.StatusPending {
+	if status == portal.StatusPending {
 		order = ` ORDER BY requests.created_at, requests.id`
 	}
 	rs, err := collectRequests(s.db.Query(ctx, requestSelect+` WHERE requests.status = $1`+order, status))
@@ -119,11 +118,11 @@ func (s *Store) RequestsByStatus(ctx context.Context, status issue.RequestStatus
 
 // DecideRequest moves a pending request to status (approved, denied, or
 // cancelled by its requester), decided by decidedBy now, with note. Returns
-// issue.ErrNotFound if there is no such request, issue.ErrConflict if it is
-// no longer pending, issue.ErrInvalid if the schema's rules refuse the
+// portal.ErrNotFound if there is no such request, portal.ErrConflict if it is
+// no longer pending, portal.ErrInvalid if the schema's rules refuse the
 // decision (deciding on one's own request, a denial without a note, a status
 // that is not a decision).
-func (s *Store) DecideRequest(ctx context.Context, id int64, status issue.RequestStatus, decidedBy int64, note string) error {
+func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.RequestStatus, decidedBy int64, note string) error {
 	// The existence check rides in the same statement, so that a missing
 	// request and one decided already are told apart without a second trip.
 	var decided, exists bool
@@ -142,9 +141,9 @@ func (s *Store) DecideRequest(ctx context.Context, id int64, status issue.Reques
 	case err != nil:
 		return mapErr(op, err)
 	case !exists:
-		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
 	case !decided:
-		return fmt.Errorf("store: %s: no longer pending: %w", op, issue.ErrConflict)
+		return fmt.Errorf("store: %s: no longer pending: %w", op, portal.ErrConflict)
 	}
 	return nil
 }

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // Fixtures shared by the request and credential tests.
 
-func newUser(t *testing.T, s *Store, subject string, role issue.Role) *issue.User {
+func newUser(t *testing.T, s *Store, subject string, role portal.Role) *portal.User {
 	t.Helper()
-	u := &issue.User{Issuer: "https://idp.example", Subject: subject, Email: subject + "@example.org",
+	u := &portal.User{Issuer: "https://idp.example", Subject: subject, Email: subject + "@example.org",
 		Name: "User " + subject, Role: role}
 	if err := s.UpsertUser(context.Background(), u); err != nil {
 		t.Fatalf("UpsertUser(%s): %v", subject, err)
@@ -21,7 +21,7 @@ func newUser(t *testing.T, s *Store, subject string, role issue.Role) *issue.Use
 	return u
 }
 
-func newCluster(t *testing.T, s *Store, name string) *issue.Cluster {
+func newCluster(t *testing.T, s *Store, name string) *portal.Cluster {
 	t.Helper()
 	c := demoCluster(name)
 	if err := s.CreateCluster(context.Background(), c); err != nil {
@@ -30,13 +30,13 @@ func newCluster(t *testing.T, s *Store, name string) *issue.Cluster {
 	return c
 }
 
-func demoRequest(u *issue.User, c *issue.Cluster) *issue.Request {
-	return &issue.Request{UserID: u.ID, ClusterID: c.ID, PublicKey: "age1demokey" + u.Subject,
-		KeyType: issue.KeyAgeX25519, KeyFingerprint: "SHA256:demo-" + u.Subject,
+func demoRequest(u *portal.User, c *portal.Cluster) *portal.Request {
+	return &portal.Request{UserID: u.ID, ClusterID: c.ID, PublicKey: "age1demokey" + u.Subject,
+		KeyType: portal.KeyAgeX25519, KeyFingerprint: "SHA256:demo-" + u.Subject,
 		Justification: "Grafana dashboards for our community"}
 }
 
-func newRequest(t *testing.T, s *Store, u *issue.User, c *issue.Cluster) *issue.Request {
+func newRequest(t *testing.T, s *Store, u *portal.User, c *portal.Cluster) *portal.Request {
 	t.Helper()
 	r := demoRequest(u, c)
 	if err := s.CreateRequest(context.Background(), r); err != nil {
@@ -46,20 +46,20 @@ func newRequest(t *testing.T, s *Store, u *issue.User, c *issue.Cluster) *issue.
 }
 
 // approvedRequest is a request of u for c that staff approved.
-func approvedRequest(t *testing.T, s *Store, u, staff *issue.User, c *issue.Cluster) *issue.Request {
+func approvedRequest(t *testing.T, s *Store, u, staff *portal.User, c *portal.Cluster) *portal.Request {
 	t.Helper()
 	r := newRequest(t, s, u, c)
-	if err := s.DecideRequest(context.Background(), r.ID, issue.StatusApproved, staff.ID, "ok"); err != nil {
+	if err := s.DecideRequest(context.Background(), r.ID, portal.StatusApproved, staff.ID, "ok"); err != nil {
 		t.Fatalf("DecideRequest(approve): %v", err)
 	}
-	r.Status = issue.StatusApproved
+	r.Status = portal.StatusApproved
 	return r
 }
 
 // demoCredential is a credential for r, valid from issued to expires. The
 // hash only has to look like bcrypt to the schema.
-func demoCredential(r *issue.Request, username string, issued, expires time.Time) *issue.Credential {
-	return &issue.Credential{RequestID: r.ID, UserID: r.UserID, ClusterID: r.ClusterID, Username: username,
+func demoCredential(r *portal.Request, username string, issued, expires time.Time) *portal.Credential {
+	return &portal.Credential{RequestID: r.ID, UserID: r.UserID, ClusterID: r.ClusterID, Username: username,
 		PasswordHash: "$2a$10$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQR",
 		Ciphertext:   []byte("age-encryption.org/v1\n" + username), KeyFingerprint: r.KeyFingerprint,
 		IssuedAt: issued, ExpiresAt: expires}
@@ -67,7 +67,7 @@ func demoCredential(r *issue.Request, username string, issued, expires time.Time
 
 // newCredential issues a credential called username to u on c, through an
 // approved request, valid from issued to expires.
-func newCredential(t *testing.T, s *Store, u, staff *issue.User, c *issue.Cluster, username string, issued, expires time.Time) *issue.Credential {
+func newCredential(t *testing.T, s *Store, u, staff *portal.User, c *portal.Cluster, username string, issued, expires time.Time) *portal.Credential {
 	t.Helper()
 	cr := demoCredential(approvedRequest(t, s, u, staff, c), username, issued, expires)
 	if err := s.CreateCredential(context.Background(), cr); err != nil {
@@ -80,11 +80,11 @@ func TestCreateRequest(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "awi-ciroh")
 
 	r := newRequest(t, s, alice, c)
-	if r.ID == 0 || r.Status != issue.StatusPending || r.CreatedAt.IsZero() {
+	if r.ID == 0 || r.Status != portal.StatusPending || r.CreatedAt.IsZero() {
 		t.Errorf("CreateRequest did not fill ID, status and time: %+v", r)
 	}
 	got, err := s.RequestByID(ctx, r.ID)
@@ -101,18 +101,18 @@ func TestCreateRequest(t *testing.T) {
 	if err != nil || pending.ID != r.ID {
 		t.Errorf("PendingRequestFor = %+v, %v; want request %d", pending, err, r.ID)
 	}
-	if err := s.CreateRequest(ctx, demoRequest(alice, c)); !errors.Is(err, issue.ErrConflict) {
+	if err := s.CreateRequest(ctx, demoRequest(alice, c)); !errors.Is(err, portal.ErrConflict) {
 		t.Errorf("second pending request for one cluster: %v, want ErrConflict", err)
 	}
 	// Another cluster, or another customer, is no duplicate.
 	newRequest(t, s, alice, newCluster(t, s, "other"))
-	newRequest(t, s, newUser(t, s, "bob", issue.RoleCustomer), c)
+	newRequest(t, s, newUser(t, s, "bob", portal.RoleCustomer), c)
 
 	// Once the first is decided, the customer may ask again.
-	if err := s.DecideRequest(ctx, r.ID, issue.StatusCancelled, alice.ID, ""); err != nil {
+	if err := s.DecideRequest(ctx, r.ID, portal.StatusCancelled, alice.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PendingRequestFor(ctx, alice.ID, c.ID); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.PendingRequestFor(ctx, alice.ID, c.ID); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("PendingRequestFor after cancelling: %v, want ErrNotFound", err)
 	}
 	again := newRequest(t, s, alice, c)
@@ -123,7 +123,7 @@ func TestCreateRequest(t *testing.T) {
 
 // sameRequest compares what a request holds, times to the microsecond that
 // PostgreSQL keeps.
-func sameRequest(a, b *issue.Request) bool {
+func sameRequest(a, b *portal.Request) bool {
 	x, y := *a, *b
 	x.CreatedAt, y.CreatedAt = time.Time{}, time.Time{}
 	x.DecidedAt, y.DecidedAt = nil, nil
@@ -143,23 +143,23 @@ func TestCreateRequestRefusesWhatTheSchemaForbids(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "x")
 	tests := []struct {
 		name   string
-		mutate func(*issue.Request)
+		mutate func(*portal.Request)
 	}{
-		{"justification too short", func(r *issue.Request) { r.Justification = "because" }},
-		{"empty public key", func(r *issue.Request) { r.PublicKey = "" }},
-		{"unknown cluster", func(r *issue.Request) { r.ClusterID = 424242 }},
-		{"unknown user", func(r *issue.Request) { r.UserID = 424242 }},
-		{"renews an unknown credential", func(r *issue.Request) { id := int64(424242); r.RenewsCredentialID = &id }},
+		{"justification too short", func(r *portal.Request) { r.Justification = "because" }},
+		{"empty public key", func(r *portal.Request) { r.PublicKey = "" }},
+		{"unknown cluster", func(r *portal.Request) { r.ClusterID = 424242 }},
+		{"unknown user", func(r *portal.Request) { r.UserID = 424242 }},
+		{"renews an unknown credential", func(r *portal.Request) { id := int64(424242); r.RenewsCredentialID = &id }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := demoRequest(alice, c)
 			tt.mutate(r)
-			if err := s.CreateRequest(ctx, r); !errors.Is(err, issue.ErrInvalid) {
+			if err := s.CreateRequest(ctx, r); !errors.Is(err, portal.ErrInvalid) {
 				t.Errorf("CreateRequest(%+v) = %v, want ErrInvalid", r, err)
 			}
 		})
@@ -173,8 +173,8 @@ func TestRequestNotFound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "x")
 	const missing = 424242
 	tests := []struct {
@@ -186,18 +186,18 @@ func TestRequestNotFound(t *testing.T) {
 			return s.InTx(ctx, func(tx *Store) error { _, err := tx.LockRequest(ctx, missing); return err })
 		}},
 		{"PendingRequestFor", func() error { _, err := s.PendingRequestFor(ctx, alice.ID, c.ID); return err }},
-		{"DecideRequest", func() error { return s.DecideRequest(ctx, missing, issue.StatusApproved, staff.ID, "ok") }},
+		{"DecideRequest", func() error { return s.DecideRequest(ctx, missing, portal.StatusApproved, staff.ID, "ok") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, issue.ErrNotFound) {
+			if err := tt.call(); !errors.Is(err, portal.ErrNotFound) {
 				t.Errorf("%s of a missing request = %v, want ErrNotFound", tt.name, err)
 			}
 		})
 	}
-	for _, list := range []func() ([]*issue.Request, error){
-		func() ([]*issue.Request, error) { return s.RequestsByUser(ctx, missing) },
-		func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusPending) },
+	for _, list := range []func() ([]*portal.Request, error){
+		func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, missing) },
+		func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusPending) },
 	} {
 		if rs, err := list(); err != nil || len(rs) != 0 {
 			t.Errorf("listing with nothing to list = %v, %v; want empty", rs, err)
@@ -209,27 +209,27 @@ func TestDecideRequest(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
 	c := newCluster(t, s, "x")
 	tests := []struct {
 		name      string
-		requester *issue.User
-		status    issue.RequestStatus
-		decider   *issue.User // nil: the requester
+		requester *portal.User
+		status    portal.RequestStatus
+		decider   *portal.User // nil: the requester
 		note      string
 		wantErr   error
 	}{
-		{"staff approve", newUser(t, s, "a", issue.RoleCustomer), issue.StatusApproved, staff, "", nil},
-		{"staff deny with a note", newUser(t, s, "b", issue.RoleCustomer), issue.StatusDenied, staff, "no such project", nil},
-		{"requester cancels", newUser(t, s, "c", issue.RoleCustomer), issue.StatusCancelled, nil, "", nil},
-		{"staff cancel", newUser(t, s, "d", issue.RoleCustomer), issue.StatusCancelled, staff, "duplicate", nil},
+		{"staff approve", newUser(t, s, "a", portal.RoleCustomer), portal.StatusApproved, staff, "", nil},
+		{"staff deny with a note", newUser(t, s, "b", portal.RoleCustomer), portal.StatusDenied, staff, "no such project", nil},
+		{"requester cancels", newUser(t, s, "c", portal.RoleCustomer), portal.StatusCancelled, nil, "", nil},
+		{"staff cancel", newUser(t, s, "d", portal.RoleCustomer), portal.StatusCancelled, staff, "duplicate", nil},
 		// Staff may ask for credentials too, but not grant them to themselves.
-		{"self-approval", newUser(t, s, "staffer", issue.RoleStaff), issue.StatusApproved, nil, "", issue.ErrInvalid},
-		{"self-denial", newUser(t, s, "i", issue.RoleCustomer), issue.StatusDenied, nil, "nah", issue.ErrInvalid},
-		{"deny without a note", newUser(t, s, "e", issue.RoleCustomer), issue.StatusDenied, staff, "", issue.ErrInvalid},
-		{"back to pending", newUser(t, s, "f", issue.RoleCustomer), issue.StatusPending, staff, "", issue.ErrInvalid},
-		{"unknown status", newUser(t, s, "g", issue.RoleCustomer), "granted", staff, "", issue.ErrInvalid},
-		{"unknown decider", newUser(t, s, "h", issue.RoleCustomer), issue.StatusApproved, &issue.User{ID: 424242}, "", issue.ErrInvalid},
+		{"self-approval", newUser(t, s, "staffer", portal.RoleStaff), portal.StatusApproved, nil, "", portal.ErrInvalid},
+		{"self-denial", newUser(t, s, "i", portal.RoleCustomer), portal.StatusDenied, nil, "nah", portal.ErrInvalid},
+		{"deny without a note", newUser(t, s, "e", portal.RoleCustomer), portal.StatusDenied, staff, "", portal.ErrInvalid},
+		{"back to pending", newUser(t, s, "f", portal.RoleCustomer), portal.StatusPending, staff, "", portal.ErrInvalid},
+		{"unknown status", newUser(t, s, "g", portal.RoleCustomer), "granted", staff, "", portal.ErrInvalid},
+		{"unknown decider", newUser(t, s, "h", portal.RoleCustomer), portal.StatusApproved, &portal.User{ID: 424242}, "", portal.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,7 +247,7 @@ func TestDecideRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.wantErr != nil {
-				if got.Status != issue.StatusPending || got.DecidedBy != nil || got.DecidedAt != nil || got.DeciderEmail != "" {
+				if got.Status != portal.StatusPending || got.DecidedBy != nil || got.DecidedAt != nil || got.DeciderEmail != "" {
 					t.Errorf("a refused decision changed the request: %+v", got)
 				}
 				return
@@ -257,8 +257,8 @@ func TestDecideRequest(t *testing.T) {
 				t.Errorf("after deciding: %+v", got)
 			}
 			// Only a pending request can change.
-			for _, status := range []issue.RequestStatus{issue.StatusApproved, issue.StatusDenied, issue.StatusCancelled} {
-				if err := s.DecideRequest(ctx, r.ID, status, staff.ID, "again"); !errors.Is(err, issue.ErrConflict) {
+			for _, status := range []portal.RequestStatus{portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled} {
+				if err := s.DecideRequest(ctx, r.ID, status, staff.ID, "again"); !errors.Is(err, portal.ErrConflict) {
 					t.Errorf("deciding %s request %s: %v, want ErrConflict", got.Status, status, err)
 				}
 			}
@@ -273,9 +273,9 @@ func TestRequestListings(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	alice := newUser(t, s, "alice", issue.RoleCustomer)
-	bob := newUser(t, s, "bob", issue.RoleCustomer)
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	bob := newUser(t, s, "bob", portal.RoleCustomer)
 	c1, c2, c3 := newCluster(t, s, "one"), newCluster(t, s, "two"), newCluster(t, s, "three")
 
 	// In order of creation.
@@ -292,18 +292,18 @@ func TestRequestListings(t *testing.T) {
 
 	tests := []struct {
 		name string
-		list func() ([]*issue.Request, error)
-		want []*issue.Request
+		list func() ([]*portal.Request, error)
+		want []*portal.Request
 	}{
-		{"alice's, newest first", func() ([]*issue.Request, error) { return s.RequestsByUser(ctx, alice.ID) },
-			[]*issue.Request{a4, a3, a2, a1}},
-		{"bob's", func() ([]*issue.Request, error) { return s.RequestsByUser(ctx, bob.ID) },
-			[]*issue.Request{b2, b1}},
-		{"the queue, oldest first", func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusPending) },
-			[]*issue.Request{b1, a2, a4}},
-		{"approved, newest first", func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusApproved) },
-			[]*issue.Request{b2, a3, a1}},
-		{"denied: none", func() ([]*issue.Request, error) { return s.RequestsByStatus(ctx, issue.StatusDenied) }, nil},
+		{"alice's, newest first", func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, alice.ID) },
+			[]*portal.Request{a4, a3, a2, a1}},
+		{"bob's", func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, bob.ID) },
+			[]*portal.Request{b2, b1}},
+		{"the queue, oldest first", func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusPending) },
+			[]*portal.Request{b1, a2, a4}},
+		{"approved, newest first", func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusApproved) },
+			[]*portal.Request{b2, a3, a1}},
+		{"denied: none", func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusDenied) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,11 +319,11 @@ func TestRequestListings(t *testing.T) {
 					t.Errorf("[%d] is request %d, want %d", i, r.ID, tt.want[i].ID)
 				}
 				// Display fields come with every listing.
-				owner := map[int64]*issue.User{alice.ID: alice, bob.ID: bob}[r.UserID]
+				owner := map[int64]*portal.User{alice.ID: alice, bob.ID: bob}[r.UserID]
 				if r.ClusterName == "" || r.RequesterEmail != owner.Email || r.RequesterName != owner.Name {
 					t.Errorf("[%d] display fields missing: %+v", i, r)
 				}
-				if decided := r.Status != issue.StatusPending; decided != (r.DeciderEmail == staff.Email) {
+				if decided := r.Status != portal.StatusPending; decided != (r.DeciderEmail == staff.Email) {
 					t.Errorf("[%d] %s request has decider %q", i, r.Status, r.DeciderEmail)
 				}
 				if wantCred := r.ID == a3.ID; wantCred != (r.CredentialID != nil) || (wantCred && *r.CredentialID != cr.ID) {
@@ -341,8 +341,8 @@ func TestLockRequestSerialises(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	staff := newUser(t, s, "staff", issue.RoleStaff)
-	r := newRequest(t, s, newUser(t, s, "alice", issue.RoleCustomer), newCluster(t, s, "x"))
+	staff := newUser(t, s, "staff", portal.RoleStaff)
+	r := newRequest(t, s, newUser(t, s, "alice", portal.RoleCustomer), newCluster(t, s, "x"))
 
 	firstLocked, releaseFirst := make(chan struct{}), make(chan struct{})
 	firstDone := make(chan error, 1)
@@ -353,18 +353,18 @@ func TestLockRequestSerialises(t *testing.T) {
 				close(firstLocked)
 				return err
 			}
-			if locked.Status != issue.StatusPending || locked.RequesterEmail == "" {
+			if locked.Status != portal.StatusPending || locked.RequesterEmail == "" {
 				t.Errorf("first locker read %+v", locked)
 			}
 			close(firstLocked)
 			<-releaseFirst
-			return tx.DecideRequest(ctx, r.ID, issue.StatusApproved, staff.ID, "first")
+			return tx.DecideRequest(ctx, r.ID, portal.StatusApproved, staff.ID, "first")
 		})
 	}()
 	<-firstLocked
 
 	type result struct {
-		r   *issue.Request
+		r   *portal.Request
 		err error
 	}
 	secondDone := make(chan result, 1)
@@ -401,7 +401,7 @@ func TestLockRequestSerialises(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("second locker: %v", res.err)
 	}
-	if res.r.Status != issue.StatusApproved || res.r.DecisionNote != "first" {
+	if res.r.Status != portal.StatusApproved || res.r.DecisionNote != "first" {
 		t.Errorf("the second locker read %+v; want the first one's approval", res.r)
 	}
 }

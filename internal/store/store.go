@@ -7,11 +7,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
 // db is what a Store runs statements on: the pool, or one transaction.
@@ -81,22 +80,22 @@ const (
 )
 
 // mapErr turns a driver error into the portal's vocabulary: a missing row is
-// issue.ErrNotFound, a duplicate is issue.ErrConflict, a violated rule of the
-// schema is issue.ErrInvalid; anything else is wrapped with the operation.
+// portal.ErrNotFound, a duplicate is portal.ErrConflict, a violated rule of the
+// schema is portal.ErrInvalid; anything else is wrapped with the operation.
 func mapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("store: %s: %w", op, issue.ErrNotFound)
+		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case codeUniqueViolation:
-			return fmt.Errorf("store: %s: %w (%s)", op, issue.ErrConflict, pgErr.ConstraintName)
+			return fmt.Errorf("store: %s: %w (%s)", op, portal.ErrConflict, pgErr.ConstraintName)
 		case codeForeignKeyViolation, codeCheckViolation, codeNotNullViolation:
-			return fmt.Errorf("store: %s: %w (%s)", op, issue.ErrInvalid, pgErr.ConstraintName)
+			return fmt.Errorf("store: %s: %w (%s)", op, portal.ErrInvalid, pgErr.ConstraintName)
 		}
 	}
 	return fmt.Errorf("store: %s: %w", op, err)

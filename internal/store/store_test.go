@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 func newStore(t *testing.T) *Store {
@@ -18,8 +18,8 @@ func newStore(t *testing.T) *Store {
 	return New(pgtest.New(t))
 }
 
-func demoCluster(name string) *issue.Cluster {
-	return &issue.Cluster{Name: name, DisplayName: "Demo " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
+func demoCluster(name string) *portal.Cluster {
+	return &portal.Cluster{Name: name, DisplayName: "Demo " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
 		CredentialTTLDays: 90, Enabled: true}
 }
 
@@ -84,13 +84,13 @@ func TestClusters(t *testing.T) {
 		t.Errorf("CreateCluster did not fill ID and times: %+v", c)
 	}
 	err := s.CreateCluster(ctx, demoCluster("awi-ciroh"))
-	if !errors.Is(err, issue.ErrConflict) {
+	if !errors.Is(err, portal.ErrConflict) {
 		t.Errorf("duplicate name: %v, want ErrConflict", err)
 	}
-	if _, err := s.ClusterByName(ctx, "nope"); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.ClusterByName(ctx, "nope"); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("ClusterByName(nope): %v, want ErrNotFound", err)
 	}
-	if _, err := s.ClusterByID(ctx, 424242); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.ClusterByID(ctx, 424242); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("ClusterByID(424242): %v, want ErrNotFound", err)
 	}
 	got, err := s.ClusterByName(ctx, "awi-ciroh")
@@ -111,7 +111,7 @@ func TestClusters(t *testing.T) {
 	}
 	missing := demoCluster("ghost")
 	missing.ID = 999999
-	if err := s.UpdateCluster(ctx, missing); !errors.Is(err, issue.ErrNotFound) {
+	if err := s.UpdateCluster(ctx, missing); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("UpdateCluster of a missing cluster: %v, want ErrNotFound", err)
 	}
 }
@@ -122,18 +122,18 @@ func TestCreateClusterRefusesWhatTheSchemaForbids(t *testing.T) {
 	s := newStore(t)
 	tests := []struct {
 		name   string
-		mutate func(*issue.Cluster)
+		mutate func(*portal.Cluster)
 	}{
-		{"name not a DNS label", func(c *issue.Cluster) { c.Name = "Not_A_Label" }},
-		{"name ends with a dash", func(c *issue.Cluster) { c.Name = "bad-" }},
-		{"URL without scheme", func(c *issue.Cluster) { c.PrometheusURL = "prometheus.x.2i2c.cloud" }},
-		{"zero lifetime", func(c *issue.Cluster) { c.CredentialTTLDays = 0 }},
+		{"name not a DNS label", func(c *portal.Cluster) { c.Name = "Not_A_Label" }},
+		{"name ends with a dash", func(c *portal.Cluster) { c.Name = "bad-" }},
+		{"URL without scheme", func(c *portal.Cluster) { c.PrometheusURL = "prometheus.x.2i2c.cloud" }},
+		{"zero lifetime", func(c *portal.Cluster) { c.CredentialTTLDays = 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := demoCluster("ok")
 			tt.mutate(c)
-			if err := s.CreateCluster(ctx, c); !errors.Is(err, issue.ErrInvalid) {
+			if err := s.CreateCluster(ctx, c); !errors.Is(err, portal.ErrInvalid) {
 				t.Errorf("CreateCluster(%+v) = %v, want ErrInvalid", c, err)
 			}
 		})
@@ -170,12 +170,12 @@ func TestUpsertUser(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	u := &issue.User{Issuer: "https://idp.example", Subject: "123", Email: "old@example.org", Name: "Old", Role: issue.RoleCustomer}
+	u := &portal.User{Issuer: "https://idp.example", Subject: "123", Email: "old@example.org", Name: "Old", Role: portal.RoleCustomer}
 	if err := s.UpsertUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	again := &issue.User{Issuer: "https://idp.example", Subject: "123", Email: "new@example.org", EmailVerified: true,
-		Name: "New", Groups: []string{"2i2c-staff"}, Role: issue.RoleStaff}
+	again := &portal.User{Issuer: "https://idp.example", Subject: "123", Email: "new@example.org", EmailVerified: true,
+		Name: "New", Groups: []string{"2i2c-staff"}, Role: portal.RoleStaff}
 	if err := s.UpsertUser(ctx, again); err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +186,14 @@ func TestUpsertUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Email != "new@example.org" || got.Name != "New" || got.Role != issue.RoleStaff || len(got.Groups) != 1 || got.LastLoginAt == nil {
+	if got.Email != "new@example.org" || got.Name != "New" || got.Role != portal.RoleStaff || len(got.Groups) != 1 || got.LastLoginAt == nil {
 		t.Errorf("user not refreshed: %+v", got)
 	}
-	other := &issue.User{Issuer: "https://other.example", Subject: "123", Role: issue.RoleCustomer}
+	other := &portal.User{Issuer: "https://other.example", Subject: "123", Role: portal.RoleCustomer}
 	if err := s.UpsertUser(ctx, other); err != nil || other.ID == u.ID {
 		t.Errorf("same subject at another issuer must be another user: id %d, err %v", other.ID, err)
 	}
-	if _, err := s.UserByID(ctx, 987654); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.UserByID(ctx, 987654); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("UserByID(missing) = %v, want ErrNotFound", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestSchemaConstraints(t *testing.T) {
 	if err := s.CreateCluster(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	alice := &issue.User{Issuer: "i", Subject: "alice", Role: issue.RoleCustomer}
+	alice := &portal.User{Issuer: "i", Subject: "alice", Role: portal.RoleCustomer}
 	if err := s.UpsertUser(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
@@ -223,13 +223,13 @@ func TestSchemaConstraints(t *testing.T) {
 	if err := insertRequest("pending", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := insertRequest("pending", nil); !errors.Is(err, issue.ErrConflict) {
+	if err := insertRequest("pending", nil); !errors.Is(err, portal.ErrConflict) {
 		t.Errorf("second pending request for one (user, cluster): %v, want ErrConflict", err)
 	}
-	if err := insertRequest("approved", alice.ID); !errors.Is(err, issue.ErrInvalid) {
+	if err := insertRequest("approved", alice.ID); !errors.Is(err, portal.ErrInvalid) {
 		t.Errorf("self-approved request: %v, want ErrInvalid", err)
 	}
-	if err := insertRequest("granted", nil); !errors.Is(err, issue.ErrInvalid) {
+	if err := insertRequest("granted", nil); !errors.Is(err, portal.ErrInvalid) {
 		t.Errorf("unknown status: %v, want ErrInvalid", err)
 	}
 
@@ -258,7 +258,7 @@ func TestInTxRollsBack(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("InTx returned %v, want fn's error", err)
 	}
-	if _, err := s.ClusterByName(ctx, "rolled-back"); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.ClusterByName(ctx, "rolled-back"); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("a rolled-back cluster exists: %v", err)
 	}
 	if err := s.InTx(ctx, func(tx *Store) error { return tx.CreateCluster(ctx, demoCluster("kept")) }); err != nil {

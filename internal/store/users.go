@@ -3,15 +3,14 @@ package store
 import (
 	"context"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/2i2c-org/credential-portal/internal/issue"
 )
 
 const userColumns = `id, issuer, subject, email, email_verified, name, groups, role, created_at, last_login_at`
 
-func scanUser(row pgx.Row) (*issue.User, error) {
-	var u issue.User
+func scanUser(row pgx.Row) (*portal.User, error) {
+	var u portal.User
 	err := row.Scan(&u.ID, &u.Issuer, &u.Subject, &u.Email, &u.EmailVerified, &u.Name, &u.Groups,
 		&u.Role, &u.CreatedAt, &u.LastLoginAt)
 	return &u, err
@@ -20,7 +19,7 @@ func scanUser(row pgx.Row) (*issue.User, error) {
 // UpsertUser records a sign-in: it creates the user known by (Issuer,
 // Subject) or refreshes its email, name, groups and role, and stamps the
 // sign-in time. u's ID and times are filled in.
-func (s *Store) UpsertUser(ctx context.Context, u *issue.User) error {
+func (s *Store) UpsertUser(ctx context.Context, u *portal.User) error {
 	if u.Groups == nil {
 		u.Groups = []string{}
 	}
@@ -36,8 +35,8 @@ func (s *Store) UpsertUser(ctx context.Context, u *issue.User) error {
 	return mapErr("upsert user", err)
 }
 
-// UserByID returns the user with id. Returns issue.ErrNotFound if there is none.
-func (s *Store) UserByID(ctx context.Context, id int64) (*issue.User, error) {
+// UserByID returns the user with id. Returns portal.ErrNotFound if there is none.
+func (s *Store) UserByID(ctx context.Context, id int64) (*portal.User, error) {
 	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	if err != nil {
 		return nil, mapErr("user by id", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -29,12 +30,12 @@ func BenchmarkApprove(b *testing.B) {
 	ctx := context.Background()
 	st := store.New(pgtest.New(b))
 	svc := New(st, Options{})
-	cluster := &issue.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
+	cluster := &portal.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
 		CredentialTTLDays: 90, Enabled: true}
 	if err := st.CreateCluster(ctx, cluster); err != nil {
 		b.Fatal(err)
 	}
-	staff := &issue.User{Issuer: "https://idp.example.org", Subject: "sam", Email: "sam@2i2c.org", Role: issue.RoleStaff}
+	staff := &portal.User{Issuer: "https://idp.example.org", Subject: "sam", Email: "sam@2i2c.org", Role: portal.RoleStaff}
 	if err := st.UpsertUser(ctx, staff); err != nil {
 		b.Fatal(err)
 	}
@@ -54,12 +55,12 @@ func BenchmarkApprove(b *testing.B) {
 		b.Helper()
 		ids := make([]int64, n)
 		for i := range ids {
-			u := &issue.User{Issuer: "https://idp.example.org", Subject: "customer-" + rand.Text(), Email: "customer@example.org",
-				Role: issue.RoleCustomer}
+			u := &portal.User{Issuer: "https://idp.example.org", Subject: "customer-" + rand.Text(), Email: "customer@example.org",
+				Role: portal.RoleCustomer}
 			if err := st.UpsertUser(ctx, u); err != nil {
 				b.Fatal(err)
 			}
-			r := &issue.Request{UserID: u.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
+			r := &portal.Request{UserID: u.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
 				KeyFingerprint: rcpt.Fingerprint, Justification: "Dashboards for the research team."}
 			if err := st.CreateRequest(ctx, r); err != nil {
 				b.Fatal(err)
@@ -128,7 +129,7 @@ func BenchmarkApprove(b *testing.B) {
 		for _, id := range ids {
 			// Approve's own code, with the secrets made beforehand: only
 			// the username is new each time, as usernames are unique.
-			premade := func(*issue.Cluster, *issue.Recipient) (*issue.Issued, error) {
+			premade := func(*portal.Cluster, *issue.Recipient) (*issue.Issued, error) {
 				i := *issued
 				i.Username = issue.NewUsername()
 				return &i, nil

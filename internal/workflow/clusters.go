@@ -10,24 +10,40 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
 // Clusters lists clusters: every one for staff, the enabled ones for others.
-func (s *Service) Clusters(ctx context.Context, a Actor) ([]*issue.Cluster, error) {
+func (s *Service) Clusters(ctx context.Context, a Actor) ([]*portal.Cluster, error) {
 	if a.isStaff() {
 		return s.store.Clusters(ctx)
 	}
 	return s.store.EnabledClusters(ctx)
 }
 
-// CreateCluster adds a cluster. Returns issue.ErrForbidden for customers, an
-// *issue.InvalidError naming a wrong field, or a Problem of kind
-// issue.ErrConflict when the name is taken.
-func (s *Service) CreateCluster(ctx context.Context, a Actor, c *issue.Cluster) error {
+// OpenClusters lists the clusters that take new requests, for the request
+// form: staff see the same list there as customers.
+func (s *Service) OpenClusters(ctx context.Context) ([]*portal.Cluster, error) {
+	return s.store.EnabledClusters(ctx)
+}
+
+// Cluster returns cluster id to staff, for its page. Returns
+// portal.ErrForbidden for anyone else and portal.ErrNotFound for an unknown
+// cluster.
+func (s *Service) Cluster(ctx context.Context, a Actor, id int64) (*portal.Cluster, error) {
 	if !a.isStaff() {
-		return issue.ErrForbidden
+		return nil, portal.ErrForbidden
+	}
+	return s.store.ClusterByID(ctx, id)
+}
+
+// CreateCluster adds a cluster. Returns portal.ErrForbidden for customers, an
+// Error of portal.KindInvalid naming a wrong field, or an Error of
+// portal.KindConflict when the name is taken.
+func (s *Service) CreateCluster(ctx context.Context, a Actor, c *portal.Cluster) error {
+	if !a.isStaff() {
+		return portal.ErrForbidden
 	}
 	c.Normalize()
 	if err := c.Validate(); err != nil {
@@ -37,19 +53,19 @@ func (s *Service) CreateCluster(ctx context.Context, a Actor, c *issue.Cluster) 
 		if err := tx.CreateCluster(ctx, c); err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionClusterCreated, issue.SubjectCluster, c.ID, &c.ID, clusterDetails(c)))
+		return audit(a.event(portal.ActionClusterCreated, portal.SubjectCluster, c.ID, &c.ID, clusterDetails(c)))
 	})
-	if errors.Is(err, issue.ErrConflict) {
-		return issue.Refuse(issue.ErrConflict, "A cluster called %s exists already.", c.Name)
+	if errors.Is(err, portal.ErrConflict) {
+		return portal.Errorf(portal.KindConflict, "A cluster called %s exists already.", c.Name)
 	}
 	return err
 }
 
 // UpdateCluster saves the editable fields of cluster c (found by c.ID).
-// Returns what CreateCluster returns, and issue.ErrNotFound.
-func (s *Service) UpdateCluster(ctx context.Context, a Actor, c *issue.Cluster) error {
+// Returns what CreateCluster returns, and portal.ErrNotFound.
+func (s *Service) UpdateCluster(ctx context.Context, a Actor, c *portal.Cluster) error {
 	if !a.isStaff() {
-		return issue.ErrForbidden
+		return portal.ErrForbidden
 	}
 	return s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		old, err := tx.ClusterByID(ctx, c.ID)
@@ -64,7 +80,7 @@ func (s *Service) UpdateCluster(ctx context.Context, a Actor, c *issue.Cluster) 
 		if err := tx.UpdateCluster(ctx, c); err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionClusterUpdated, issue.SubjectCluster, c.ID, &c.ID, clusterChanges(old, c)))
+		return audit(a.event(portal.ActionClusterUpdated, portal.SubjectCluster, c.ID, &c.ID, clusterChanges(old, c)))
 	})
 }
 
@@ -84,7 +100,7 @@ type clusterFile struct {
 // display_name, prometheus_url, credential_ttl_days (default 90), note and
 // enabled (default true). Unknown keys are refused, so a typo cannot pass
 // unnoticed. Returns an error naming the entry and field at fault.
-func ParseClusters(r io.Reader) ([]*issue.Cluster, error) {
+func ParseClusters(r io.Reader) ([]*portal.Cluster, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -96,12 +112,12 @@ func ParseClusters(r io.Reader) ([]*issue.Cluster, error) {
 		return nil, fmt.Errorf("clusters file: %w", err)
 	}
 	seen := map[string]bool{}
-	out := make([]*issue.Cluster, 0, len(f.Clusters))
+	out := make([]*portal.Cluster, 0, len(f.Clusters))
 	for i, e := range f.Clusters {
-		c := &issue.Cluster{Name: e.Name, DisplayName: e.DisplayName, PrometheusURL: e.PrometheusURL,
+		c := &portal.Cluster{Name: e.Name, DisplayName: e.DisplayName, PrometheusURL: e.PrometheusURL,
 			CredentialTTLDays: e.CredentialTTLDays, Note: e.Note, Enabled: e.Enabled == nil || *e.Enabled}
 		if c.CredentialTTLDays == 0 {
-			c.CredentialTTLDays = issue.DefaultCredentialTTLDays
+			c.CredentialTTLDays = portal.DefaultCredentialTTLDays
 		}
 		c.Normalize()
 		if err := c.Validate(); err != nil {
@@ -135,13 +151,13 @@ func (s *Service) ImportClustersFile(ctx context.Context, path string) (int, err
 
 // ImportClusters upserts clusters as the system, auditing each one that
 // changed. Returns how many changed.
-func (s *Service) ImportClusters(ctx context.Context, clusters []*issue.Cluster) (int, error) {
+func (s *Service) ImportClusters(ctx context.Context, clusters []*portal.Cluster) (int, error) {
 	changed := 0
 	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		changed = 0
 		for _, c := range clusters {
 			old, err := tx.ClusterByName(ctx, c.Name)
-			if err != nil && !errors.Is(err, issue.ErrNotFound) {
+			if err != nil && !errors.Is(err, portal.ErrNotFound) {
 				return err
 			}
 			did, err := tx.UpsertCluster(ctx, c)
@@ -153,9 +169,9 @@ func (s *Service) ImportClusters(ctx context.Context, clusters []*issue.Cluster)
 			}
 			changed++
 			if old == nil {
-				err = audit(System.event(issue.ActionClusterCreated, issue.SubjectCluster, c.ID, &c.ID, clusterDetails(c)))
+				err = audit(System.event(portal.ActionClusterCreated, portal.SubjectCluster, c.ID, &c.ID, clusterDetails(c)))
 			} else {
-				err = audit(System.event(issue.ActionClusterUpdated, issue.SubjectCluster, c.ID, &c.ID, clusterChanges(old, c)))
+				err = audit(System.event(portal.ActionClusterUpdated, portal.SubjectCluster, c.ID, &c.ID, clusterChanges(old, c)))
 			}
 			if err != nil {
 				return err
@@ -166,13 +182,13 @@ func (s *Service) ImportClusters(ctx context.Context, clusters []*issue.Cluster)
 	return changed, err
 }
 
-func clusterDetails(c *issue.Cluster) map[string]any {
+func clusterDetails(c *portal.Cluster) map[string]any {
 	return map[string]any{"name": c.Name, "display_name": c.DisplayName, "prometheus_url": c.PrometheusURL,
 		"credential_ttl_days": c.CredentialTTLDays, "enabled": c.Enabled, "note": c.Note}
 }
 
 // clusterChanges lists the fields that differ, as {"field": [old, new]}.
-func clusterChanges(old, c *issue.Cluster) map[string]any {
+func clusterChanges(old, c *portal.Cluster) map[string]any {
 	changes := map[string]any{"name": c.Name}
 	before, after := clusterDetails(old), clusterDetails(c)
 	for k, v := range after {

@@ -4,38 +4,38 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
 // Credential returns credential id to its owner or to staff; anyone else gets
-// issue.ErrNotFound, as for a credential that does not exist.
-func (s *Service) Credential(ctx context.Context, a Actor, id int64) (*issue.Credential, error) {
+// portal.ErrNotFound, as for a credential that does not exist.
+func (s *Service) Credential(ctx context.Context, a Actor, id int64) (*portal.Credential, error) {
 	c, err := s.store.CredentialByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !a.is(c.UserID) && !a.isStaff() {
-		return nil, fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+		return nil, fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 	}
 	return c, nil
 }
 
 // Credentials lists the actor's own credentials, newest first.
-func (s *Service) Credentials(ctx context.Context, a Actor) ([]*issue.Credential, error) {
+func (s *Service) Credentials(ctx context.Context, a Actor) ([]*portal.Credential, error) {
 	if a.User == nil {
-		return nil, issue.ErrForbidden
+		return nil, portal.ErrForbidden
 	}
 	return s.store.CredentialsByUser(ctx, a.User.ID)
 }
 
 // Download returns credentials.txt.age of credential id, counts the download
 // and audits it. Only the owner may download: for anyone else, staff
-// included, the credential does not exist (issue.ErrNotFound). A revoked or
-// expired credential is refused with a Problem of kind issue.ErrConflict.
-func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *issue.Credential, error) {
+// included, the credential does not exist (portal.ErrNotFound). A revoked or
+// expired credential is refused with an Error of portal.KindConflict.
+func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *portal.Credential, error) {
 	var (
-		cred       *issue.Credential
+		cred       *portal.Credential
 		ciphertext []byte
 	)
 	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
@@ -44,13 +44,13 @@ func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *iss
 			return err
 		}
 		if !a.is(cred.UserID) {
-			return fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 		}
 		switch cred.State(s.now()) {
-		case issue.CredentialRevoked:
-			return issue.Refuse(issue.ErrConflict, "This credential was revoked and no longer works. Request a new one.")
-		case issue.CredentialExpired:
-			return issue.Refuse(issue.ErrConflict, "This credential has expired. Renew it to get a new one.")
+		case portal.CredentialRevoked:
+			return portal.Errorf(portal.KindConflict, "This credential was revoked and no longer works. Request a new one.")
+		case portal.CredentialExpired:
+			return portal.Errorf(portal.KindConflict, "This credential has expired. Renew it to get a new one.")
 		}
 		if ciphertext, err = tx.CredentialCiphertext(ctx, id); err != nil {
 			return err
@@ -59,7 +59,7 @@ func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *iss
 		if err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionCredentialDownloaded, issue.SubjectCredential, id, &cred.ClusterID,
+		return audit(a.event(portal.ActionCredentialDownloaded, portal.SubjectCredential, id, &cred.ClusterID,
 			map[string]any{"download": n}))
 	})
 	if err != nil {

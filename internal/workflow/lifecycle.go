@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -23,11 +23,11 @@ const MaxReason = 500
 
 // RotateSyncToken makes a new sync token for the cluster's agent, replacing
 // any earlier one, and returns it: it is shown once and stored only as its
-// SHA-256 (256 random bits need no slow hash). Returns issue.ErrForbidden for
-// customers and issue.ErrNotFound for an unknown cluster.
+// SHA-256 (256 random bits need no slow hash). Returns portal.ErrForbidden for
+// customers and portal.ErrNotFound for an unknown cluster.
 func (s *Service) RotateSyncToken(ctx context.Context, a Actor, clusterName string) (string, error) {
 	if !a.isStaff() {
-		return "", issue.ErrForbidden
+		return "", portal.ErrForbidden
 	}
 	var secret [32]byte
 	_, _ = rand.Read(secret[:]) // crypto/rand.Read never fails
@@ -42,7 +42,7 @@ func (s *Service) RotateSyncToken(ctx context.Context, a Actor, clusterName stri
 		if err := tx.SetSyncToken(ctx, c.ID, hash[:]); err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionClusterSyncTokenRotated, issue.SubjectCluster, c.ID, &c.ID,
+		return audit(a.event(portal.ActionClusterSyncTokenRotated, portal.SubjectCluster, c.ID, &c.ID,
 			map[string]any{"cluster": c.Name, "replaced_earlier_token": replaced}))
 	})
 	if err != nil {
@@ -51,50 +51,47 @@ func (s *Service) RotateSyncToken(ctx context.Context, a Actor, clusterName stri
 	return token, nil
 }
 
-// ErrBadSyncToken is a sync token that does not open the cluster it names:
-// missing, wrong, another cluster's, or for a cluster that does not exist.
-var ErrBadSyncToken = errors.New("sync token refused")
-
 // ClusterForSyncToken returns the cluster called name if token is its sync
-// token, compared in constant time. Anything else is ErrBadSyncToken, with
-// no hint of which part was wrong.
-func (s *Service) ClusterForSyncToken(ctx context.Context, name, token string) (*issue.Cluster, error) {
+// token, compared in constant time. Anything else (a token missing, wrong or
+// another cluster's, a cluster that does not exist) is portal.ErrUnauthorized,
+// with no hint of which part was wrong.
+func (s *Service) ClusterForSyncToken(ctx context.Context, name, token string) (*portal.Cluster, error) {
 	c, err := s.store.ClusterByName(ctx, name)
-	if errors.Is(err, issue.ErrNotFound) {
-		return nil, ErrBadSyncToken
+	if errors.Is(err, portal.ErrNotFound) {
+		return nil, fmt.Errorf("sync token for cluster %q: %w", name, portal.ErrUnauthorized)
 	}
 	if err != nil {
 		return nil, err
 	}
 	got := sha256.Sum256([]byte(token))
 	if token == "" || c.SyncTokenHash == nil || subtle.ConstantTimeCompare(got[:], c.SyncTokenHash) != 1 {
-		return nil, ErrBadSyncToken
+		return nil, fmt.Errorf("sync token for cluster %q: %w", name, portal.ErrUnauthorized)
 	}
 	return c, nil
 }
 
 // ActiveCredentials are the credentials cluster c's Prometheus accepts now:
 // approved, not revoked, not expired, ordered by username.
-func (s *Service) ActiveCredentials(ctx context.Context, c *issue.Cluster) ([]*issue.Credential, error) {
+func (s *Service) ActiveCredentials(ctx context.Context, c *portal.Cluster) ([]*portal.Credential, error) {
 	return s.store.ActiveCredentials(ctx, c.ID, s.now())
 }
 
 func checkReason(reason string) (string, error) {
-	reason, err := issue.CleanText("reason", reason, MaxReason)
+	reason, err := portal.CleanText("reason", reason, MaxReason)
 	if err != nil {
 		return "", err
 	}
 	if reason == "" {
-		return "", issue.Invalid("reason", "Say why the credential is revoked; it is kept in its history.")
+		return "", portal.Invalid("reason", "Say why the credential is revoked; it is kept in its history.")
 	}
 	return reason, nil
 }
 
 // Revoke revokes credential id at once: its owner may, and so may staff.
-// Prometheus refuses it within seconds. Returns an *issue.InvalidError
-// without a reason, issue.ErrNotFound for anyone else, and a Problem of kind
-// issue.ErrConflict when it is revoked already.
-func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) (*issue.Credential, error) {
+// Prometheus refuses it within seconds. Returns an Error of portal.KindInvalid
+// without a reason, portal.ErrNotFound for anyone else, and an Error of
+// portal.KindConflict when it is revoked already.
+func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) (*portal.Credential, error) {
 	reason, err := checkReason(reason)
 	if err != nil {
 		return nil, err
@@ -105,8 +102,8 @@ func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) 
 // ReportCompromised revokes the owner's credential id at once and flags it
 // for staff as compromised. details, optional, says what happened. Returns
 // what Revoke returns; only the owner may report (staff revoke instead).
-func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*issue.Credential, error) {
-	details, err := issue.CleanText("details", details, MaxReason)
+func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*portal.Credential, error) {
+	details, err := portal.CleanText("details", details, MaxReason)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +114,7 @@ func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, deta
 	return s.revoke(ctx, a, id, reason, true)
 }
 
-func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, compromised bool) (*issue.Credential, error) {
+func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, compromised bool) (*portal.Credential, error) {
 	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		c, err := tx.CredentialByID(ctx, id)
 		if err != nil {
@@ -125,24 +122,24 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 		}
 		switch {
 		case compromised && !a.is(c.UserID):
-			return fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 		case !a.is(c.UserID) && !a.isStaff():
-			return fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 		case c.RevokedAt != nil:
-			return issue.Refuse(issue.ErrConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))
+			return portal.Errorf(portal.KindConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))
 		}
 		err = tx.RevokeCredential(ctx, id, &a.User.ID, reason, compromised)
-		if errors.Is(err, issue.ErrConflict) { // revoked by someone else a moment ago
-			return issue.Refuse(issue.ErrConflict, "This credential was revoked already.")
+		if errors.Is(err, portal.ErrConflict) { // revoked by someone else a moment ago
+			return portal.Errorf(portal.KindConflict, "This credential was revoked already.")
 		}
 		if err != nil {
 			return err
 		}
-		action := issue.ActionCredentialRevoked
+		action := portal.ActionCredentialRevoked
 		if compromised {
-			action = issue.ActionCredentialCompromised
+			action = portal.ActionCredentialCompromised
 		}
-		return audit(a.event(action, issue.SubjectCredential, id, &c.ClusterID, map[string]any{
+		return audit(a.event(action, portal.SubjectCredential, id, &c.ClusterID, map[string]any{
 			"reason": reason, "username": c.Username, "by_owner": a.is(c.UserID),
 		}))
 	})
@@ -154,9 +151,9 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 
 // Renew starts the renewal of the owner's credential id: a new pending
 // request with the same cluster, key and justification. The old credential
-// stays valid until it expires or is revoked. Returns issue.ErrNotFound for
+// stays valid until it expires or is revoked. Returns portal.ErrNotFound for
 // anyone but the owner, and what CreateRequest returns.
-func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
 	old, err := s.RenewalDraft(ctx, a, id)
 	if err != nil {
 		return nil, err
@@ -171,24 +168,24 @@ func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*issue.Request,
 }
 
 // RenewalDraft returns the request that credential id was issued for, for
-// its owner to start a renewal from. Returns issue.ErrNotFound for anyone
+// its owner to start a renewal from. Returns portal.ErrNotFound for anyone
 // but the owner.
-func (s *Service) RenewalDraft(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+func (s *Service) RenewalDraft(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
 	c, err := s.store.CredentialByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !a.is(c.UserID) {
-		return nil, fmt.Errorf("credential %d: %w", id, issue.ErrNotFound)
+		return nil, fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 	}
 	return s.store.RequestByID(ctx, c.RequestID)
 }
 
 // Revocations lists revoked credentials, the latest first. Returns
-// issue.ErrForbidden for customers.
-func (s *Service) Revocations(ctx context.Context, a Actor) ([]*issue.Credential, error) {
+// portal.ErrForbidden for customers.
+func (s *Service) Revocations(ctx context.Context, a Actor) ([]*portal.Credential, error) {
 	if !a.isStaff() {
-		return nil, issue.ErrForbidden
+		return nil, portal.ErrForbidden
 	}
 	return s.store.Revocations(ctx)
 }
@@ -215,7 +212,7 @@ func (s *Service) RecordDueReminders(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, r := range due {
-			err := audit(System.event(issue.ActionCredentialReminder, issue.SubjectCredential, r.CredentialID, &r.ClusterID,
+			err := audit(System.event(portal.ActionCredentialReminder, portal.SubjectCredential, r.CredentialID, &r.ClusterID,
 				map[string]any{"days_before": r.DaysBefore, "expires_at": r.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), "owner_id": r.UserID}))
 			if err != nil {
 				return err
@@ -228,10 +225,10 @@ func (s *Service) RecordDueReminders(ctx context.Context) (int, error) {
 }
 
 // RecentCompromises counts the credentials reported compromised in the last
-// week, for the staff's attention. Returns issue.ErrForbidden for customers.
+// week, for the staff's attention. Returns portal.ErrForbidden for customers.
 func (s *Service) RecentCompromises(ctx context.Context, a Actor) (int, error) {
 	if !a.isStaff() {
-		return 0, issue.ErrForbidden
+		return 0, portal.ErrForbidden
 	}
 	return s.store.CompromisedSince(ctx, s.now().Add(-7*24*time.Hour))
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -18,57 +19,44 @@ type RequestInput struct {
 	Justification string
 }
 
-// DuplicateError refuses a second open request for the same cluster and
-// points at the first. It matches issue.ErrConflict.
-type DuplicateError struct {
-	Existing *issue.Request
-}
-
-func (e *DuplicateError) Error() string {
-	return fmt.Sprintf("You already have a pending request (#%d) for %s. Wait for its decision, or cancel it to make a new one.",
-		e.Existing.ID, e.Existing.ClusterName)
-}
-
-// Unwrap makes a DuplicateError an issue.ErrConflict.
-func (e *DuplicateError) Unwrap() error { return issue.ErrConflict }
-
 // CreateRequest records a customer's request for a credential. The key rules
-// are issue.ParseRecipient's. Returns an *issue.InvalidError naming the field
-// to fix (a pasted private key also matches issue.ErrPrivateKey), or a
-// *DuplicateError when a request for the cluster is already pending.
-func (s *Service) CreateRequest(ctx context.Context, a Actor, in RequestInput) (*issue.Request, error) {
+// are issue.ParseRecipient's. Returns an Error of portal.KindInvalid naming
+// the field to fix (a pasted private key is marked Secret), or of
+// portal.KindConflict, linked to the pending request, when one for the
+// cluster exists already.
+func (s *Service) CreateRequest(ctx context.Context, a Actor, in RequestInput) (*portal.Request, error) {
 	return s.createRequest(ctx, a, in, nil)
 }
 
-func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, renews *issue.Credential) (*issue.Request, error) {
+func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, renews *portal.Credential) (*portal.Request, error) {
 	if a.User == nil {
-		return nil, issue.ErrForbidden
+		return nil, portal.ErrForbidden
 	}
 	// The key first: a private key must be refused whatever else is wrong.
 	rcpt, err := issue.ParseRecipient(in.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	justification, err := issue.CleanText("justification", in.Justification, issue.MaxJustification)
+	justification, err := portal.CleanText("justification", in.Justification, portal.MaxJustification)
 	if err != nil {
 		return nil, err
 	}
-	if n := utf8.RuneCountInString(justification); n < issue.MinJustification {
-		return nil, issue.Invalid("justification", "Say in %d to %d characters what you will use the access for (you wrote %d).",
-			issue.MinJustification, issue.MaxJustification, n)
+	if n := utf8.RuneCountInString(justification); n < portal.MinJustification {
+		return nil, portal.Invalid("justification", "Say in %d to %d characters what you will use the access for (you wrote %d).",
+			portal.MinJustification, portal.MaxJustification, n)
 	}
 	cluster, err := s.store.ClusterByName(ctx, strings.TrimSpace(in.Cluster))
-	if errors.Is(err, issue.ErrNotFound) {
-		return nil, issue.Invalid("cluster", "Choose a cluster from the list.")
+	if errors.Is(err, portal.ErrNotFound) {
+		return nil, portal.Invalid("cluster", "Choose a cluster from the list.")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !cluster.Enabled {
-		return nil, issue.Invalid("cluster", "%s is not taking new requests at the moment. Contact 2i2c support if you need access.", cluster.Title())
+		return nil, portal.Invalid("cluster", "%s is not taking new requests at the moment. Contact 2i2c support if you need access.", cluster.Title())
 	}
 
-	r := &issue.Request{
+	r := &portal.Request{
 		UserID: a.User.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
 		KeyFingerprint: rcpt.Fingerprint, Justification: justification, ClusterName: cluster.Name,
 	}
@@ -81,11 +69,11 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 		if err := tx.CreateRequest(ctx, r); err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionRequestCreated, issue.SubjectRequest, r.ID, &cluster.ID, details))
+		return audit(a.event(portal.ActionRequestCreated, portal.SubjectRequest, r.ID, &cluster.ID, details))
 	})
-	if errors.Is(err, issue.ErrConflict) {
+	if errors.Is(err, portal.ErrConflict) {
 		if existing, ferr := s.store.PendingRequestFor(ctx, a.User.ID, cluster.ID); ferr == nil {
-			return nil, &DuplicateError{Existing: existing}
+			return nil, duplicate(existing)
 		}
 	}
 	if err != nil {
@@ -94,24 +82,33 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 	return s.store.RequestByID(ctx, r.ID)
 }
 
+// duplicate refuses a second open request for the same cluster and points
+// at the first.
+func duplicate(existing *portal.Request) error {
+	return &portal.Error{Kind: portal.KindConflict, Field: "cluster",
+		Message: fmt.Sprintf("You already have a pending request (#%d) for %s. Wait for its decision, or cancel it to make a new one.",
+			existing.ID, existing.ClusterName),
+		Link: &portal.Link{Subject: portal.SubjectRequest, ID: existing.ID}}
+}
+
 // Request returns request id to its requester or to staff. Returns
-// issue.ErrNotFound for anyone else, as for a request that does not exist.
-func (s *Service) Request(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+// portal.ErrNotFound for anyone else, as for a request that does not exist.
+func (s *Service) Request(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
 	r, err := s.store.RequestByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !a.is(r.UserID) && !a.isStaff() {
-		return nil, fmt.Errorf("request %d: %w", id, issue.ErrNotFound)
+		return nil, fmt.Errorf("request %d: %w", id, portal.ErrNotFound)
 	}
 	return r, nil
 }
 
 // Requests lists requests: a customer's own, newest first; or, for staff
 // giving a status, everyone's with that status (pending ones oldest first).
-func (s *Service) Requests(ctx context.Context, a Actor, status issue.RequestStatus) ([]*issue.Request, error) {
+func (s *Service) Requests(ctx context.Context, a Actor, status portal.RequestStatus) ([]*portal.Request, error) {
 	if a.User == nil {
-		return nil, issue.ErrForbidden
+		return nil, portal.ErrForbidden
 	}
 	if status != "" && a.isStaff() {
 		return s.store.RequestsByStatus(ctx, status)
@@ -130,18 +127,18 @@ func (s *Service) Requests(ctx context.Context, a Actor, status issue.RequestSta
 }
 
 // Queue is the staff queue: pending requests, oldest first. Returns
-// issue.ErrForbidden for customers.
-func (s *Service) Queue(ctx context.Context, a Actor) ([]*issue.Request, error) {
+// portal.ErrForbidden for customers.
+func (s *Service) Queue(ctx context.Context, a Actor) ([]*portal.Request, error) {
 	if !a.isStaff() {
-		return nil, issue.ErrForbidden
+		return nil, portal.ErrForbidden
 	}
-	return s.store.RequestsByStatus(ctx, issue.StatusPending)
+	return s.store.RequestsByStatus(ctx, portal.StatusPending)
 }
 
 // CancelRequest withdraws a pending request. Only its requester may; others
-// get issue.ErrNotFound (staff: ErrForbidden, they deny instead). Returns a
-// Problem of kind issue.ErrConflict when the request is no longer pending.
-func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*issue.Request, error) {
+// get portal.ErrNotFound (staff: ErrForbidden, they deny instead). Returns a
+// Error of portal.KindConflict when the request is no longer pending.
+func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
 	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		r, err := tx.LockRequest(ctx, id)
 		if err != nil {
@@ -149,17 +146,17 @@ func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*issue.
 		}
 		if !a.is(r.UserID) {
 			if a.isStaff() {
-				return issue.Refuse(issue.ErrForbidden, "Only the requester can cancel a request; deny it instead.")
+				return portal.Errorf(portal.KindForbidden, "Only the requester can cancel a request; deny it instead.")
 			}
-			return fmt.Errorf("request %d: %w", id, issue.ErrNotFound)
+			return fmt.Errorf("request %d: %w", id, portal.ErrNotFound)
 		}
-		if r.Status != issue.StatusPending {
-			return issue.Refuse(issue.ErrConflict, "This request is already %s; only a pending request can be cancelled.", r.Status)
+		if r.Status != portal.StatusPending {
+			return portal.Errorf(portal.KindConflict, "This request is already %s; only a pending request can be cancelled.", r.Status)
 		}
-		if err := tx.DecideRequest(ctx, id, issue.StatusCancelled, a.User.ID, ""); err != nil {
+		if err := tx.DecideRequest(ctx, id, portal.StatusCancelled, a.User.ID, ""); err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionRequestCancelled, issue.SubjectRequest, id, &r.ClusterID, nil))
+		return audit(a.event(portal.ActionRequestCancelled, portal.SubjectRequest, id, &r.ClusterID, nil))
 	})
 	if err != nil {
 		return nil, err
@@ -169,39 +166,39 @@ func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*issue.
 
 // lockForDecision locks pending request id for staff to decide, refusing
 // customers, the requester, and a request decided already.
-func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*issue.Request, error) {
+func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*portal.Request, error) {
 	if !a.isStaff() {
-		return nil, issue.ErrForbidden
+		return nil, portal.ErrForbidden
 	}
 	r, err := tx.LockRequest(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if a.is(r.UserID) {
-		return nil, issue.Refuse(issue.ErrForbidden, "You cannot %s your own request: another staff member must decide it.", verb)
+		return nil, portal.Errorf(portal.KindForbidden, "You cannot %s your own request: another staff member must decide it.", verb)
 	}
-	if r.Status != issue.StatusPending {
+	if r.Status != portal.StatusPending {
 		by := ""
 		if r.DeciderEmail != "" {
 			by = " by " + r.DeciderEmail
 		}
-		return nil, issue.Refuse(issue.ErrConflict, "This request was already %s%s.", r.Status, by)
+		return nil, portal.Errorf(portal.KindConflict, "This request was already %s%s.", r.Status, by)
 	}
 	return r, nil
 }
 
 // Approve approves a pending request and issues its credential in the same
 // transaction: two staff approving at once, or one approving twice, yield
-// exactly one credential. Returns issue.ErrForbidden for customers and for
-// the requester, a Problem of kind issue.ErrConflict when the request is no
-// longer pending, issue.ErrNotFound when it does not exist.
-func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (*issue.Credential, error) {
+// exactly one credential. Returns portal.ErrForbidden for customers and for
+// the requester, an Error of portal.KindConflict when the request is no
+// longer pending, portal.ErrNotFound when it does not exist.
+func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (*portal.Credential, error) {
 	// The password's bcrypt hash, most of the time issuance takes, starts now
 	// and runs while the request is locked and read; wasted only when the
 	// approval is refused.
 	secrets := issue.NewSecrets(s.cost)
 	first := true
-	return s.approve(ctx, a, id, note, func(c *issue.Cluster, r *issue.Recipient) (*issue.Issued, error) {
+	return s.approve(ctx, a, id, note, func(c *portal.Cluster, r *issue.Recipient) (*issue.Issued, error) {
 		if first {
 			first = false
 			return secrets.Issue(c, r, s.now())
@@ -212,14 +209,14 @@ func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (
 
 // mintFunc makes a credential's secrets for a cluster and recipient:
 // issue.Issue, or in benchmarks of the database part, one made beforehand.
-type mintFunc func(*issue.Cluster, *issue.Recipient) (*issue.Issued, error)
+type mintFunc func(*portal.Cluster, *issue.Recipient) (*issue.Issued, error)
 
-func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, mint mintFunc) (*issue.Credential, error) {
-	note, err := issue.CleanText("note", note, issue.MaxJustification)
+func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, mint mintFunc) (*portal.Credential, error) {
+	note, err := portal.CleanText("note", note, portal.MaxJustification)
 	if err != nil {
 		return nil, err
 	}
-	var cred *issue.Credential
+	var cred *portal.Credential
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		r, err := s.lockForDecision(ctx, tx, a, id, "approve")
 		if err != nil {
@@ -235,7 +232,7 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 		}
 		// The decision first: it does not need the credential, so it is
 		// written while the password is still being hashed.
-		if err := tx.DecideRequest(ctx, id, issue.StatusApproved, a.User.ID, note); err != nil {
+		if err := tx.DecideRequest(ctx, id, portal.StatusApproved, a.User.ID, note); err != nil {
 			return err
 		}
 		// And the audit chain's lock, so that once the credential is stored
@@ -248,8 +245,8 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 			return err
 		}
 		return audit(
-			a.event(issue.ActionRequestApproved, issue.SubjectRequest, id, &r.ClusterID, noteDetails(note)),
-			a.event(issue.ActionCredentialIssued, issue.SubjectCredential, cred.ID, &r.ClusterID, map[string]any{
+			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note)),
+			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, map[string]any{
 				"request_id": id, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"),
 				"key_fingerprint": cred.KeyFingerprint,
 			}),
@@ -264,21 +261,21 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 // storeCredential mints and stores the credential of request r. A username
 // that clashes with one already issued on the cluster is drawn again; the
 // clash does not abort the transaction.
-func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *issue.Request, c *issue.Cluster, rcpt *issue.Recipient, mint mintFunc) (*issue.Credential, error) {
+func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *portal.Request, c *portal.Cluster, rcpt *issue.Recipient, mint mintFunc) (*portal.Credential, error) {
 	const attempts = 3
 	for i := 0; ; i++ {
 		issued, err := mint(c, rcpt)
 		if err != nil {
 			return nil, err
 		}
-		cred := &issue.Credential{
+		cred := &portal.Credential{
 			RequestID: r.ID, UserID: r.UserID, ClusterID: c.ID, Username: issued.Username,
 			PasswordHash: issued.PasswordHash, Ciphertext: issued.Ciphertext, KeyFingerprint: issued.Fingerprint,
 			IssuedAt: issued.IssuedAt, ExpiresAt: issued.ExpiresAt,
 			ClusterName: c.Name, PrometheusURL: c.PrometheusURL, OwnerEmail: r.RequesterEmail,
 		}
 		err = tx.CreateCredential(ctx, cred)
-		if err == nil || !errors.Is(err, issue.ErrConflict) || i == attempts-1 {
+		if err == nil || !errors.Is(err, portal.ErrConflict) || i == attempts-1 {
 			cred.Ciphertext = nil // stored; not for callers to pass around
 			return cred, err
 		}
@@ -286,24 +283,24 @@ func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *issue
 }
 
 // Deny refuses a pending request with a note the customer sees. Returns an
-// *issue.InvalidError without a note, and otherwise what Approve returns.
-func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*issue.Request, error) {
-	note, err := issue.CleanText("note", note, issue.MaxJustification)
+// Error of portal.KindInvalid without a note, and otherwise what Approve returns.
+func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*portal.Request, error) {
+	note, err := portal.CleanText("note", note, portal.MaxJustification)
 	if err != nil {
 		return nil, err
 	}
 	if note == "" {
-		return nil, issue.Invalid("note", "Say why the request is denied: the customer sees this note.")
+		return nil, portal.Invalid("note", "Say why the request is denied: the customer sees this note.")
 	}
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		r, err := s.lockForDecision(ctx, tx, a, id, "deny")
 		if err != nil {
 			return err
 		}
-		if err := tx.DecideRequest(ctx, id, issue.StatusDenied, a.User.ID, note); err != nil {
+		if err := tx.DecideRequest(ctx, id, portal.StatusDenied, a.User.ID, note); err != nil {
 			return err
 		}
-		return audit(a.event(issue.ActionRequestDenied, issue.SubjectRequest, id, &r.ClusterID, noteDetails(note)))
+		return audit(a.event(portal.ActionRequestDenied, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note)))
 	})
 	if err != nil {
 		return nil, err

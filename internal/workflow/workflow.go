@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -47,20 +48,27 @@ func New(st *store.Store, opts Options) *Service {
 // Actor is who acts and from where: the user (nil for someone not signed in
 // or for the system), and the address and user agent for the audit log.
 type Actor struct {
-	User      *issue.User
+	User      *portal.User
 	IP        string
 	UserAgent string
+	// Name says which part of the portal acts, when the system does (a
+	// command, a policy); the audit log's actor is the system all the same.
+	Name string
 }
 
 // System is the actor of what the portal does by itself.
 var System = Actor{}
 
+// Command is the system acting through the command line, as in
+// `portal audit verify`.
+func Command(name string) Actor { return Actor{Name: name} }
+
 func (a Actor) name() string {
-	if a.User == nil && a.IP == "" {
-		return issue.ActorSystem
+	if a.isSystem() {
+		return portal.ActorSystem
 	}
 	if a.User == nil {
-		return issue.ActorAnonymous
+		return portal.ActorAnonymous
 	}
 	if a.User.Email != "" {
 		return a.User.Email
@@ -68,13 +76,26 @@ func (a Actor) name() string {
 	return a.User.Subject
 }
 
+// label is the actor as a record names it: the name of a command, else as
+// in the audit log.
+func (a Actor) label() string {
+	if a.isSystem() && a.Name != "" {
+		return a.Name
+	}
+	return a.name()
+}
+
 func (a Actor) isStaff() bool { return a.User.IsStaff() }
+
+// isSystem reports whether the portal itself acts, not a person or a
+// visitor.
+func (a Actor) isSystem() bool { return a.User == nil && a.IP == "" }
 
 func (a Actor) is(userID int64) bool { return a.User != nil && a.User.ID == userID }
 
 // event is an audit event by a about a subject.
-func (a Actor) event(action issue.Action, subjectType string, subjectID int64, clusterID *int64, details map[string]any) *issue.AuditEvent {
-	e := &issue.AuditEvent{
+func (a Actor) event(action portal.Action, subjectType string, subjectID int64, clusterID *int64, details map[string]any) *portal.AuditEvent {
+	e := &portal.AuditEvent{
 		Actor: a.name(), Action: action, SubjectType: subjectType, ClusterID: clusterID,
 		Details: details, IP: a.IP, UserAgent: a.UserAgent,
 	}
@@ -89,14 +110,14 @@ func (a Actor) event(action issue.Action, subjectType string, subjectID int64, c
 }
 
 // auditFunc appends audit events within a transaction.
-type auditFunc func(events ...*issue.AuditEvent) error
+type auditFunc func(events ...*portal.AuditEvent) error
 
 // inTx runs fn in one transaction with a way to append audit events to it.
 // Once the transaction commits, each event also goes to the structured log.
 func (s *Service) inTx(ctx context.Context, fn func(tx *store.Store, audit auditFunc) error) error {
-	var written []*issue.AuditEvent
+	var written []*portal.AuditEvent
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
-		return fn(tx, func(events ...*issue.AuditEvent) error {
+		return fn(tx, func(events ...*portal.AuditEvent) error {
 			if err := tx.AppendAudit(ctx, events...); err != nil {
 				return err
 			}
@@ -125,23 +146,27 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *store.Store, audit audit
 
 // Record writes an audit event that goes with no state change of the
 // portal's: a sign-in, a sign-out, a refused attempt.
-func (s *Service) Record(ctx context.Context, a Actor, action issue.Action, subjectType string, subjectID int64, details map[string]any) error {
+func (s *Service) Record(ctx context.Context, a Actor, action portal.Action, subjectType string, subjectID int64, details map[string]any) error {
 	return s.inTx(ctx, func(_ *store.Store, audit auditFunc) error {
 		return audit(a.event(action, subjectType, subjectID, nil, details))
 	})
 }
 
-func ptr[T any](v T) *T { return &v }
+// User returns the user whose ID a session holds, to sign the session's
+// browser in. Returns portal.ErrNotFound when the user no longer exists.
+func (s *Service) User(ctx context.Context, id int64) (*portal.User, error) {
+	return s.store.UserByID(ctx, id)
+}
 
 // SignIn records a sign-in: the user is created or refreshed (email, name,
 // groups, role) and the sign-in audited, in one transaction, so that no one
 // is signed in without the record of it. u's ID and times are filled in.
-func (s *Service) SignIn(ctx context.Context, a Actor, u *issue.User) error {
+func (s *Service) SignIn(ctx context.Context, a Actor, u *portal.User) error {
 	return s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		if err := tx.UpsertUser(ctx, u); err != nil {
 			return err
 		}
 		a.User = u
-		return audit(a.event(issue.ActionSignedIn, issue.SubjectUser, u.ID, nil, map[string]any{"role": string(u.Role)}))
+		return audit(a.event(portal.ActionSignedIn, portal.SubjectUser, u.ID, nil, map[string]any{"role": string(u.Role)}))
 	})
 }

@@ -1,9 +1,45 @@
-package issue
+package portal
 
 import (
 	"slices"
 	"strings"
+	"time"
 )
+
+// Role is what a user may do; it is recomputed at every sign-in.
+type Role string
+
+// The roles.
+const (
+	RoleCustomer Role = "customer"
+	RoleStaff    Role = "staff"
+)
+
+// User is a person known through an OIDC provider. Issuer and Subject are the
+// identity; the rest is refreshed at every sign-in.
+type User struct {
+	ID            int64
+	Issuer        string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Groups        []string
+	Role          Role
+	CreatedAt     time.Time
+	LastLoginAt   *time.Time
+}
+
+// IsStaff reports whether u is a 2i2c engineer.
+func (u *User) IsStaff() bool { return u != nil && u.Role == RoleStaff }
+
+// DisplayName is the name to show, falling back to the email.
+func (u *User) DisplayName() string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.Email
+}
 
 // Identity is what an identity provider says about a person at sign-in.
 type Identity struct {

@@ -1,4 +1,4 @@
-package issue
+package portal
 
 import (
 	"errors"
@@ -85,9 +85,9 @@ func TestCleanText(t *testing.T) {
 			if tt.ok && (err != nil || got != tt.want) {
 				t.Errorf("CleanText(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 			}
-			var inv *InvalidError
+			var inv *Error
 			if !tt.ok && (!errors.As(err, &inv) || inv.Field != "field") {
-				t.Errorf("CleanText(%q) = %q, %v; want an InvalidError on field", tt.in, got, err)
+				t.Errorf("CleanText(%q) = %q, %v; want an Error on field", tt.in, got, err)
 			}
 		})
 	}

@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // appendEvents appends n events by actor and returns them.
-func appendEvents(t *testing.T, s *Store, n int, actor string) []*issue.AuditEvent {
+func appendEvents(t *testing.T, s *Store, n int, actor string) []*portal.AuditEvent {
 	t.Helper()
-	var out []*issue.AuditEvent
+	var out []*portal.AuditEvent
 	for i := range n {
-		e := &issue.AuditEvent{Actor: actor, Action: issue.ActionRequestCreated, SubjectType: issue.SubjectRequest,
+		e := &portal.AuditEvent{Actor: actor, Action: portal.ActionRequestCreated, SubjectType: portal.SubjectRequest,
 			Details: map[string]any{"n": i, "big": int64(1) << 60, "note": "<&> ünïcode"}}
 		if err := s.AppendAudit(context.Background(), e); err != nil {
 			t.Fatal(err)
@@ -52,7 +52,7 @@ func TestVerifyAudit(t *testing.T) {
 	tests := []struct {
 		name string
 		// damage changes the chain of five events; nil leaves it intact.
-		damage     func(t *testing.T, s *Store, ev []*issue.AuditEvent)
+		damage     func(t *testing.T, s *Store, ev []*portal.AuditEvent)
 		since      int // index of the event to start after; -1 for the start
 		wantBroken int // index of the event reported; -1 for none
 		wantEvents int64
@@ -62,15 +62,15 @@ func TestVerifyAudit(t *testing.T) {
 		{name: "intact chain from an event", since: 2, wantBroken: -1, wantEvents: 2},
 		{name: "intact chain from its last event", since: 4, wantBroken: -1, wantEvents: 0},
 		{name: "details rewritten", since: -1, wantBroken: 2, wantEvents: 3, problem: "hash mismatch",
-			damage: func(t *testing.T, s *Store, ev []*issue.AuditEvent) {
+			damage: func(t *testing.T, s *Store, ev []*portal.AuditEvent) {
 				tamper(t, s, `UPDATE audit_events SET details = '{"n": 42}' WHERE id = $1`, ev[2].ID)
 			}},
 		{name: "actor rewritten", since: -1, wantBroken: 1, wantEvents: 2, problem: "hash mismatch",
-			damage: func(t *testing.T, s *Store, ev []*issue.AuditEvent) {
+			damage: func(t *testing.T, s *Store, ev []*portal.AuditEvent) {
 				tamper(t, s, `UPDATE audit_events SET actor = 'someone-else@example.org' WHERE id = $1`, ev[1].ID)
 			}},
 		{name: "rewritten with its hash recomputed", since: -1, wantBroken: 3, wantEvents: 4, problem: "prev_hash does not link",
-			damage: func(t *testing.T, s *Store, ev []*issue.AuditEvent) {
+			damage: func(t *testing.T, s *Store, ev []*portal.AuditEvent) {
 				forged := *ev[2]
 				forged.Details = map[string]any{"n": 42}
 				hash, err := forged.ChainHash(forged.PrevHash)
@@ -80,15 +80,15 @@ func TestVerifyAudit(t *testing.T) {
 				tamper(t, s, `UPDATE audit_events SET details = '{"n": 42}', hash = $2 WHERE id = $1`, ev[2].ID, hash)
 			}},
 		{name: "middle event deleted", since: -1, wantBroken: 3, wantEvents: 3, problem: "prev_hash does not link",
-			damage: func(t *testing.T, s *Store, ev []*issue.AuditEvent) {
+			damage: func(t *testing.T, s *Store, ev []*portal.AuditEvent) {
 				tamper(t, s, `DELETE FROM audit_events WHERE id = $1`, ev[2].ID)
 			}},
 		{name: "first event deleted", since: -1, wantBroken: 1, wantEvents: 1, problem: "the genesis hash",
-			damage: func(t *testing.T, s *Store, ev []*issue.AuditEvent) {
+			damage: func(t *testing.T, s *Store, ev []*portal.AuditEvent) {
 				tamper(t, s, `DELETE FROM audit_events WHERE id = $1`, ev[0].ID)
 			}},
 		{name: "a break before the starting event is not seen", since: 2, wantBroken: -1, wantEvents: 2,
-			damage: func(t *testing.T, s *Store, ev []*issue.AuditEvent) {
+			damage: func(t *testing.T, s *Store, ev []*portal.AuditEvent) {
 				tamper(t, s, `UPDATE audit_events SET details = '{"n": 42}' WHERE id = $1`, ev[1].ID)
 			}},
 	}
@@ -145,7 +145,7 @@ func TestVerifyAuditEmptyChainAndUnknownStart(t *testing.T) {
 	if err != nil || !v.OK() || v.Events != 0 || v.HeadID != 0 {
 		t.Errorf("empty chain: %+v, %v; want an intact chain of nothing", v, err)
 	}
-	if _, err := s.VerifyAudit(ctx, 999, nil); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.VerifyAudit(ctx, 999, nil); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("verify from a missing event: %v, want ErrNotFound", err)
 	}
 }
@@ -162,8 +162,8 @@ func TestVerifyAuditOneAtATime(t *testing.T) {
 		_, err := s.VerifyAudit(ctx, 0, nil)
 		return err
 	})
-	var p *issue.Problem
-	if !errors.As(err, &p) || !errors.Is(err, issue.ErrConflict) {
+	var p *portal.Error
+	if !errors.As(err, &p) || !errors.Is(err, portal.ErrConflict) {
 		t.Errorf("a second walk while one runs: %v, want a conflict", err)
 	}
 }
@@ -172,7 +172,7 @@ func TestAuditVerificationRecord(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	if _, err := s.LastAuditVerification(ctx); !errors.Is(err, issue.ErrNotFound) {
+	if _, err := s.LastAuditVerification(ctx); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("before any walk: %v, want ErrNotFound", err)
 	}
 	ev := appendEvents(t, s, 3, "a@example.org")
@@ -193,15 +193,15 @@ func TestAuditVerificationRecord(t *testing.T) {
 	if err := s.RecordAuditVerification(ctx, broken); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []*AuditVerification{v, broken} {
+	for _, want := range []*portal.AuditVerification{v, broken} {
 		got, err := s.LastAuditVerification(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want == v {
 			// The latest is the broken one; read the first back by hand.
-			got, err = func() (*AuditVerification, error) {
-				var g AuditVerification
+			got, err = func() (*portal.AuditVerification, error) {
+				var g portal.AuditVerification
 				return &g, s.db.QueryRow(ctx, `SELECT id, events, head_id, head_hash, took, verified_by FROM audit_verifications WHERE id = $1`, v.ID).
 					Scan(&g.ID, &g.Events, &g.HeadID, &g.HeadHash, &g.Took, &g.VerifiedBy)
 			}()
@@ -227,23 +227,23 @@ func TestAuditVerificationRecord(t *testing.T) {
 // people and the system, on two clusters, at known times a day apart.
 type reviewFixture struct {
 	s        *Store
-	alice    *issue.User
-	ciroh    *issue.Cluster
-	leap     *issue.Cluster
-	events   []*issue.AuditEvent
+	alice    *portal.User
+	ciroh    *portal.Cluster
+	leap     *portal.Cluster
+	events   []*portal.AuditEvent
 	day0     time.Time
-	byAction map[issue.Action][]int64
+	byAction map[portal.Action][]int64
 }
 
 func newReviewFixture(t *testing.T) *reviewFixture {
 	t.Helper()
 	ctx := context.Background()
 	s := newStore(t)
-	f := &reviewFixture{s: s, alice: newUser(t, s, "alice", issue.RoleCustomer),
+	f := &reviewFixture{s: s, alice: newUser(t, s, "alice", portal.RoleCustomer),
 		ciroh: newCluster(t, s, "awi-ciroh"), leap: newCluster(t, s, "leap"),
-		day0: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), byAction: map[issue.Action][]int64{}}
-	add := func(actor string, actorID *int64, action issue.Action, subjectType string, subjectID int64, cluster *issue.Cluster, details map[string]any) {
-		e := &issue.AuditEvent{Actor: actor, ActorID: actorID, Action: action, SubjectType: subjectType, Details: details,
+		day0: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), byAction: map[portal.Action][]int64{}}
+	add := func(actor string, actorID *int64, action portal.Action, subjectType string, subjectID int64, cluster *portal.Cluster, details map[string]any) {
+		e := &portal.AuditEvent{Actor: actor, ActorID: actorID, Action: action, SubjectType: subjectType, Details: details,
 			At: f.day0.Add(time.Duration(len(f.events)) * 24 * time.Hour)}
 		if subjectID != 0 {
 			e.SubjectID = &subjectID
@@ -258,12 +258,12 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 		f.byAction[action] = append(f.byAction[action], e.ID)
 	}
 	aliceID := f.alice.ID
-	add(f.alice.Email, &aliceID, issue.ActionSignedIn, issue.SubjectUser, aliceID, nil, map[string]any{"role": "customer"})                 // 0
-	add(f.alice.Email, &aliceID, issue.ActionRequestCreated, issue.SubjectRequest, 7, f.ciroh, map[string]any{"key_type": "age"})           // 1
-	add("Sam_Staff@2i2c.org", nil, issue.ActionRequestApproved, issue.SubjectRequest, 7, f.ciroh, map[string]any{"note": "100% fine"})      // 2
-	add("SamXStaff@2i2c.org", nil, issue.ActionRequestDenied, issue.SubjectRequest, 8, f.leap, map[string]any{"note": "no reason given"})   // 3
-	add(issue.ActorSystem, nil, issue.ActionClusterUpdated, issue.SubjectCluster, f.leap.ID, f.leap, map[string]any{"note": "100 percent"}) // 4
-	add(f.alice.Email, &aliceID, issue.ActionCredentialDownloaded, issue.SubjectCredential, 3, f.ciroh, map[string]any{"download": 1})      // 5
+	add(f.alice.Email, &aliceID, portal.ActionSignedIn, portal.SubjectUser, aliceID, nil, map[string]any{"role": "customer"})                  // 0
+	add(f.alice.Email, &aliceID, portal.ActionRequestCreated, portal.SubjectRequest, 7, f.ciroh, map[string]any{"key_type": "age"})            // 1
+	add("Sam_Staff@2i2c.org", nil, portal.ActionRequestApproved, portal.SubjectRequest, 7, f.ciroh, map[string]any{"note": "100% fine"})       // 2
+	add("SamXStaff@2i2c.org", nil, portal.ActionRequestDenied, portal.SubjectRequest, 8, f.leap, map[string]any{"note": "no reason given"})    // 3
+	add(portal.ActorSystem, nil, portal.ActionClusterUpdated, portal.SubjectCluster, f.leap.ID, f.leap, map[string]any{"note": "100 percent"}) // 4
+	add(f.alice.Email, &aliceID, portal.ActionCredentialDownloaded, portal.SubjectCredential, 3, f.ciroh, map[string]any{"download": 1})       // 5
 	return f
 }
 
@@ -275,7 +275,7 @@ func (f *reviewFixture) ids(idx ...int) []int64 {
 	return out
 }
 
-func recordIDs(rs []*AuditRecord) []int64 {
+func recordIDs(rs []*portal.AuditRecord) []int64 {
 	var out []int64
 	for _, r := range rs {
 		out = append(out, r.ID)
@@ -289,29 +289,29 @@ func TestAuditEventsFilters(t *testing.T) {
 	f := newReviewFixture(t)
 	tests := []struct {
 		name   string
-		filter AuditFilter
+		filter portal.AuditFilter
 		want   []int // indexes into the fixture, newest first
 	}{
-		{"everything", AuditFilter{}, []int{5, 4, 3, 2, 1, 0}},
-		{"actor exact, any case", AuditFilter{Actor: "ALICE@example.org"}, []int{5, 1, 0}},
-		{"actor exact is not a prefix", AuditFilter{Actor: "alice@example"}, nil},
-		{"actor prefix", AuditFilter{Actor: "sam*"}, []int{3, 2}},
-		{"actor prefix with a literal underscore", AuditFilter{Actor: "sam_*"}, []int{2}},
-		{"actor star alone is anyone", AuditFilter{Actor: "*"}, []int{5, 4, 3, 2, 1, 0}},
-		{"the system", AuditFilter{Actor: "system"}, []int{4}},
-		{"action", AuditFilter{Action: issue.ActionRequestCreated}, []int{1}},
-		{"cluster", AuditFilter{ClusterID: f.leap.ID}, []int{4, 3}},
-		{"subject type", AuditFilter{SubjectType: issue.SubjectRequest}, []int{3, 2, 1}},
-		{"subject", AuditFilter{SubjectType: issue.SubjectRequest, SubjectID: 7}, []int{2, 1}},
-		{"from, inclusive", AuditFilter{From: f.day0.Add(48 * time.Hour)}, []int{5, 4, 3, 2}},
-		{"to, exclusive", AuditFilter{To: f.day0.Add(48 * time.Hour)}, []int{1, 0}},
-		{"between", AuditFilter{From: f.day0.Add(24 * time.Hour), To: f.day0.Add(72 * time.Hour)}, []int{2, 1}},
-		{"text, any case", AuditFilter{Text: "CUSTOMER"}, []int{0}},
-		{"text with a literal percent", AuditFilter{Text: "100%"}, []int{2}},
-		{"text with a literal underscore", AuditFilter{Text: "key_type"}, []int{1}},
-		{"text matching no event", AuditFilter{Text: "n_o"}, nil},
-		{"all together", AuditFilter{Actor: "alice*", Action: issue.ActionCredentialDownloaded, ClusterID: f.ciroh.ID,
-			SubjectType: issue.SubjectCredential, SubjectID: 3, From: f.day0, To: f.day0.Add(30 * 24 * time.Hour), Text: "download"}, []int{5}},
+		{"everything", portal.AuditFilter{}, []int{5, 4, 3, 2, 1, 0}},
+		{"actor exact, any case", portal.AuditFilter{Actor: "ALICE@example.org"}, []int{5, 1, 0}},
+		{"actor exact is not a prefix", portal.AuditFilter{Actor: "alice@example"}, nil},
+		{"actor prefix", portal.AuditFilter{Actor: "sam*"}, []int{3, 2}},
+		{"actor prefix with a literal underscore", portal.AuditFilter{Actor: "sam_*"}, []int{2}},
+		{"actor star alone is anyone", portal.AuditFilter{Actor: "*"}, []int{5, 4, 3, 2, 1, 0}},
+		{"the system", portal.AuditFilter{Actor: "system"}, []int{4}},
+		{"action", portal.AuditFilter{Action: portal.ActionRequestCreated}, []int{1}},
+		{"cluster", portal.AuditFilter{ClusterID: f.leap.ID}, []int{4, 3}},
+		{"subject type", portal.AuditFilter{SubjectType: portal.SubjectRequest}, []int{3, 2, 1}},
+		{"subject", portal.AuditFilter{SubjectType: portal.SubjectRequest, SubjectID: 7}, []int{2, 1}},
+		{"from, inclusive", portal.AuditFilter{From: f.day0.Add(48 * time.Hour)}, []int{5, 4, 3, 2}},
+		{"to, exclusive", portal.AuditFilter{To: f.day0.Add(48 * time.Hour)}, []int{1, 0}},
+		{"between", portal.AuditFilter{From: f.day0.Add(24 * time.Hour), To: f.day0.Add(72 * time.Hour)}, []int{2, 1}},
+		{"text, any case", portal.AuditFilter{Text: "CUSTOMER"}, []int{0}},
+		{"text with a literal percent", portal.AuditFilter{Text: "100%"}, []int{2}},
+		{"text with a literal underscore", portal.AuditFilter{Text: "key_type"}, []int{1}},
+		{"text matching no event", portal.AuditFilter{Text: "n_o"}, nil},
+		{"all together", portal.AuditFilter{Actor: "alice*", Action: portal.ActionCredentialDownloaded, ClusterID: f.ciroh.ID,
+			SubjectType: portal.SubjectCredential, SubjectID: 3, From: f.day0, To: f.day0.Add(30 * 24 * time.Hour), Text: "download"}, []int{5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,7 +324,7 @@ func TestAuditEventsFilters(t *testing.T) {
 				t.Errorf("events %v, want %v", got, want)
 			}
 			var exported []int64
-			err = f.s.EachAuditEvent(ctx, tt.filter, func(r *AuditRecord) error {
+			err = f.s.EachAuditEvent(ctx, tt.filter, func(r *portal.AuditRecord) error {
 				exported = append(exported, r.ID)
 				return nil
 			})
@@ -341,11 +341,11 @@ func TestAuditRecordJoinsAndKeepsTheChain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newReviewFixture(t)
-	rs, err := f.s.AuditEvents(ctx, AuditFilter{}, nil, 50)
+	rs, err := f.s.AuditEvents(ctx, portal.AuditFilter{}, nil, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	byID := map[int64]*AuditRecord{}
+	byID := map[int64]*portal.AuditRecord{}
 	for _, r := range rs {
 		byID[r.ID] = r
 	}
@@ -373,7 +373,7 @@ func TestAuditEventsKeysetPagination(t *testing.T) {
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	var want []int64
 	for i := range 7 {
-		e := &issue.AuditEvent{Actor: "a@example.org", Action: issue.ActionSignedIn, At: at.Add(time.Duration(min(i, 3)) * time.Minute)}
+		e := &portal.AuditEvent{Actor: "a@example.org", Action: portal.ActionSignedIn, At: at.Add(time.Duration(min(i, 3)) * time.Minute)}
 		if err := s.AppendAudit(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -382,9 +382,9 @@ func TestAuditEventsKeysetPagination(t *testing.T) {
 	slices.Reverse(want)
 
 	var got []int64
-	var cursor *AuditCursor
+	var cursor *portal.AuditCursor
 	for page := 0; ; page++ {
-		rs, err := s.AuditEvents(ctx, AuditFilter{}, cursor, 2)
+		rs, err := s.AuditEvents(ctx, portal.AuditFilter{}, cursor, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,11 +393,11 @@ func TestAuditEventsKeysetPagination(t *testing.T) {
 		}
 		got = append(got, recordIDs(rs)...)
 		last := rs[len(rs)-1]
-		cursor = &AuditCursor{At: last.At, ID: last.ID}
+		cursor = &portal.AuditCursor{At: last.At, ID: last.ID}
 		if page == 0 {
 			// Events arriving while someone pages do not shift the pages.
 			for range 3 {
-				late := &issue.AuditEvent{Actor: "late@example.org", Action: issue.ActionSignedIn, At: at.Add(time.Hour)}
+				late := &portal.AuditEvent{Actor: "late@example.org", Action: portal.ActionSignedIn, At: at.Add(time.Hour)}
 				if err := s.AppendAudit(ctx, late); err != nil {
 					t.Fatal(err)
 				}

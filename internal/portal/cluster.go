@@ -1,10 +1,44 @@
-package issue
+package portal
 
 import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
+
+// DefaultCredentialTTLDays is how long a credential lives unless the cluster says otherwise.
+const DefaultCredentialTTLDays = 90
+
+// Cluster is a 2i2c cluster whose Prometheus customers may query.
+type Cluster struct {
+	ID                int64
+	Name              string // DNS label, e.g. "awi-ciroh"
+	DisplayName       string
+	PrometheusURL     string // given explicitly: hosts do not follow one pattern
+	CredentialTTLDays int
+	Note              string // shown to customers on the request form
+	Enabled           bool   // a disabled cluster takes no new requests
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	// SyncTokenHash is the SHA-256 of the token the cluster's agent sends;
+	// nil until staff create one.
+	SyncTokenHash      []byte
+	SyncTokenCreatedAt *time.Time
+}
+
+// Title is the name to show: the display name, else the DNS name.
+func (c *Cluster) Title() string {
+	if c.DisplayName != "" {
+		return c.DisplayName
+	}
+	return c.Name
+}
+
+// CredentialTTL is the lifetime of a credential issued for c.
+func (c *Cluster) CredentialTTL() time.Duration {
+	return time.Duration(c.CredentialTTLDays) * 24 * time.Hour
+}
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -23,7 +57,7 @@ func (c *Cluster) Normalize() {
 	c.Note = strings.TrimSpace(c.Note)
 }
 
-// Validate checks c's fields and returns an *InvalidError naming the first
+// Validate checks c's fields and returns an Error of KindInvalid naming the first
 // one that is wrong and what to write instead.
 func (c *Cluster) Validate() error {
 	if !dnsLabel.MatchString(c.Name) {

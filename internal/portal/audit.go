@@ -1,8 +1,9 @@
-package issue
+package portal
 
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -82,6 +83,10 @@ type AuditEvent struct {
 // bytes, new at each call so that no caller can change it for the others.
 func GenesisHash() []byte { return make([]byte, sha256.Size) }
 
+// AuditTimeFormat is how the chain hashes an event's time, and how exports
+// show it: UTC with microseconds, as PostgreSQL keeps it.
+const AuditTimeFormat = "2006-01-02T15:04:05.000000Z"
+
 // canonicalEvent fixes the field order and formats of the hashed encoding.
 type canonicalEvent struct {
 	At          string          `json:"at"`
@@ -127,7 +132,7 @@ func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
 		return nil, err
 	}
 	enc, err := json.Marshal(canonicalEvent{
-		At: e.At.UTC().Format("2006-01-02T15:04:05.000000Z"), ActorID: e.ActorID, Actor: e.Actor,
+		At: e.At.UTC().Format(AuditTimeFormat), ActorID: e.ActorID, Actor: e.Actor,
 		Action: e.Action, SubjectType: e.SubjectType, SubjectID: e.SubjectID, ClusterID: e.ClusterID,
 		Details: details, IP: e.IP, UserAgent: e.UserAgent,
 	})
@@ -138,4 +143,44 @@ func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
 	h.Write(prev)
 	h.Write(enc)
 	return h.Sum(nil), nil
+}
+
+// CheckLink says what is wrong with e as read back from the log, with its
+// details as stored (JSON), when it follows the event prevID whose hash is
+// prev (the genesis hash when prevID is 0); it returns "" when e checks out.
+// It sets e.Details from details. This is the check `portal audit verify`
+// makes of every link of the chain.
+func CheckLink(e *AuditEvent, details, prev []byte, prevID int64) string {
+	if !bytes.Equal(e.PrevHash, prev) {
+		before := fmt.Sprintf("event %d", prevID)
+		if prevID == 0 {
+			before = "the genesis hash"
+		}
+		return fmt.Sprintf("prev_hash does not link: it is %s, but the hash of %s is %s; "+
+			"an event between them was deleted or inserted, or one of them rewritten",
+			short(e.PrevHash), before, short(prev))
+	}
+	var err error
+	if e.Details, err = DecodeDetails(details); err != nil {
+		return "details are not a JSON object: " + err.Error()
+	}
+	want, err := e.ChainHash(e.PrevHash)
+	if err != nil {
+		return "the event cannot be encoded for hashing: " + err.Error()
+	}
+	if !bytes.Equal(e.Hash, want) {
+		return fmt.Sprintf("hash mismatch: the stored hash is %s, the event's content hashes to %s; the event was changed after it was written",
+			short(e.Hash), short(want))
+	}
+	return ""
+}
+
+// short is the first 16 hex digits of a hash, enough to tell hashes apart in
+// a message.
+func short(h []byte) string {
+	s := hex.EncodeToString(h)
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
 }

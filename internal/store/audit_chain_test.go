@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // chain reads every audit event in order and reports the first whose hash
@@ -21,9 +21,9 @@ func chain(t *testing.T, s *Store) (n int, broken int64) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	prev := issue.GenesisHash()
+	prev := portal.GenesisHash()
 	for rows.Next() {
-		var e issue.AuditEvent
+		var e portal.AuditEvent
 		if err := rows.Scan(&e.ID, &e.At, &e.ActorID, &e.Actor, &e.Action, &e.SubjectType, &e.SubjectID, &e.ClusterID,
 			&e.Details, &e.IP, &e.UserAgent, &e.PrevHash, &e.Hash); err != nil {
 			t.Fatal(err)
@@ -58,8 +58,8 @@ func TestAppendAuditConcurrentWritersKeepOneChain(t *testing.T) {
 			// Each writer appends inside a transaction of its own, as a
 			// state change with its audit row does.
 			errs <- s.InTx(ctx, func(tx *Store) error {
-				return tx.AppendAudit(ctx, &issue.AuditEvent{Actor: fmt.Sprintf("writer%d@example.org", i),
-					Action: issue.ActionSignedIn, SubjectType: issue.SubjectUser,
+				return tx.AppendAudit(ctx, &portal.AuditEvent{Actor: fmt.Sprintf("writer%d@example.org", i),
+					Action: portal.ActionSignedIn, SubjectType: portal.SubjectUser,
 					Details: map[string]any{"writer": i, "note": "<&> ünïcode"}})
 			})
 		}()
@@ -81,11 +81,11 @@ func TestAppendAuditRollsBackWithItsTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	if err := s.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterCreated}); err != nil {
+	if err := s.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterCreated}); err != nil {
 		t.Fatal(err)
 	}
 	err := s.InTx(ctx, func(tx *Store) error {
-		if err := tx.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterUpdated}); err != nil {
+		if err := tx.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterUpdated}); err != nil {
 			return err
 		}
 		return fmt.Errorf("the change failed")
@@ -93,7 +93,7 @@ func TestAppendAuditRollsBackWithItsTransaction(t *testing.T) {
 	if err == nil {
 		t.Fatal("want the transaction's error")
 	}
-	if err := s.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterUpdated}); err != nil {
+	if err := s.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterUpdated}); err != nil {
 		t.Fatal(err)
 	}
 	if n, broken := chain(t, s); n != 2 || broken != 0 {
@@ -107,7 +107,7 @@ func TestAuditTamperingBreaksTheChain(t *testing.T) {
 	s := newStore(t)
 	var ids []int64
 	for i := range 3 {
-		e := &issue.AuditEvent{Actor: "a@example.org", Action: issue.ActionRequestCreated, Details: map[string]any{"n": i}}
+		e := &portal.AuditEvent{Actor: "a@example.org", Action: portal.ActionRequestCreated, Details: map[string]any{"n": i}}
 		if err := s.AppendAudit(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -136,16 +136,16 @@ func TestAppendAuditAcrossASavepoint(t *testing.T) {
 		if err := tx.LockAuditChain(ctx); err != nil {
 			return err
 		}
-		if err := tx.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterCreated}); err != nil {
+		if err := tx.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterCreated}); err != nil {
 			return err
 		}
 		_ = tx.InTx(ctx, func(sp *Store) error {
-			if err := sp.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterUpdated}); err != nil {
+			if err := sp.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterUpdated}); err != nil {
 				return err
 			}
 			return fmt.Errorf("the savepoint's change failed")
 		})
-		return tx.AppendAudit(ctx, &issue.AuditEvent{Actor: issue.ActorSystem, Action: issue.ActionClusterUpdated})
+		return tx.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterUpdated})
 	})
 	if err != nil {
 		t.Fatal(err)
