@@ -1,3 +1,7 @@
+// Package issue makes credentials: it reads the customer's public key
+// (ParseRecipient), draws a username and password, hashes the password with
+// bcrypt, renders credentials.txt and encrypts it to the key with age. It
+// speaks the vocabulary of package portal and holds no state.
 package issue
 
 import (

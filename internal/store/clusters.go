@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
@@ -113,4 +114,17 @@ func (s *Store) UpsertCluster(ctx context.Context, c *portal.Cluster) (changed b
 		return false, mapErr("upsert cluster "+c.Name, err)
 	}
 	return true, nil
+}
+
+// SetSyncToken stores the SHA-256 of cluster id's new sync token, replacing
+// the old one. Returns portal.ErrNotFound if there is no such cluster.
+func (s *Store) SetSyncToken(ctx context.Context, id int64, hash []byte) error {
+	tag, err := s.db.Exec(ctx, `UPDATE clusters SET sync_token_hash = $2, sync_token_created_at = now() WHERE id = $1`, id, hash)
+	if err != nil {
+		return mapErr("set sync token", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: set sync token: cluster %d: %w", id, portal.ErrNotFound)
+	}
+	return nil
 }

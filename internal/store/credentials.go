@@ -191,3 +191,10 @@ func (s *Store) Revocations(ctx context.Context) ([]*portal.Credential, error) {
 	}
 	return cs, nil
 }
+
+// CompromisedSince counts the credentials reported compromised since t.
+func (s *Store) CompromisedSince(ctx context.Context, t time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM credentials WHERE compromised AND revoked_at >= $1`, t).Scan(&n)
+	return n, mapErr("compromised since", err)
+}

@@ -1,5 +1,5 @@
 // Package store keeps the portal's state in PostgreSQL: one method per SQL
-// statement, every error mapped to the sentinels of package issue.
+// statement, every error mapped to the kinds of portal.Error.
 package store
 
 import (
@@ -101,4 +101,11 @@ func mapErr(op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
-func isNotFound(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+// TryAdvisoryLock takes the transaction-level advisory lock key if no
+// one holds it, for work only one replica should do at a time. Call inside
+// InTx: the lock ends with the transaction. Reports whether it was taken.
+func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (bool, error) {
+	var ok bool
+	err := s.db.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key).Scan(&ok)
+	return ok, mapErr("advisory lock", err)
+}
