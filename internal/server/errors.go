@@ -10,6 +10,14 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
+// renderError shows an error page with its own words and, optionally, one
+// way forward.
+func (s *Server) renderError(c echo.Context, status int, title, msg, action, actionURL string) error {
+	return s.render(c, status, "error", page{Title: title, Data: errorPage{
+		Title: title, Message: msg, Action: action, ActionURL: actionURL,
+	}})
+}
+
 // errorPage is the Data of the error template.
 type errorPage struct {
 	Title, Message    string
@@ -167,4 +175,16 @@ func (s *Server) auditRefusal(c echo.Context, reason string) {
 	if err := s.wf.Record(ctx, a, portal.ActionAccessRefused, "", 0, details); err != nil {
 		s.log.ErrorContext(ctx, "auditing a refusal", "error", err.Error())
 	}
+}
+
+// backWithReason returns the browser to the page at to with the reason of
+// err, when the reason is the person's to act on: a field to fix, a state
+// that changed meanwhile. Any other error goes to the error handler.
+func (s *Server) backWithReason(c echo.Context, err error, to string) error {
+	pe, _, ok := fixable(err)
+	if !ok {
+		return err
+	}
+	s.setFlash(c, "error", pe.Message)
+	return c.Redirect(http.StatusSeeOther, to)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
 	"github.com/2i2c-org/credential-portal/internal/notify"
@@ -24,6 +27,117 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
+
+// issued has alice's request approved by sam.
+func (w *auditWorld) issued() {
+	w.t.Helper()
+	w.request()
+	w.sam.approve(w.requestID, "welcome")
+	w.credentialID = int64(w.p.count(`SELECT id FROM credentials WHERE request_id = $1`, w.requestID))
+}
+
+// addCluster stores a cluster for a test portal.
+func (p *testPortal) addCluster(name string) *portal.Cluster {
+	p.t.Helper()
+	c := &portal.Cluster{Name: name, DisplayName: "Cluster " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
+		CredentialTTLDays: 90, Enabled: true, Note: "Covers every hub on " + name + "."}
+	if err := p.Store.CreateCluster(context.Background(), c); err != nil {
+		p.t.Fatal(err)
+	}
+	return c
+}
+
+// count runs a counting query on the portal's database.
+func (p *testPortal) count(query string, args ...any) int {
+	p.t.Helper()
+	var n int
+	if err := p.Store.Pool().QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		p.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// requestAccess fills in the request form as a person would and returns the
+// new request's ID.
+func (b *browser) requestAccess(cluster, key, justification string) int64 {
+	b.t.Helper()
+	form := b.get("/requests/new")
+	r := b.post("/requests", url.Values{"csrf": {csrfToken(b.t, form.Body)}, "cluster": {cluster},
+		"public_key": {key}, "justification": {justification}})
+	m := requestPath.FindStringSubmatch(r.Request.URL.Path)
+	if r.StatusCode != http.StatusOK || m == nil {
+		b.t.Fatalf("request form: %d at %s\n%s", r.StatusCode, r.Request.URL, r.Body)
+	}
+	var id int64
+	fmt.Sscan(m[1], &id)
+	return id
+}
+
+// approve approves request id from the staff queue as a person would.
+func (b *browser) approve(id int64, note string) response {
+	b.t.Helper()
+	q := b.get("/staff/requests")
+	if !strings.Contains(q.Body, fmt.Sprintf(`id="request-%d"`, id)) {
+		b.t.Fatalf("request %d is not in the staff queue:\n%s", id, q.Body)
+	}
+	return b.post(fmt.Sprintf("/staff/requests/%d/approve", id), url.Values{"csrf": {csrfToken(b.t, q.Body)}, "note": {note}})
+}
+
+// download fetches credentials.txt.age of the request's credential from the
+// request page's download link.
+func (b *browser) download(requestID int64) ([]byte, response) {
+	b.t.Helper()
+	page := b.get(fmt.Sprintf("/requests/%d", requestID))
+	m := regexp.MustCompile(`href="(/credentials/\d+/credentials\.txt\.age)"`).FindStringSubmatch(page.Body)
+	if m == nil {
+		b.t.Fatalf("no download link on request %d's page:\n%s", requestID, page.Body)
+	}
+	if !strings.Contains(page.Body, "age --decrypt -i key.txt -o credentials.txt credentials.txt.age") {
+		b.t.Errorf("the request page does not show the decrypt command")
+	}
+	r := b.get(m[1])
+	if r.StatusCode != http.StatusOK {
+		b.t.Fatalf("download: %d\n%s", r.StatusCode, r.Body)
+	}
+	if cd := r.Header.Get("Content-Disposition"); cd != `attachment; filename="credentials.txt.age"` {
+		b.t.Errorf("Content-Disposition %q", cd)
+	}
+	return []byte(r.Body), r
+}
+
+func decryptWith(t *testing.T, ciphertext []byte, id age.Identity) string {
+	t.Helper()
+	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
+	if err != nil {
+		t.Fatalf("decrypt credentials.txt.age: %v", err)
+	}
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
+
+// snapshot is the state a refused action must leave as it was.
+func (p *testPortal) snapshot() string {
+	p.t.Helper()
+	var s string
+	err := p.Store.Pool().QueryRow(context.Background(), `
+		SELECT (SELECT coalesce(json_agg(r ORDER BY id), '[]') FROM requests r)::text ||
+		       (SELECT coalesce(json_agg(c ORDER BY id), '[]') FROM credentials c)::text`).Scan(&s)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return s
+}
+
+// apiPost sends a JSON body as a script would, with the browser's session.
+func (b *browser) apiPost(path, body string) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.abs(path), strings.NewReader(body))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return b.do(req)
+}
 
 // testPolicy is the access policy of test portals: 2i2c.org is staff.
 var testPolicy = portal.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
@@ -232,4 +346,35 @@ func newScene(t *testing.T) (p *testPortal, alice, bob, sam *browser) {
 	bob.signIn("bob@example.org")
 	sam.signIn("sam@2i2c.org")
 	return p, alice, bob, sam
+}
+
+// issued is a credential as its owner holds it.
+type issued struct {
+	ID                 int64
+	Username, Password string
+}
+
+// issue runs the whole flow for a new credential on cluster: the customer
+// requests, staff approve, the customer downloads and decrypts.
+func (p *testPortal) issue(customer, staff *browser, cluster string) issued {
+	p.t.Helper()
+	key, err := age.GenerateX25519Identity()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	reqID := customer.requestAccess(cluster, key.Recipient().String(), "Dashboards for the research team.")
+	staff.approve(reqID, "")
+	ciphertext, _ := customer.download(reqID)
+	file := decryptWith(p.t, ciphertext, key)
+	field := func(label string) string {
+		for line := range strings.Lines(file) {
+			if v, ok := strings.CutPrefix(line, label+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		p.t.Fatalf("no %s in credentials.txt", label)
+		return ""
+	}
+	return issued{ID: int64(p.count(`SELECT id FROM credentials WHERE request_id = $1`, reqID)),
+		Username: field("Username"), Password: field("Password")}
 }

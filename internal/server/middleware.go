@@ -4,12 +4,101 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
+
+// requireUser sends a visitor who is not signed in to sign in and back.
+func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if currentUser(c) != nil {
+			return next(c)
+		}
+		if isAPI(c) {
+			return echo.NewHTTPError(http.StatusUnauthorized, "sign in first")
+		}
+		if c.Request().Method != http.MethodGet {
+			return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Sign in again.")
+		}
+		return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+	}
+}
+
+// requireStaff refuses customers.
+func (s *Server) requireStaff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !currentUser(c).IsStaff() {
+			return portal.ErrForbidden
+		}
+		return next(c)
+	}
+}
+
+// csrf checks a token on every state-changing form. The JSON API is exempt:
+// it takes only application/json from the portal's own origin, which a
+// cross-site form cannot send.
+func (s *Server) csrf() echo.MiddlewareFunc {
+	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return isAPI(c) || strings.HasPrefix(p, "/oidc/")
+		},
+		TokenLookup:    "form:csrf,header:X-CSRF-Token",
+		ContextKey:     csrfContextKey,
+		CookieName:     "portal_csrf",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   secureCookies(s.cfg.BaseURL),
+		CookieSameSite: http.SameSiteLaxMode,
+		ErrorHandler: func(err error, c echo.Context) error {
+			return echo.NewHTTPError(http.StatusForbidden,
+				"This form has expired or did not come from the portal. Go back, reload the page and try again.")
+		},
+	})
+}
+
+// signInLimit limits sign-in starts and callbacks per client address: enough
+// for people, too few for a script hammering the provider. The count is per
+// replica, which is what a brake on one client needs.
+func signInLimit() echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Every(3 * time.Second), Burst: 20, ExpiresIn: 5 * time.Minute,
+		}),
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many sign-in attempts from your address. Wait a minute and try again.")
+		},
+	})
+}
+
+// requestLimit limits new requests (and renewals) per signed-in person: a
+// person makes a handful, a script looping on the form many.
+func requestLimit() echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			if u := currentUser(c); u != nil {
+				return "user:" + strconv.FormatInt(u.ID, 10), nil
+			}
+			return c.RealIP(), nil
+		},
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Every(10 * time.Second), Burst: 30, ExpiresIn: 10 * time.Minute,
+		}),
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many requests from your address. Wait a minute and try again.")
+		},
+	})
+}
 
 // requestID gives every request a fresh ID, in the response header and in
 // the request's context so that every log line about it carries the ID. An

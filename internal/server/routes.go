@@ -68,6 +68,10 @@ func (s *Server) routes() {
 	staff.POST("/clusters/:id", s.saveCluster)
 	staff.POST("/clusters/:id/sync-token", s.rotateSyncToken)
 	staff.GET("/revocations", s.revocations)
+	staff.GET("/audit", s.auditPage)
+	staff.POST("/audit/verify", s.verifyAudit)
+	staff.GET("/audit/export.csv", s.exportAudit(exportCSV))
+	staff.GET("/audit/export.jsonl", s.exportAudit(exportJSONL))
 
 	// The JSON API: the browser session authenticates it; authorization is
 	// the workflow's, as for the pages.
@@ -86,8 +90,8 @@ func (s *Server) routes() {
 	api.POST("/credentials/:id/renew", s.apiRenew, requestLimit())
 	api.GET("/revocations", s.apiRevocations)
 	api.POST("/clusters/:name/sync-token", s.apiRotateSyncToken)
-
-	s.auditRoutes(staff, api)
+	api.GET("/audit", s.apiAudit, s.requireStaff)
+	api.GET("/audit/export", s.apiAuditExport, s.requireStaff)
 
 	// echo's groups catch unknown paths below their prefix so that their
 	// middleware runs for the 404. The signed-in group's prefix is the whole

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +26,29 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
+
+// actor is who makes the request, for authorization and the audit log.
+func (s *Server) actor(c echo.Context) workflow.Actor {
+	// Both are kept in the audit log: cut to a sane size and to printable
+	// text, whatever a client sends.
+	return workflow.Actor{User: currentUser(c), IP: portal.Printable(c.RealIP(), 64),
+		UserAgent: portal.Printable(c.Request().UserAgent(), 512)}
+}
+
+// idParam reads a numeric path parameter; anything else names nothing.
+func idParam(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%s %q: %w", name, c.Param(name), portal.ErrNotFound)
+	}
+	return id, nil
+}
+
+// setFlash leaves a message for the next page the browser shows.
+func (s *Server) setFlash(c echo.Context, kind, msg string) {
+	s.sessions.Put(c.Request().Context(), sessFlashKind, kind)
+	s.sessions.Put(c.Request().Context(), sessFlash, msg)
+}
 
 // Config is what the HTTP layer needs to know about its deployment.
 type Config struct {

@@ -3,11 +3,94 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
+
+// apiCredentialJSON is a credential as the API shows it: never a password or
+// its hash.
+type apiCredentialJSON struct {
+	ID             int64      `json:"id"`
+	RequestID      int64      `json:"request_id"`
+	Cluster        string     `json:"cluster"`
+	PrometheusURL  string     `json:"prometheus_url"`
+	Username       string     `json:"username"`
+	Owner          string     `json:"owner"`
+	State          string     `json:"state"`
+	KeyFingerprint string     `json:"key_fingerprint"`
+	IssuedAt       time.Time  `json:"issued_at"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason   string     `json:"revoke_reason,omitempty"`
+	Compromised    bool       `json:"compromised"`
+	DownloadCount  int        `json:"download_count"`
+	LastDownloadAt *time.Time `json:"last_download_at,omitempty"`
+	DownloadURL    string     `json:"download_url"`
+}
+
+func credentialJSON(c *portal.Credential) apiCredentialJSON {
+	return apiCredentialJSON{
+		ID: c.ID, RequestID: c.RequestID, Cluster: c.ClusterName, PrometheusURL: c.PrometheusURL,
+		Username: c.Username, Owner: c.OwnerEmail, State: string(c.State(time.Now())), KeyFingerprint: c.KeyFingerprint,
+		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RevokedAt: c.RevokedAt, RevokeReason: c.RevokeReason,
+		Compromised: c.Compromised, DownloadCount: c.DownloadCount, LastDownloadAt: c.LastDownloadAt,
+		DownloadURL: fmt.Sprintf("/api/v1/credentials/%d/credentials.txt.age", c.ID),
+	}
+}
+
+func (s *Server) apiCredential(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	cred, err := s.wf.Credential(c.Request().Context(), s.actor(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, credentialJSON(cred))
+}
+
+// credentialPage shows one credential.
+type credentialPage struct {
+	Credential *portal.Credential
+	Owner      bool
+	State      portal.CredentialState
+}
+
+func (s *Server) showCredential(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	a := s.actor(c)
+	cred, err := s.wf.Credential(c.Request().Context(), a, id)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "credential", page{Title: "Credential " + cred.Username, Data: credentialPage{
+		Credential: cred, Owner: a.User.ID == cred.UserID, State: cred.State(time.Now()),
+	}})
+}
+
+// download sends credentials.txt.age as the binary age file the customer
+// documentation's command opens.
+func (s *Server) download(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	data, _, err := s.wf.Download(c.Request().Context(), s.actor(c), id)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Disposition", `attachment; filename="credentials.txt.age"`)
+	h.Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, "application/octet-stream", data)
+}
 
 // revoke takes back a credential, by its owner or by staff.
 func (s *Server) revoke(c echo.Context) error {
@@ -68,33 +151,6 @@ func (s *Server) revocations(c echo.Context) error {
 	}
 	return s.render(c, http.StatusOK, "staff_revocations", page{Title: "Revocations", Data: revocationsPage{Credentials: cs}})
 }
-
-// syncTokenPage shows a new sync token, once.
-type syncTokenPage struct {
-	Cluster *portal.Cluster
-	Token   string
-	URL     string
-}
-
-func (s *Server) rotateSyncToken(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	cl, err := s.wf.Cluster(c.Request().Context(), s.actor(c), id)
-	if err != nil {
-		return err
-	}
-	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), cl.Name)
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "staff_sync_token", page{Title: "Sync token for " + cl.Name, Data: syncTokenPage{
-		Cluster: cl, Token: token, URL: s.cfg.BaseURL.JoinPath("/api/v1/clusters", cl.Name, "web-config.yml").String(),
-	}})
-}
-
-// API forms of the same actions.
 
 func (s *Server) apiRevoke(c echo.Context) error {
 	id, err := idParam(c, "id")

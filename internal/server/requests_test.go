@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,76 +26,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-// addCluster stores a cluster for a test portal.
-func (p *testPortal) addCluster(name string) *portal.Cluster {
-	p.t.Helper()
-	c := &portal.Cluster{Name: name, DisplayName: "Cluster " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
-		CredentialTTLDays: 90, Enabled: true, Note: "Covers every hub on " + name + "."}
-	if err := p.Store.CreateCluster(context.Background(), c); err != nil {
-		p.t.Fatal(err)
-	}
-	return c
-}
-
-// count runs a counting query on the portal's database.
-func (p *testPortal) count(query string, args ...any) int {
-	p.t.Helper()
-	var n int
-	if err := p.Store.Pool().QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
-		p.t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
 var requestPath = regexp.MustCompile(`^/requests/(\d+)$`)
-
-// requestAccess fills in the request form as a person would and returns the
-// new request's ID.
-func (b *browser) requestAccess(cluster, key, justification string) int64 {
-	b.t.Helper()
-	form := b.get("/requests/new")
-	r := b.post("/requests", url.Values{"csrf": {csrfToken(b.t, form.Body)}, "cluster": {cluster},
-		"public_key": {key}, "justification": {justification}})
-	m := requestPath.FindStringSubmatch(r.Request.URL.Path)
-	if r.StatusCode != http.StatusOK || m == nil {
-		b.t.Fatalf("request form: %d at %s\n%s", r.StatusCode, r.Request.URL, r.Body)
-	}
-	var id int64
-	fmt.Sscan(m[1], &id)
-	return id
-}
-
-// approve approves request id from the staff queue as a person would.
-func (b *browser) approve(id int64, note string) response {
-	b.t.Helper()
-	q := b.get("/staff/requests")
-	if !strings.Contains(q.Body, fmt.Sprintf(`id="request-%d"`, id)) {
-		b.t.Fatalf("request %d is not in the staff queue:\n%s", id, q.Body)
-	}
-	return b.post(fmt.Sprintf("/staff/requests/%d/approve", id), url.Values{"csrf": {csrfToken(b.t, q.Body)}, "note": {note}})
-}
-
-// download fetches credentials.txt.age of the request's credential from the
-// request page's download link.
-func (b *browser) download(requestID int64) ([]byte, response) {
-	b.t.Helper()
-	page := b.get(fmt.Sprintf("/requests/%d", requestID))
-	m := regexp.MustCompile(`href="(/credentials/\d+/credentials\.txt\.age)"`).FindStringSubmatch(page.Body)
-	if m == nil {
-		b.t.Fatalf("no download link on request %d's page:\n%s", requestID, page.Body)
-	}
-	if !strings.Contains(page.Body, "age --decrypt -i key.txt -o credentials.txt credentials.txt.age") {
-		b.t.Errorf("the request page does not show the decrypt command")
-	}
-	r := b.get(m[1])
-	if r.StatusCode != http.StatusOK {
-		b.t.Fatalf("download: %d\n%s", r.StatusCode, r.Body)
-	}
-	if cd := r.Header.Get("Content-Disposition"); cd != `attachment; filename="credentials.txt.age"` {
-		b.t.Errorf("Content-Disposition %q", cd)
-	}
-	return []byte(r.Body), r
-}
 
 var passwordLine = regexp.MustCompile(`(?m)^Password:\s+(\S+)$`)
 
@@ -124,16 +54,6 @@ func (p *testPortal) checkCredentialsFile(t *testing.T, file string, cluster *po
 		t.Errorf("the password in credentials.txt does not verify against the stored hash: %v", err)
 	}
 	return m[1]
-}
-
-func decryptWith(t *testing.T, ciphertext []byte, id age.Identity) string {
-	t.Helper()
-	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
-	if err != nil {
-		t.Fatalf("decrypt credentials.txt.age: %v", err)
-	}
-	b, _ := io.ReadAll(r)
-	return string(b)
 }
 
 // assertSecretNowhere searches every table of the portal's database and the
@@ -261,19 +181,6 @@ func TestCustomerDocumentationCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.checkCredentialsFile(t, string(file), cluster)
-}
-
-// snapshot is the state a refused action must leave as it was.
-func (p *testPortal) snapshot() string {
-	p.t.Helper()
-	var s string
-	err := p.Store.Pool().QueryRow(context.Background(), `
-		SELECT (SELECT coalesce(json_agg(r ORDER BY id), '[]') FROM requests r)::text ||
-		       (SELECT coalesce(json_agg(c ORDER BY id), '[]') FROM credentials c)::text`).Scan(&s)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return s
 }
 
 func TestOthersCannotSeeOrDecide(t *testing.T) {
@@ -470,17 +377,6 @@ func TestDenyNeedsANote(t *testing.T) {
 	}
 }
 
-// apiPost sends a JSON body as a script would, with the browser's session.
-func (b *browser) apiPost(path, body string) response {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.abs(path), strings.NewReader(body))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return b.do(req)
-}
-
 func TestJSONAPI(t *testing.T) {
 	t.Parallel()
 	p, alice, _, sam := newScene(t)
@@ -613,52 +509,6 @@ func TestConcurrentApprovalsIssueOneCredential(t *testing.T) {
 	}
 	if n := p.count(`SELECT count(*) FROM audit_events WHERE action = 'credential.issued'`); n != 1 {
 		t.Errorf("%d credential.issued audit events, want 1", n)
-	}
-}
-
-func TestStaffManageClusters(t *testing.T) {
-	t.Parallel()
-	p := newPortal(t, portalOptions{})
-	sam, bob := p.browser(), p.browser()
-	sam.signIn("sam@2i2c.org")
-	bob.signIn("bob@example.org")
-
-	form := sam.get("/staff/clusters/new")
-	bad := url.Values{"csrf": {csrfToken(t, form.Body)}, "name": {"Bad_Name"}, "prometheus_url": {"https://prometheus.x.2i2c.cloud"},
-		"credential_ttl_days": {"90"}, "enabled": {"on"}}
-	r := sam.post("/staff/clusters", bad)
-	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "DNS label") || !strings.Contains(r.Body, "prometheus.x.2i2c.cloud") {
-		t.Errorf("bad cluster name: %d\n%s", r.StatusCode, r.Body)
-	}
-	good := url.Values{"csrf": {csrfToken(t, form.Body)}, "name": {"awi-ciroh"}, "display_name": {"AWI-CIROH"},
-		"prometheus_url": {"https://prometheus.ciroh.awi.2i2c.cloud"}, "credential_ttl_days": {"30"}, "enabled": {"on"},
-		"note": {"Covers every hub."}}
-	r = sam.post("/staff/clusters", good)
-	if r.Request.URL.Path != "/staff/clusters" || !strings.Contains(r.Body, "prometheus.ciroh.awi.2i2c.cloud") {
-		t.Fatalf("add cluster: %d at %s\n%s", r.StatusCode, r.Request.URL, r.Body)
-	}
-	if r := sam.post("/staff/clusters", good); r.StatusCode != http.StatusConflict {
-		t.Errorf("adding the same name twice: %d, want 409", r.StatusCode)
-	}
-	// A customer's attempt is refused and changes nothing.
-	good.Set("csrf", csrfToken(t, bob.get("/dashboard").Body))
-	good.Set("name", "sneaky")
-	if r := bob.post("/staff/clusters", good); r.StatusCode != http.StatusForbidden {
-		t.Errorf("customer adding a cluster: %d, want 403", r.StatusCode)
-	}
-	// Disable it: no new requests.
-	id := p.count(`SELECT id FROM clusters WHERE name = 'awi-ciroh'`)
-	edit := sam.get(fmt.Sprintf("/staff/clusters/%d/edit", id))
-	sam.post(fmt.Sprintf("/staff/clusters/%d", id), url.Values{"csrf": {csrfToken(t, edit.Body)}, "display_name": {"AWI-CIROH"},
-		"prometheus_url": {"https://prometheus.ciroh.awi.2i2c.cloud"}, "credential_ttl_days": {"30"}})
-	if n := p.count(`SELECT count(*) FROM clusters WHERE enabled`); n != 0 {
-		t.Errorf("the cluster is still enabled")
-	}
-	if n := p.count(`SELECT count(*) FROM clusters`); n != 1 {
-		t.Errorf("%d clusters, want 1", n)
-	}
-	if n := p.count(`SELECT count(*) FROM audit_events WHERE action IN ('cluster.created', 'cluster.updated')`); n != 2 {
-		t.Errorf("%d cluster audit events, want 2", n)
 	}
 }
 

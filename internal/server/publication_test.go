@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 
@@ -25,37 +24,6 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
-
-// issued is a credential as its owner holds it.
-type issued struct {
-	ID                 int64
-	Username, Password string
-}
-
-// issue runs the whole flow for a new credential on cluster: the customer
-// requests, staff approve, the customer downloads and decrypts.
-func (p *testPortal) issue(customer, staff *browser, cluster string) issued {
-	p.t.Helper()
-	key, err := age.GenerateX25519Identity()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	reqID := customer.requestAccess(cluster, key.Recipient().String(), "Dashboards for the research team.")
-	staff.approve(reqID, "")
-	ciphertext, _ := customer.download(reqID)
-	file := decryptWith(p.t, ciphertext, key)
-	field := func(label string) string {
-		for line := range strings.Lines(file) {
-			if v, ok := strings.CutPrefix(line, label+":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-		p.t.Fatalf("no %s in credentials.txt", label)
-		return ""
-	}
-	return issued{ID: int64(p.count(`SELECT id FROM credentials WHERE request_id = $1`, reqID)),
-		Username: field("Username"), Password: field("Password")}
-}
 
 // syncToken creates the cluster's sync token through the staff API.
 func (b *browser) syncToken(cluster string) string {

@@ -158,12 +158,3 @@ func (s *Server) webConfig(c echo.Context) error {
 		timer.Stop()
 	}
 }
-
-func (s *Server) apiRotateSyncToken(c echo.Context) error {
-	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), c.Param("name"))
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, map[string]string{"token": token})
-}

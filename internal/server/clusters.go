@@ -5,70 +5,66 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-// queuePage is the staff queue of pending requests.
-type queuePage struct {
-	Requests    []*portal.Request
-	Compromised int // credentials reported compromised in the last week
-	Now         time.Time
+type apiClusterJSON struct {
+	Name                   string `json:"name"`
+	DisplayName            string `json:"display_name"`
+	PrometheusURL          string `json:"prometheus_url"`
+	CredentialLifetimeDays int    `json:"credential_ttl_days"`
+	Note                   string `json:"note,omitempty"`
+	Enabled                bool   `json:"enabled"`
 }
 
-func (s *Server) queue(c echo.Context) error {
-	ctx, a := c.Request().Context(), s.actor(c)
-	rs, err := s.wf.Queue(ctx, a)
+func (s *Server) apiClusters(c echo.Context) error {
+	cs, err := s.wf.Clusters(c.Request().Context(), s.actor(c))
 	if err != nil {
 		return err
 	}
-	n, err := s.wf.RecentCompromises(ctx, a)
-	if err != nil {
-		return err
+	out := make([]apiClusterJSON, 0, len(cs))
+	for _, cl := range cs {
+		out = append(out, apiClusterJSON{Name: cl.Name, DisplayName: cl.Title(), PrometheusURL: cl.PrometheusURL,
+			CredentialLifetimeDays: cl.CredentialTTLDays, Note: cl.Note, Enabled: cl.Enabled})
 	}
-	return s.render(c, http.StatusOK, "staff_queue", page{Title: "Pending requests",
-		Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}})
+	return c.JSON(http.StatusOK, map[string]any{"clusters": out})
 }
 
-func (s *Server) approve(c echo.Context) error {
+// syncTokenPage shows a new sync token, once.
+type syncTokenPage struct {
+	Cluster *portal.Cluster
+	Token   string
+	URL     string
+}
+
+func (s *Server) rotateSyncToken(c echo.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
 		return err
 	}
-	cred, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, c.FormValue("note"))
-	if err != nil {
-		return s.backWithReason(c, err, "/staff/requests")
-	}
-	s.setFlash(c, "success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
-		id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")))
-	return c.Redirect(http.StatusSeeOther, "/staff/requests")
-}
-
-func (s *Server) deny(c echo.Context) error {
-	id, err := idParam(c, "id")
+	cl, err := s.wf.Cluster(c.Request().Context(), s.actor(c), id)
 	if err != nil {
 		return err
 	}
-	if _, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, c.FormValue("note")); err != nil {
-		return s.backWithReason(c, err, "/staff/requests")
-	}
-	s.setFlash(c, "info", fmt.Sprintf("Request #%d denied.", id))
-	return c.Redirect(http.StatusSeeOther, "/staff/requests")
-}
-
-// backWithReason returns the browser to the page at to with the reason of
-// err, when the reason is the person's to act on: a field to fix, a state
-// that changed meanwhile. Any other error goes to the error handler.
-func (s *Server) backWithReason(c echo.Context, err error, to string) error {
-	pe, _, ok := fixable(err)
-	if !ok {
+	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), cl.Name)
+	if err != nil {
 		return err
 	}
-	s.setFlash(c, "error", pe.Message)
-	return c.Redirect(http.StatusSeeOther, to)
+	return s.render(c, http.StatusOK, "staff_sync_token", page{Title: "Sync token for " + cl.Name, Data: syncTokenPage{
+		Cluster: cl, Token: token, URL: s.cfg.BaseURL.JoinPath("/api/v1/clusters", cl.Name, "web-config.yml").String(),
+	}})
+}
+
+func (s *Server) apiRotateSyncToken(c echo.Context) error {
+	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]string{"token": token})
 }
 
 // clustersPage lists clusters for staff.

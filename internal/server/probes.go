@@ -10,10 +10,6 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-func (s *Server) home(c echo.Context) error {
-	return s.render(c, http.StatusOK, "home", page{Title: "Prometheus access"})
-}
-
 // healthz says the process is up; it touches nothing else.
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
@@ -43,8 +39,4 @@ func (s *Server) readyz(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *Server) staffHome(c echo.Context) error {
-	return c.Redirect(http.StatusSeeOther, "/staff/requests")
 }

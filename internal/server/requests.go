@@ -1,0 +1,278 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
+)
+
+// apiRequestJSON is a request as the API shows it.
+type apiRequestJSON struct {
+	ID                 int64      `json:"id"`
+	Status             string     `json:"status"`
+	Cluster            string     `json:"cluster"`
+	Requester          string     `json:"requester"`
+	KeyType            string     `json:"key_type"`
+	KeyFingerprint     string     `json:"key_fingerprint"`
+	Justification      string     `json:"justification"`
+	CreatedAt          time.Time  `json:"created_at"`
+	DecidedAt          *time.Time `json:"decided_at,omitempty"`
+	DecidedBy          string     `json:"decided_by,omitempty"`
+	DecisionNote       string     `json:"decision_note,omitempty"`
+	CredentialID       *int64     `json:"credential_id,omitempty"`
+	RenewsCredentialID *int64     `json:"renews_credential_id,omitempty"`
+}
+
+func requestJSON(r *portal.Request) apiRequestJSON {
+	return apiRequestJSON{
+		ID: r.ID, Status: string(r.Status), Cluster: r.ClusterName, Requester: r.RequesterEmail,
+		KeyType: string(r.KeyType), KeyFingerprint: r.KeyFingerprint, Justification: r.Justification,
+		CreatedAt: r.CreatedAt, DecidedAt: r.DecidedAt, DecidedBy: r.DeciderEmail, DecisionNote: r.DecisionNote,
+		CredentialID: r.CredentialID, RenewsCredentialID: r.RenewsCredentialID,
+	}
+}
+
+func (s *Server) apiCreateRequest(c echo.Context) error {
+	var in struct {
+		Cluster       string `json:"cluster"`
+		PublicKey     string `json:"public_key"`
+		Justification string `json:"justification"`
+	}
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.wf.CreateRequest(c.Request().Context(), s.actor(c), workflow.RequestInput{
+		Cluster: in.Cluster, PublicKey: in.PublicKey, Justification: in.Justification,
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/requests/%d", r.ID))
+	return c.JSON(http.StatusCreated, requestJSON(r))
+}
+
+func (s *Server) apiRequests(c echo.Context) error {
+	status := portal.RequestStatus(c.QueryParam("status"))
+	switch status {
+	case "", portal.StatusPending, portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled:
+	default:
+		return portal.Invalid("status", "status is one of pending, approved, denied, cancelled")
+	}
+	rs, err := s.wf.Requests(c.Request().Context(), s.actor(c), status)
+	if err != nil {
+		return err
+	}
+	out := make([]apiRequestJSON, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, requestJSON(r))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"requests": out})
+}
+
+func (s *Server) apiRequest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := s.wf.Request(c.Request().Context(), s.actor(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, requestJSON(r))
+}
+
+type noteJSON struct {
+	Note string `json:"note"`
+}
+
+func (s *Server) apiApprove(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in noteJSON
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	if _, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, in.Note); err != nil {
+		return err
+	}
+	return s.apiRequest(c)
+}
+
+func (s *Server) apiDeny(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in noteJSON
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, in.Note)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, requestJSON(r))
+}
+
+func (s *Server) apiCancel(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := s.wf.CancelRequest(c.Request().Context(), s.actor(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, requestJSON(r))
+}
+
+// requestForm is the request page: the clusters, what was typed, and what
+// to fix.
+type requestForm struct {
+	Clusters []*portal.Cluster
+	Input    workflow.RequestInput
+	// Error is what to fix. A Secret one means the key field held a private
+	// key: it was cleared and is not shown back.
+	Error *portal.Error
+}
+
+func (s *Server) newRequest(c echo.Context) error {
+	in := workflow.RequestInput{Cluster: c.QueryParam("cluster")}
+	if renew := c.QueryParam("renew"); renew != "" {
+		// Renewing with another key starts from the credential's request.
+		id, err := strconv.ParseInt(renew, 10, 64)
+		if err != nil {
+			return fmt.Errorf("renew %q: %w", renew, portal.ErrNotFound)
+		}
+		r, err := s.wf.RenewalDraft(c.Request().Context(), s.actor(c), id)
+		if err != nil {
+			return err
+		}
+		in = workflow.RequestInput{Cluster: r.ClusterName, Justification: r.Justification}
+	}
+	return s.renderRequestForm(c, http.StatusOK, in, nil)
+}
+
+func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, pe *portal.Error) error {
+	clusters, err := s.wf.OpenClusters(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if pe != nil && pe.Secret {
+		in.PublicKey = "" // a private key is never shown back
+	}
+	return s.render(c, status, "request_new", page{Title: "Request access", Data: requestForm{Clusters: clusters, Input: in, Error: pe}})
+}
+
+func (s *Server) createRequest(c echo.Context) error {
+	in := workflow.RequestInput{
+		Cluster: c.FormValue("cluster"), PublicKey: c.FormValue("public_key"), Justification: c.FormValue("justification"),
+	}
+	r, err := s.wf.CreateRequest(c.Request().Context(), s.actor(c), in)
+	if pe, status, ok := fixable(err); ok {
+		return s.renderRequestForm(c, status, in, pe)
+	}
+	if err != nil {
+		return err
+	}
+	s.setFlash(c, "success", "Your request was sent. 2i2c staff will review it; this page shows its status.")
+	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", r.ID))
+}
+
+// requestPage shows one request and, once issued, its credential.
+type requestPage struct {
+	Request    *portal.Request
+	Credential *portal.Credential
+	Owner      bool
+	Now        time.Time
+}
+
+func (s *Server) showRequest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx, a := c.Request().Context(), s.actor(c)
+	r, err := s.wf.Request(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	p := requestPage{Request: r, Owner: a.User.ID == r.UserID, Now: time.Now()}
+	if r.CredentialID != nil {
+		if p.Credential, err = s.wf.Credential(ctx, a, *r.CredentialID); err != nil {
+			return err
+		}
+	}
+	return s.render(c, http.StatusOK, "request", page{Title: fmt.Sprintf("Request #%d", r.ID), Data: p})
+}
+
+func (s *Server) cancelRequest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.wf.CancelRequest(c.Request().Context(), s.actor(c), id); err != nil {
+		return err
+	}
+	s.setFlash(c, "info", "The request was cancelled.")
+	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", id))
+}
+
+func (s *Server) staffHome(c echo.Context) error {
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+}
+
+// queuePage is the staff queue of pending requests.
+type queuePage struct {
+	Requests    []*portal.Request
+	Compromised int // credentials reported compromised in the last week
+	Now         time.Time
+}
+
+func (s *Server) queue(c echo.Context) error {
+	ctx, a := c.Request().Context(), s.actor(c)
+	rs, err := s.wf.Queue(ctx, a)
+	if err != nil {
+		return err
+	}
+	n, err := s.wf.RecentCompromises(ctx, a)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "staff_queue", page{Title: "Pending requests",
+		Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}})
+}
+
+func (s *Server) approve(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	cred, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, c.FormValue("note"))
+	if err != nil {
+		return s.backWithReason(c, err, "/staff/requests")
+	}
+	s.setFlash(c, "success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
+		id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")))
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+}
+
+func (s *Server) deny(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, c.FormValue("note")); err != nil {
+		return s.backWithReason(c, err, "/staff/requests")
+	}
+	s.setFlash(c, "info", fmt.Sprintf("Request #%d denied.", id))
+	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+}
