@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // DefaultBcryptCost is the bcrypt cost of credential password hashes.

@@ -10,8 +10,9 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // MaxPublicKeyLen is the longest public key text accepted, in bytes. A

@@ -18,8 +18,9 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // Recipients of age plugins, shaped as the plugins print them (Bech32 with a

@@ -14,9 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // ErrUnavailable means the provider has not been discovered yet: sign-in

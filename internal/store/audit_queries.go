@@ -6,8 +6,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // auditColumns are read by scanAuditRecord, in its order; the joins are

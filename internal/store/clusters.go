@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 const clusterColumns = `id, name, display_name, prometheus_url, credential_ttl_days, note, enabled, created_at, updated_at,

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // credentialSelect reads a credential with its display fields, but neither

@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // requestSelect reads a request with its display fields. Every read of

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 // db is what a Store runs statements on: the pool, or one transaction.

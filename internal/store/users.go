@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 
-	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 const userColumns = `id, issuer, subject, email, email_verified, name, groups, role, created_at, last_login_at`
