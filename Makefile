@@ -1,6 +1,6 @@
 # Tests need PostgreSQL: withpg starts a throwaway server from this machine's
 # binaries for the command it runs, unless DATABASE_URL names one already.
-WITHPG = go run ./internal/pglocal/withpg --
+WITHPG = go run ./tools/withpg --
 
 .PHONY: test vet fmt build run bench tidy-check
 
@@ -29,4 +29,4 @@ tidy-check:
 # `portal audit verify`, against their targets. Takes a few minutes.
 .PHONY: bench-audit
 bench-audit:
-	$(WITHPG) go run ./internal/auditbench
+	$(WITHPG) go run ./tools/auditbench

@@ -11,7 +11,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
-	"github.com/2i2c-org/credential-portal/internal/notify"
+	"github.com/2i2c-org/credential-portal/internal/loopback"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/portal"
@@ -73,7 +73,7 @@ func loopbackAddrVar(p *string) func(string) error {
 			return err
 		}
 		host, _, _ := net.SplitHostPort(v)
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopback.Host(host) {
 			return errors.New("portal dev listens on loopback only (127.0.0.1, ::1 or localhost), for example 127.0.0.1:8080")
 		}
 		return nil
@@ -117,11 +117,6 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if _, err := store.Migrate(ctx, pool, log); err != nil {
 		return err
 	}
-	st := store.New(pool)
-	wf := workflow.New(st, workflow.Options{Log: log})
-	if err := seedDemo(ctx, wf); err != nil {
-		return err
-	}
 
 	// The development provider lives on the portal's own address, so its
 	// issuer follows PORTAL_LISTEN and stays the same across restarts.
@@ -130,30 +125,18 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	signIn := oidc.New(oidc.Config{
-		Issuer: idp.Issuer(), ClientID: devClientID, ClientSecret: secret,
-		RedirectURL: server.RedirectURL(baseURL), Scopes: []string{"openid", "email", "profile", "groups"},
-		GroupsClaim: "groups",
-	}, log)
-	hub := notify.New(pool, log)
-	go hub.Run(ctx)
-	srv, err := server.New(server.Config{
-		BaseURL: baseURL, Dev: true, Version: version, DevIdentityProvider: idp.Handler(),
-		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
+	return runInstance(ctx, pool, instanceConfig{
+		Listen: cfg.Listen, BaseURL: baseURL, ShutdownTimeout: 5 * time.Second,
+		OIDC: oidc.Config{Issuer: idp.Issuer(), ClientID: devClientID, ClientSecret: secret,
+			Scopes: []string{"openid", "email", "profile", "groups"}, GroupsClaim: "groups"},
 		Access:   devAccess,
-	}, st, wf, signIn, hub, log)
-	if err != nil {
-		return err
-	}
-	go sweepSessions(ctx, st, log)
-	go remindExpiring(ctx, wf, log)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
-	}
-	go signIn.Run(ctx) // the provider answers once Serve runs
-	fmt.Fprintf(e.stdout, "\nDEVELOPMENT MODE: demo data and a built-in sign-in; not for production.\nPortal at %s  (Ctrl-C to stop)\n\n", baseURL)
-	return server.Serve(ctx, ln, srv, 5*time.Second, log)
+		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
+		Seed:     seedDemo,
+		Dev:      true, DevIdentityProvider: idp.Handler(),
+		Listening: func(net.Addr) {
+			fmt.Fprintf(e.stdout, "\nDEVELOPMENT MODE: demo data and a built-in sign-in; not for production.\nPortal at %s  (Ctrl-C to stop)\n\n", baseURL)
+		},
+	}, log)
 }
 
 // seedDemo adds the demo clusters. It runs at every start and changes

@@ -15,12 +15,10 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/issue"
-	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
-	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // serveConfig is the configuration of `portal serve`.
@@ -139,8 +137,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	log := applog.New(e.stderr, cfg.LogLevel)
-	cfg.OIDC.RedirectURL = server.RedirectURL(cfg.BaseURL)
-
+	if cfg.ClustersFile != "" {
+		// Checked now, so a broken file stops start-up with its reason.
+		if _, err := parseClustersFile(cfg.ClustersFile); err != nil {
+			return err
+		}
+	}
 	pool, err := openPool(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -149,34 +151,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := checkSchema(ctx, pool, log); err != nil {
 		return err
 	}
-
-	st := store.New(pool)
-	wf := workflow.New(st, workflow.Options{BcryptCost: cfg.BcryptCost, Log: log})
-	if cfg.ClustersFile != "" {
-		// Checked now, so a broken file stops start-up with its reason.
-		if _, err := parseClustersFile(cfg.ClustersFile); err != nil {
-			return err
-		}
-		go importClusters(ctx, wf, cfg.ClustersFile, log)
-	}
-	signIn := oidc.New(cfg.OIDC, log)
-	go signIn.Run(ctx)
-	hub := notify.New(pool, log)
-	go hub.Run(ctx)
-	srv, err := server.New(server.Config{
-		BaseURL: cfg.BaseURL, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
-	}, st, wf, signIn, hub, log)
-	if err != nil {
-		return err
-	}
-	go sweepSessions(ctx, st, log)
-	go remindExpiring(ctx, wf, log)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
-	}
-	log.Info("portal listening", "addr", ln.Addr().String(), "url", cfg.BaseURL.String(), "version", version)
-	return server.Serve(ctx, ln, srv, cfg.ShutdownTimeout, log)
+	return runInstance(ctx, pool, instanceConfig{
+		Listen: cfg.Listen, BaseURL: cfg.BaseURL, ShutdownTimeout: cfg.ShutdownTimeout, OIDC: cfg.OIDC,
+		Access: cfg.Access, Sessions: cfg.Sessions, BcryptCost: cfg.BcryptCost, ClustersFile: cfg.ClustersFile,
+	}, log)
 }
 
 // openPool parses the database URL and makes a pool. It does not connect:

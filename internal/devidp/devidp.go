@@ -16,13 +16,14 @@ import (
 	"maps"
 	"net/http"
 	"net/mail"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/2i2c-org/credential-portal/internal/loopback"
 )
 
 //go:embed signin.html
@@ -118,18 +119,10 @@ func parseBaseURL(baseURL string) (*url.URL, error) {
 	if u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("must be of the form http://host[:port]")
 	}
-	if !isLoopback(u.Hostname()) {
+	if !loopback.Host(u.Hostname()) {
 		return nil, fmt.Errorf("host %q is not a loopback address; the development identity provider signs in anyone as anyone", u.Hostname())
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	addr, err := netip.ParseAddr(host)
-	return err == nil && addr.Unmap().IsLoopback()
 }
 
 // Issuer returns the issuer URL, the base URL followed by /oidc.

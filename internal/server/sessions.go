@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 
+	"github.com/2i2c-org/credential-portal/internal/loopback"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
@@ -51,9 +51,7 @@ func secureCookies(base *url.URL) bool {
 	if base.Scheme == "https" {
 		return true
 	}
-	host := base.Hostname()
-	ip := net.ParseIP(host)
-	return host != "localhost" && (ip == nil || !ip.IsLoopback())
+	return !loopback.Host(base.Hostname())
 }
 
 func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {

@@ -7,7 +7,7 @@
 // `portal audit verify`. It prints the figures against their targets.
 //
 //	make bench-audit
-//	go run ./internal/pglocal/withpg -- go run ./internal/auditbench [-events N] [-keep] [-explain-all]
+//	go run ./tools/withpg -- go run ./tools/auditbench [-events N] [-keep] [-explain-all]
 //
 // The portal under test is `portal dev` built from this tree and pointed at
 // the benchmark's database: a separate process, so that its memory is its
@@ -45,7 +45,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-// Targets from the issue.
+// The review's targets: a page of events, a whole export, and what an export may add to the process's memory.
 const (
 	targetPage         = 50 * time.Millisecond
 	targetExport       = 15 * time.Second

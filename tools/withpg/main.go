@@ -2,7 +2,7 @@
 // PostgreSQL server, which it starts from this machine's binaries and removes
 // when the command ends, however it ends:
 //
-//	go run ./internal/pglocal/withpg -- go test ./...
+//	go run ./tools/withpg -- go test ./...
 //
 // When DATABASE_URL is set already, withpg runs the command as it is. Either
 // way withpg exits with the command's status.

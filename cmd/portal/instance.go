@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/2i2c-org/credential-portal/internal/notify"
+	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/server"
+	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
+)
+
+// instanceConfig is what differs between `portal serve` and `portal dev`;
+// everything else about a running portal is the same for both.
+type instanceConfig struct {
+	Listen          string
+	BaseURL         *url.URL
+	ShutdownTimeout time.Duration
+	OIDC            oidc.Config
+	Access          portal.AccessPolicy
+	Sessions        server.SessionConfig
+	BcryptCost      int    // 0 for issue.DefaultBcryptCost
+	ClustersFile    string // imported once the database answers; "" for none
+	// Seed runs before the portal listens, with its workflow: the demo data
+	// of `portal dev`.
+	Seed func(context.Context, *workflow.Service) error
+	// Dev and DevIdentityProvider are `portal dev`'s: the banner on every
+	// page and the development sign-in under /oidc/.
+	Dev                 bool
+	DevIdentityProvider http.Handler
+	// Listening, when set, is called once the portal accepts connections.
+	Listening func(addr net.Addr)
+}
+
+// runInstance wires one portal on pool and serves it until ctx ends: the
+// workflow and the HTTP server, the sign-in client, the notification hub
+// that wakes the agents' long-polls, and the background loops (sessions,
+// reminders, the clusters file). Every replica runs the same.
+func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, log *slog.Logger) error {
+	st := store.New(pool)
+	wf := workflow.New(st, workflow.Options{BcryptCost: cfg.BcryptCost, Log: log})
+	if cfg.Seed != nil {
+		if err := cfg.Seed(ctx, wf); err != nil {
+			return err
+		}
+	}
+	if cfg.ClustersFile != "" {
+		go importClusters(ctx, wf, cfg.ClustersFile, log)
+	}
+	cfg.OIDC.RedirectURL = server.RedirectURL(cfg.BaseURL)
+	signIn := oidc.New(cfg.OIDC, log)
+	hub := notify.New(pool, log)
+	go hub.Run(ctx)
+	srv, err := server.New(server.Config{
+		BaseURL: cfg.BaseURL, Dev: cfg.Dev, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
+		DevIdentityProvider: cfg.DevIdentityProvider,
+	}, st, wf, signIn, hub, log)
+	if err != nil {
+		return err
+	}
+	go sweepSessions(ctx, st, log)
+	go remindExpiring(ctx, wf, log)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
+	}
+	// After listening: the development provider is served by this portal.
+	go signIn.Run(ctx)
+	log.Info("portal listening", "addr", ln.Addr().String(), "url", cfg.BaseURL.String(), "version", version)
+	if cfg.Listening != nil {
+		cfg.Listening(ln.Addr())
+	}
+	return server.Serve(ctx, ln, srv, cfg.ShutdownTimeout, log)
+}
