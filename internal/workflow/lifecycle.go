@@ -213,7 +213,7 @@ func (s *Service) RecordDueReminders(ctx context.Context) (int, error) {
 		}
 		for _, r := range due {
 			err := audit(System.event(portal.ActionCredentialReminder, portal.SubjectCredential, r.CredentialID, &r.ClusterID,
-				map[string]any{"days_before": r.DaysBefore, "expires_at": r.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), "owner_id": r.UserID}))
+				map[string]any{"days_before": r.DaysBefore, "expires_at": r.ExpiresAt.UTC().Format(time.RFC3339), "owner_id": r.UserID}))
 			if err != nil {
 				return err
 			}

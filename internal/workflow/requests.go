@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
@@ -247,7 +248,7 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 		return audit(
 			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note)),
 			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, map[string]any{
-				"request_id": id, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"),
+				"request_id": id, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format(time.RFC3339),
 				"key_fingerprint": cred.KeyFingerprint,
 			}),
 		)

@@ -418,7 +418,7 @@ func (s *eventSource) event() *portal.AuditEvent {
 		about(portal.SubjectCredential, s.creds)
 		onCluster()
 		e.Details = map[string]any{"request_id": aRequest(), "username": fmt.Sprintf("%s-%s-%04d", cl.name, strings.Split(cust.email, "@")[0], r.IntN(10000)),
-			"expires_at": e.At.AddDate(0, 0, 90).Format("2006-01-02T15:04:05Z"), "key_fingerprint": fmt.Sprintf("SHA256:%016x", r.Uint64())}
+			"expires_at": e.At.AddDate(0, 0, 90).UTC().Format(time.RFC3339), "key_fingerprint": fmt.Sprintf("SHA256:%016x", r.Uint64())}
 	case p < 800:
 		by(staff)
 		e.Action = portal.ActionRequestDenied
