@@ -20,22 +20,15 @@ func scanCluster(row pgx.Row) (*portal.Cluster, error) {
 	return &c, err
 }
 
-func collectClusters(rows pgx.Rows, err error) ([]*portal.Cluster, error) {
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Cluster, error) { return scanCluster(row) })
-}
-
 // Clusters lists every cluster, enabled or not, by name.
 func (s *Store) Clusters(ctx context.Context) ([]*portal.Cluster, error) {
-	cs, err := collectClusters(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters ORDER BY name`))
+	cs, err := collect(scanCluster)(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters ORDER BY name`))
 	return cs, mapErr("clusters", err)
 }
 
 // EnabledClusters lists the clusters that take new requests, by name.
 func (s *Store) EnabledClusters(ctx context.Context) ([]*portal.Cluster, error) {
-	cs, err := collectClusters(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE enabled ORDER BY name`))
+	cs, err := collect(scanCluster)(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE enabled ORDER BY name`))
 	return cs, mapErr("enabled clusters", err)
 }
 

@@ -36,13 +36,6 @@ func scanCredential(row pgx.Row) (*portal.Credential, error) {
 	return &c, err
 }
 
-func collectCredentials(rows pgx.Rows, err error) ([]*portal.Credential, error) {
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Credential, error) { return scanCredential(row) })
-}
-
 // CreateCredential stores a credential issued for an approved request and
 // fills in its ID; a zero IssuedAt is taken as now and filled in. Returns
 // portal.ErrConflict if the request has a credential already or the username
@@ -114,7 +107,7 @@ func (s *Store) RecordDownload(ctx context.Context, id int64) (int, error) {
 // CredentialsByUser lists the customer's credentials, newest first, whatever
 // their state, without ciphertexts.
 func (s *Store) CredentialsByUser(ctx context.Context, userID int64) ([]*portal.Credential, error) {
-	cs, err := collectCredentials(s.db.Query(ctx,
+	cs, err := collect(scanCredential)(s.db.Query(ctx,
 		credentialSelect+` WHERE credentials.user_id = $1 ORDER BY credentials.issued_at DESC, credentials.id DESC`,
 		userID))
 	if err != nil {
@@ -185,7 +178,7 @@ func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reaso
 // Revocations lists every revoked credential, the latest revocation first,
 // with display fields but without ciphertexts.
 func (s *Store) Revocations(ctx context.Context) ([]*portal.Credential, error) {
-	cs, err := collectCredentials(s.db.Query(ctx,
+	cs, err := collect(scanCredential)(s.db.Query(ctx,
 		credentialSelect+` WHERE credentials.revoked_at IS NOT NULL ORDER BY credentials.revoked_at DESC, credentials.id DESC`))
 	if err != nil {
 		return nil, mapErr("revocations", err)

@@ -2,24 +2,21 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 func TestCreateCredential(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
 	c := newCluster(t, s, "awi-ciroh")
 	r := approvedRequest(t, s, alice, staff, c)
 
@@ -36,11 +33,9 @@ func TestCreateCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := *cr
-	want.Ciphertext, want.PasswordHash = nil, "" // not read with the rest
-	want.ClusterName, want.PrometheusURL, want.OwnerEmail = c.Name, c.PrometheusURL, alice.Email
-	if !sameCredential(got, &want) {
-		t.Errorf("CredentialByID = %+v\nwant %+v", got, &want)
+	want := readCredential(cr, c, alice)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CredentialByID (-want +got):\n%s", diff)
 	}
 	if got.State(issued.Add(time.Hour)) != portal.CredentialActive {
 		t.Errorf("a fresh credential is %s", got.State(issued.Add(time.Hour)))
@@ -64,40 +59,18 @@ func TestCreateCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mine) != 2 || mine[0].ID != now.ID || mine[1].ID != cr.ID {
-		t.Fatalf("CredentialsByUser = %v; want %d then %d", mine, now.ID, cr.ID)
-	}
-	if !sameCredential(mine[1], &want) {
-		t.Errorf("CredentialsByUser[1] = %+v\nwant %+v", mine[1], &want)
+	if diff := cmp.Diff([]*portal.Credential{readCredential(now, c, alice), want}, mine, toMicroseconds); diff != "" {
+		t.Errorf("CredentialsByUser, newest first (-want +got):\n%s", diff)
 	}
 	if others, err := s.CredentialsByUser(ctx, staff.ID); err != nil || len(others) != 0 {
 		t.Errorf("staff's credentials = %v, %v; want none", others, err)
 	}
 }
 
-// sameCredential compares what two credentials hold, times by the instant
-// they name.
-func sameCredential(a, b *portal.Credential) bool {
-	return reflect.DeepEqual(inUTC(*a), inUTC(*b))
-}
-
-func inUTC(c portal.Credential) portal.Credential {
-	c.IssuedAt, c.ExpiresAt = c.IssuedAt.UTC(), c.ExpiresAt.UTC()
-	for _, p := range []**time.Time{&c.RevokedAt, &c.LastDownloadAt} {
-		if *p != nil {
-			t := (*p).UTC()
-			*p = &t
-		}
-	}
-	return c
-}
-
 func TestCreateCredentialConflicts(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice, bob := newUser(t, s, "alice", portal.RoleCustomer), newUser(t, s, "bob", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
+	bob := newUser(t, s, "bob", portal.RoleCustomer)
 	c1, c2 := newCluster(t, s, "one"), newCluster(t, s, "two")
 	issued := time.Now()
 	expires := issued.Add(time.Hour)
@@ -128,17 +101,12 @@ func TestCreateCredentialConflicts(t *testing.T) {
 }
 
 func TestCreateCredentialRefusesWhatTheSchemaForbids(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
 	r := approvedRequest(t, s, alice, staff, newCluster(t, s, "x"))
 	issued := time.Now()
-	tests := []struct {
-		name   string
-		mutate func(*portal.Credential)
-	}{
+	valid := func() *portal.Credential { return demoCredential(r, "alice-x", issued, issued.Add(time.Hour)) }
+	wantInvalid(t, valid, s.CreateCredential, []mutation[portal.Credential]{
 		{"username with capitals", func(c *portal.Credential) { c.Username = "Alice" }},
 		{"username too short", func(c *portal.Credential) { c.Username = "al" }},
 		{"password hash not bcrypt", func(c *portal.Credential) { c.PasswordHash = "hunter2" }},
@@ -146,61 +114,33 @@ func TestCreateCredentialRefusesWhatTheSchemaForbids(t *testing.T) {
 		{"empty ciphertext", func(c *portal.Credential) { c.Ciphertext = []byte{} }},
 		{"expires when issued", func(c *portal.Credential) { c.ExpiresAt = c.IssuedAt }},
 		{"unknown request", func(c *portal.Credential) { c.RequestID = 424242 }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := demoCredential(r, "alice-x", issued, issued.Add(time.Hour))
-			tt.mutate(c)
-			if err := s.CreateCredential(ctx, c); !errors.Is(err, portal.ErrInvalid) {
-				t.Errorf("CreateCredential(%+v) = %v, want ErrInvalid", c, err)
-			}
-		})
-	}
+	})
 	if cs, _ := s.CredentialsByUser(ctx, alice.ID); len(cs) != 0 {
 		t.Errorf("refused credentials were stored: %v", cs)
 	}
 }
 
 func TestCredentialNotFound(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
+	ctx, s := start(t)
 	staff := newUser(t, s, "staff", portal.RoleStaff)
 	const missing = 424242
-	tests := []struct {
-		name string
-		call func() error
-	}{
+	wantNotFound(t, []call{
 		{"CredentialByID", func() error { _, err := s.CredentialByID(ctx, missing); return err }},
 		{"CredentialCiphertext", func() error { _, err := s.CredentialCiphertext(ctx, missing); return err }},
 		{"RecordDownload", func() error { _, err := s.RecordDownload(ctx, missing); return err }},
 		{"RevokeCredential", func() error { return s.RevokeCredential(ctx, missing, &staff.ID, "lost", false) }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, portal.ErrNotFound) {
-				t.Errorf("%s of a missing credential = %v, want ErrNotFound", tt.name, err)
-			}
-		})
-	}
-	for _, list := range []func() ([]*portal.Credential, error){
+	})
+	wantEmpty(t,
 		func() ([]*portal.Credential, error) { return s.CredentialsByUser(ctx, missing) },
 		func() ([]*portal.Credential, error) { return s.ActiveCredentials(ctx, missing, time.Now()) },
 		func() ([]*portal.Credential, error) { return s.Revocations(ctx) },
-	} {
-		if cs, err := list(); err != nil || len(cs) != 0 {
-			t.Errorf("listing with nothing to list = %v, %v; want empty", cs, err)
-		}
-	}
+	)
 }
 
 func TestRecordDownload(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	cr := newCredential(t, s, newUser(t, s, "alice", portal.RoleCustomer), staff, newCluster(t, s, "x"),
-		"alice-x", time.Now(), time.Now().Add(time.Hour))
+	ctx, s := start(t)
+	staff, alice := people(t, s)
+	cr := newCredential(t, s, alice, staff, newCluster(t, s, "x"), "alice-x", time.Now(), time.Now().Add(time.Hour))
 	if cr.DownloadCount != 0 || cr.LastDownloadAt != nil {
 		t.Fatalf("a new credential was downloaded: %+v", cr)
 	}
@@ -223,11 +163,9 @@ func TestRecordDownload(t *testing.T) {
 }
 
 func TestActiveCredentials(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice, bob := newUser(t, s, "alice", portal.RoleCustomer), newUser(t, s, "bob", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
+	bob := newUser(t, s, "bob", portal.RoleCustomer)
 	c, other := newCluster(t, s, "x"), newCluster(t, s, "other")
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
@@ -246,31 +184,31 @@ func TestActiveCredentials(t *testing.T) {
 	}
 	newCredential(t, s, alice, staff, other, "elsewhere", now.Add(-day), future)
 
+	// Only what a Prometheus web config needs is read.
+	active := func(crs ...*portal.Credential) []*portal.Credential {
+		var out []*portal.Credential
+		for _, cr := range crs {
+			out = append(out, &portal.Credential{ID: cr.ID, UserID: cr.UserID, ClusterID: cr.ClusterID,
+				Username: cr.Username, PasswordHash: cr.PasswordHash, ExpiresAt: cr.ExpiresAt})
+		}
+		return out
+	}
 	got, err := s.ActiveCredentials(ctx, c.ID, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, cr := range got {
-		names = append(names, cr.Username)
+	if diff := cmp.Diff(active(az, ab, zed), got); diff != "" {
+		t.Fatalf("ActiveCredentials (-want +got):\n%s", diff)
 	}
-	if want := []string{"a-z", "ab-x", "zed"}; !slices.Equal(names, want) {
-		t.Fatalf("ActiveCredentials = %v, want %v", names, want)
-	}
-	for i, want := range []*portal.Credential{az, ab, zed} {
-		cr := got[i]
-		if cr.ID != want.ID || cr.UserID != want.UserID || cr.ClusterID != c.ID ||
-			cr.PasswordHash != want.PasswordHash || !cr.ExpiresAt.Equal(want.ExpiresAt) {
-			t.Errorf("[%d] = %+v, want %+v", i, cr, want)
-		}
+	for i, cr := range got {
 		if cr.State(now) != portal.CredentialActive {
 			t.Errorf("[%d] %s is %s at now", i, cr.Username, cr.State(now))
 		}
 	}
 	// A moment later, the one expiring next has gone.
 	later, err := s.ActiveCredentials(ctx, c.ID, now.Add(time.Second))
-	if err != nil || len(later) != 2 || later[0].Username != "a-z" || later[1].Username != "zed" {
-		t.Errorf("a second later: %v, %v", later, err)
+	if diff := cmp.Diff(active(az, zed), later); err != nil || diff != "" {
+		t.Errorf("a second later (%v), -want +got:\n%s", err, diff)
 	}
 }
 
@@ -279,11 +217,8 @@ func TestActiveCredentials(t *testing.T) {
 // behind every Prometheus web config reads credentials_active_idx rather than
 // the table.
 func TestActiveCredentialsUsesIndex(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
 	for _, name := range []string{"one", "two", "three", "four", "five"} {
 		newCluster(t, s, name)
 	}
@@ -333,11 +268,8 @@ func TestActiveCredentialsUsesIndex(t *testing.T) {
 }
 
 func TestRevokeCredential(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
 	c := newCluster(t, s, "x")
 	issued := time.Now()
 	first := newCredential(t, s, alice, staff, c, "alice-1", issued, issued.Add(time.Hour))
@@ -355,9 +287,16 @@ func TestRevokeCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.RevokedAt == nil || got.RevokedBy == nil || *got.RevokedBy != staff.ID ||
-		got.RevokeReason != "left the project" || got.Compromised || got.State(time.Now()) != portal.CredentialRevoked {
-		t.Errorf("after revoking: %+v", got)
+	// revoked is cr as read back once revoked; the database says when.
+	revoked := func(cr *portal.Credential, by *int64, reason string, compromised bool) *portal.Credential {
+		want := readCredential(cr, c, alice)
+		want.RevokedBy, want.RevokeReason, want.Compromised = by, reason, compromised
+		return want
+	}
+	ignoreRevokedAt := cmpopts.IgnoreFields(portal.Credential{}, "RevokedAt")
+	diff := cmp.Diff(revoked(first, &staff.ID, "left the project", false), got, toMicroseconds, ignoreRevokedAt)
+	if diff != "" || got.State(time.Now()) != portal.CredentialRevoked {
+		t.Errorf("after revoking, %s (-want +got):\n%s", got.State(time.Now()), diff)
 	}
 
 	for _, id := range []int64{first.ID, second.ID} {
@@ -365,8 +304,9 @@ func TestRevokeCredential(t *testing.T) {
 			t.Errorf("revoking credential %d twice: %v, want ErrConflict", id, err)
 		}
 	}
-	if again, _ := s.CredentialByID(ctx, first.ID); !sameCredential(again, got) {
-		t.Errorf("a second revocation changed the credential: %+v", again)
+	again, err := s.CredentialByID(ctx, first.ID)
+	if diff := cmp.Diff(got, again); err != nil || diff != "" {
+		t.Errorf("a second revocation changed the credential (%v), -first +second:\n%s", err, diff)
 	}
 	if err := s.RevokeCredential(ctx, first.ID+100, &staff.ID, "gone", false); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("revoking a missing credential: %v, want ErrNotFound", err)
@@ -376,11 +316,12 @@ func TestRevokeCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(revs) != 2 || revs[0].ID != second.ID || revs[1].ID != first.ID {
-		t.Fatalf("Revocations = %v; want %d then %d", revs, second.ID, first.ID)
+	// Newest first.
+	want := []*portal.Credential{revoked(second, nil, "key leaked", true), got}
+	if diff := cmp.Diff(want, revs, toMicroseconds, ignoreRevokedAt); diff != "" {
+		t.Fatalf("Revocations (-want +got):\n%s", diff)
 	}
-	if r := revs[0]; !r.Compromised || r.RevokedBy != nil || r.RevokeReason != "key leaked" ||
-		r.ClusterName != "x" || r.OwnerEmail != alice.Email || r.PrometheusURL != c.PrometheusURL || r.Ciphertext != nil {
-		t.Errorf("Revocations[0] = %+v", r)
+	if revs[0].RevokedAt == nil {
+		t.Errorf("Revocations[0] has no revocation time: %+v", revs[0])
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
@@ -19,24 +17,12 @@ import (
 // and can neither rewrite it nor switch its trigger off.
 func TestAppRoleCannotRewriteTheAuditLog(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	ownerURL := pgtest.URL(t)
 	// Roles are made by DATABASE_URL's role (pgtest needs one that may
 	// create roles), in the test's own database.
-	testDB, err := pgxpool.ParseConfig(ownerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCfg.ConnConfig.Database = testDB.ConnConfig.Database
-	owner, err := pgxpool.NewWithConfig(ctx, adminCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(owner.Close)
+	adminCfg := poolConfig(t, os.Getenv("DATABASE_URL"))
+	adminCfg.ConnConfig.Database = poolConfig(t, pgtest.URL(t)).ConnConfig.Database
+	owner := openPool(t, adminCfg)
+	ctx := context.Background() // not the test's: the cleanup below needs it
 
 	role := fmt.Sprintf("portal_app_%d", time.Now().UnixNano())
 	for _, stmt := range []string{
@@ -57,17 +43,13 @@ func TestAppRoleCannotRewriteTheAuditLog(t *testing.T) {
 
 	appCfg := adminCfg.Copy()
 	appCfg.ConnConfig.User, appCfg.ConnConfig.Password = role, "app-password"
-	app, err := pgxpool.NewWithConfig(ctx, appCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(app.Close)
+	app := openPool(t, appCfg)
 	s := New(app)
 
 	if err := s.CreateCluster(ctx, demoCluster("granted")); err != nil {
 		t.Fatalf("the app role cannot do its work: %v", err)
 	}
-	if err := s.AppendAudit(ctx, &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterCreated}); err != nil {
+	if err := s.AppendAudit(ctx, systemEvent(portal.ActionClusterCreated)); err != nil {
 		t.Fatalf("the app role cannot append to the audit log: %v", err)
 	}
 	for _, stmt := range []string{

@@ -32,13 +32,6 @@ func scanRequest(row pgx.Row) (*portal.Request, error) {
 	return &r, err
 }
 
-func collectRequests(rows pgx.Rows, err error) ([]*portal.Request, error) {
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*portal.Request, error) { return scanRequest(row) })
-}
-
 // CreateRequest stores a new pending request and fills in its ID, status and
 // creation time. Returns portal.ErrConflict if the customer already has a
 // pending request for the cluster, portal.ErrInvalid if the schema's rules
@@ -95,7 +88,7 @@ func (s *Store) PendingRequestFor(ctx context.Context, userID, clusterID int64) 
 
 // RequestsByUser lists the customer's requests, newest first.
 func (s *Store) RequestsByUser(ctx context.Context, userID int64) ([]*portal.Request, error) {
-	rs, err := collectRequests(s.db.Query(ctx,
+	rs, err := collect(scanRequest)(s.db.Query(ctx,
 		requestSelect+` WHERE requests.user_id = $1 ORDER BY requests.created_at DESC, requests.id DESC`, userID))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("requests of user %d", userID), err)
@@ -110,7 +103,7 @@ func (s *Store) RequestsByStatus(ctx context.Context, status portal.RequestStatu
 	if status == portal.StatusPending {
 		order = ` ORDER BY requests.created_at, requests.id`
 	}
-	rs, err := collectRequests(s.db.Query(ctx, requestSelect+` WHERE requests.status = $1`+order, status))
+	rs, err := collect(scanRequest)(s.db.Query(ctx, requestSelect+` WHERE requests.status = $1`+order, status))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("%s requests", status), err)
 	}

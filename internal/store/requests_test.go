@@ -1,85 +1,18 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-// Fixtures shared by the request and credential tests.
-
-func newUser(t *testing.T, s *Store, subject string, role portal.Role) *portal.User {
-	t.Helper()
-	u := &portal.User{Issuer: "https://idp.example", Subject: subject, Email: subject + "@example.org",
-		Name: "User " + subject, Role: role}
-	if err := s.UpsertUser(context.Background(), u); err != nil {
-		t.Fatalf("UpsertUser(%s): %v", subject, err)
-	}
-	return u
-}
-
-func newCluster(t *testing.T, s *Store, name string) *portal.Cluster {
-	t.Helper()
-	c := demoCluster(name)
-	if err := s.CreateCluster(context.Background(), c); err != nil {
-		t.Fatalf("CreateCluster(%s): %v", name, err)
-	}
-	return c
-}
-
-func demoRequest(u *portal.User, c *portal.Cluster) *portal.Request {
-	return &portal.Request{UserID: u.ID, ClusterID: c.ID, PublicKey: "age1demokey" + u.Subject,
-		KeyType: portal.KeyAgeX25519, KeyFingerprint: "SHA256:demo-" + u.Subject,
-		Justification: "Grafana dashboards for our community"}
-}
-
-func newRequest(t *testing.T, s *Store, u *portal.User, c *portal.Cluster) *portal.Request {
-	t.Helper()
-	r := demoRequest(u, c)
-	if err := s.CreateRequest(context.Background(), r); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
-	}
-	return r
-}
-
-// approvedRequest is a request of u for c that staff approved.
-func approvedRequest(t *testing.T, s *Store, u, staff *portal.User, c *portal.Cluster) *portal.Request {
-	t.Helper()
-	r := newRequest(t, s, u, c)
-	if err := s.DecideRequest(context.Background(), r.ID, portal.StatusApproved, staff.ID, "ok"); err != nil {
-		t.Fatalf("DecideRequest(approve): %v", err)
-	}
-	r.Status = portal.StatusApproved
-	return r
-}
-
-// demoCredential is a credential for r, valid from issued to expires. The
-// hash only has to look like bcrypt to the schema.
-func demoCredential(r *portal.Request, username string, issued, expires time.Time) *portal.Credential {
-	return &portal.Credential{RequestID: r.ID, UserID: r.UserID, ClusterID: r.ClusterID, Username: username,
-		PasswordHash: "$2a$10$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQR",
-		Ciphertext:   []byte("age-encryption.org/v1\n" + username), KeyFingerprint: r.KeyFingerprint,
-		IssuedAt: issued, ExpiresAt: expires}
-}
-
-// newCredential issues a credential called username to u on c, through an
-// approved request, valid from issued to expires.
-func newCredential(t *testing.T, s *Store, u, staff *portal.User, c *portal.Cluster, username string, issued, expires time.Time) *portal.Credential {
-	t.Helper()
-	cr := demoCredential(approvedRequest(t, s, u, staff, c), username, issued, expires)
-	if err := s.CreateCredential(context.Background(), cr); err != nil {
-		t.Fatalf("CreateCredential(%s): %v", username, err)
-	}
-	return cr
-}
-
 func TestCreateRequest(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
+	ctx, s := start(t)
 	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "awi-ciroh")
 
@@ -91,10 +24,8 @@ func TestCreateRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := *r
-	want.ClusterName, want.RequesterEmail, want.RequesterName = "awi-ciroh", "alice@example.org", "User alice"
-	if !sameRequest(got, &want) {
-		t.Errorf("RequestByID = %+v\nwant %+v", got, &want)
+	if diff := cmp.Diff(readRequest(r, c, alice), got); diff != "" {
+		t.Errorf("RequestByID (-want +got):\n%s", diff)
 	}
 
 	pending, err := s.PendingRequestFor(ctx, alice.ID, c.ID)
@@ -121,94 +52,44 @@ func TestCreateRequest(t *testing.T) {
 	}
 }
 
-// sameRequest compares what a request holds, times to the microsecond that
-// PostgreSQL keeps.
-func sameRequest(a, b *portal.Request) bool {
-	x, y := *a, *b
-	x.CreatedAt, y.CreatedAt = time.Time{}, time.Time{}
-	x.DecidedAt, y.DecidedAt = nil, nil
-	x.DecidedBy, y.DecidedBy = nil, nil
-	x.RenewsCredentialID, y.RenewsCredentialID = nil, nil
-	x.CredentialID, y.CredentialID = nil, nil
-	return x == y && a.CreatedAt.Equal(b.CreatedAt) &&
-		sameTime(a.DecidedAt, b.DecidedAt) && sameID(a.DecidedBy, b.DecidedBy) &&
-		sameID(a.RenewsCredentialID, b.RenewsCredentialID) && sameID(a.CredentialID, b.CredentialID)
-}
-
-func sameID(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
-
-func sameTime(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
-
 func TestCreateRequestRefusesWhatTheSchemaForbids(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
+	ctx, s := start(t)
 	alice := newUser(t, s, "alice", portal.RoleCustomer)
 	c := newCluster(t, s, "x")
-	tests := []struct {
-		name   string
-		mutate func(*portal.Request)
-	}{
+	valid := func() *portal.Request { return demoRequest(alice, c) }
+	wantInvalid(t, valid, s.CreateRequest, []mutation[portal.Request]{
 		{"justification too short", func(r *portal.Request) { r.Justification = "because" }},
 		{"empty public key", func(r *portal.Request) { r.PublicKey = "" }},
 		{"unknown cluster", func(r *portal.Request) { r.ClusterID = 424242 }},
 		{"unknown user", func(r *portal.Request) { r.UserID = 424242 }},
 		{"renews an unknown credential", func(r *portal.Request) { id := int64(424242); r.RenewsCredentialID = &id }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := demoRequest(alice, c)
-			tt.mutate(r)
-			if err := s.CreateRequest(ctx, r); !errors.Is(err, portal.ErrInvalid) {
-				t.Errorf("CreateRequest(%+v) = %v, want ErrInvalid", r, err)
-			}
-		})
-	}
+	})
 	if rs, _ := s.RequestsByUser(ctx, alice.ID); len(rs) != 0 {
 		t.Errorf("refused requests were stored: %v", rs)
 	}
 }
 
 func TestRequestNotFound(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
 	c := newCluster(t, s, "x")
 	const missing = 424242
-	tests := []struct {
-		name string
-		call func() error
-	}{
+	wantNotFound(t, []call{
 		{"RequestByID", func() error { _, err := s.RequestByID(ctx, missing); return err }},
 		{"LockRequest", func() error {
 			return s.InTx(ctx, func(tx *Store) error { _, err := tx.LockRequest(ctx, missing); return err })
 		}},
 		{"PendingRequestFor", func() error { _, err := s.PendingRequestFor(ctx, alice.ID, c.ID); return err }},
 		{"DecideRequest", func() error { return s.DecideRequest(ctx, missing, portal.StatusApproved, staff.ID, "ok") }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, portal.ErrNotFound) {
-				t.Errorf("%s of a missing request = %v, want ErrNotFound", tt.name, err)
-			}
-		})
-	}
-	for _, list := range []func() ([]*portal.Request, error){
+	})
+	wantEmpty(t,
 		func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, missing) },
 		func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusPending) },
-	} {
-		if rs, err := list(); err != nil || len(rs) != 0 {
-			t.Errorf("listing with nothing to list = %v, %v; want empty", rs, err)
-		}
-	}
+	)
 }
 
 func TestDecideRequest(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
+	ctx, s := start(t)
 	staff := newUser(t, s, "staff", portal.RoleStaff)
 	c := newCluster(t, s, "x")
 	tests := []struct {
@@ -246,15 +127,17 @@ func TestDecideRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			pending := readRequest(r, c, tt.requester)
 			if tt.wantErr != nil {
-				if got.Status != portal.StatusPending || got.DecidedBy != nil || got.DecidedAt != nil || got.DeciderEmail != "" {
-					t.Errorf("a refused decision changed the request: %+v", got)
+				if diff := cmp.Diff(pending, got); diff != "" {
+					t.Errorf("a refused decision changed the request (-before +after):\n%s", diff)
 				}
 				return
 			}
-			if got.Status != tt.status || got.DecidedBy == nil || *got.DecidedBy != decider.ID ||
-				got.DecidedAt == nil || got.DecisionNote != tt.note || got.DeciderEmail != decider.Email {
-				t.Errorf("after deciding: %+v", got)
+			decided := *pending
+			decided.Status, decided.DecidedBy, decided.DecisionNote, decided.DeciderEmail = tt.status, &decider.ID, tt.note, decider.Email
+			if diff := cmp.Diff(&decided, got, cmpopts.IgnoreFields(portal.Request{}, "DecidedAt")); diff != "" || got.DecidedAt == nil {
+				t.Errorf("after deciding (-want +got):\n%s\ndecided at %v", diff, got.DecidedAt)
 			}
 			// Only a pending request can change.
 			for _, status := range []portal.RequestStatus{portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled} {
@@ -262,19 +145,17 @@ func TestDecideRequest(t *testing.T) {
 					t.Errorf("deciding %s request %s: %v, want ErrConflict", got.Status, status, err)
 				}
 			}
-			if again, _ := s.RequestByID(ctx, r.ID); !sameRequest(again, got) {
-				t.Errorf("a second decision changed the request: %+v", again)
+			again, err := s.RequestByID(ctx, r.ID)
+			if diff := cmp.Diff(got, again); err != nil || diff != "" {
+				t.Errorf("a second decision changed the request (%v), -first +second:\n%s", err, diff)
 			}
 		})
 	}
 }
 
 func TestRequestListings(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	alice := newUser(t, s, "alice", portal.RoleCustomer)
+	ctx, s := start(t)
+	staff, alice := people(t, s)
 	bob := newUser(t, s, "bob", portal.RoleCustomer)
 	c1, c2, c3 := newCluster(t, s, "one"), newCluster(t, s, "two"), newCluster(t, s, "three")
 
@@ -338,11 +219,9 @@ func TestRequestListings(t *testing.T) {
 // waits until the transaction holding the lock ends, and then sees what it
 // committed: two approvals of one request cannot both find it pending.
 func TestLockRequestSerialises(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	staff := newUser(t, s, "staff", portal.RoleStaff)
-	r := newRequest(t, s, newUser(t, s, "alice", portal.RoleCustomer), newCluster(t, s, "x"))
+	ctx, s := start(t)
+	staff, alice := people(t, s)
+	r := newRequest(t, s, alice, newCluster(t, s, "x"))
 
 	firstLocked, releaseFirst := make(chan struct{}), make(chan struct{})
 	firstDone := make(chan error, 1)

@@ -72,6 +72,17 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	return nil
 }
 
+// collect reads every row of a query with scan, for a call such as
+// collect(scanCluster)(s.db.Query(…)); err is the query's own.
+func collect[T any](scan func(pgx.Row) (*T, error)) func(pgx.Rows, error) ([]*T, error) {
+	return func(rows pgx.Rows, err error) ([]*T, error) {
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*T, error) { return scan(row) })
+	}
+}
+
 // PostgreSQL error codes the store gives a meaning to.
 const (
 	codeUniqueViolation     = "23505"
