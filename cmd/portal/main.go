@@ -59,6 +59,18 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr}))
 }
 
+// commands are the subcommands by name.
+var commands = map[string]func(context.Context, env, []string) error{
+	"serve":       cmdServe,
+	"migrate":     cmdMigrate,
+	"audit":       cmdAudit,
+	"dev":         cmdDev,
+	"agent":       cmdAgent,
+	"healthcheck": cmdHealthcheck,
+	"version":     cmdVersion,
+	"--version":   cmdVersion,
+}
+
 // run executes one command and returns the process exit status: 0 on
 // success, 2 for a usage or configuration error, 1 for any other failure.
 func run(ctx context.Context, args []string, e env) int {
@@ -67,22 +79,11 @@ func run(ctx context.Context, args []string, e env) int {
 		return 2
 	}
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		err = cmdServe(ctx, e, rest)
-	case "migrate":
-		err = cmdMigrate(ctx, e, rest)
-	case "audit":
-		err = cmdAudit(ctx, e, rest)
-	case "dev":
-		err = cmdDev(ctx, e, rest)
-	case "agent":
-		err = cmdAgent(ctx, e, rest)
-	case "healthcheck":
-		err = cmdHealthcheck(ctx, e, rest)
-	case "version", "--version":
-		err = cmdVersion(e, rest)
-	case "help", "-h", "--help":
+	cmd, rest := args[0], args[1:]
+	switch run, ok := commands[cmd]; {
+	case ok:
+		err = run(ctx, e, rest)
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(e.stdout, usage)
 	default:
 		err = fmt.Errorf("%w: unknown command %q; run `portal help`", errUsage, cmd)
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 }
 
-func cmdVersion(e env, args []string) error {
+func cmdVersion(_ context.Context, e env, args []string) error {
 	if _, err := parseSettings("version", "Print the portal's version.", nil, args, e.getenv, e.stdout); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ func (s *Service) Credential(ctx context.Context, a Actor, id int64) (*portal.Cr
 	if err != nil {
 		return nil, err
 	}
-	if !a.is(c.UserID) && !a.isStaff() {
+	if !a.mayRead(c.UserID) {
 		return nil, fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 	}
 	return c, nil

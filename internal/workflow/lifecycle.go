@@ -123,7 +123,7 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 		switch {
 		case compromised && !a.is(c.UserID):
 			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
-		case !a.is(c.UserID) && !a.isStaff():
+		case !a.mayRead(c.UserID):
 			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 		case c.RevokedAt != nil:
 			return portal.Errorf(portal.KindConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))

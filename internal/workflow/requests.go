@@ -99,7 +99,7 @@ func (s *Service) Request(ctx context.Context, a Actor, id int64) (*portal.Reque
 	if err != nil {
 		return nil, err
 	}
-	if !a.is(r.UserID) && !a.isStaff() {
+	if !a.mayRead(r.UserID) {
 		return nil, fmt.Errorf("request %d: %w", id, portal.ErrNotFound)
 	}
 	return r, nil

@@ -93,6 +93,10 @@ func (a Actor) isSystem() bool { return a.User == nil && a.IP == "" }
 
 func (a Actor) is(userID int64) bool { return a.User != nil && a.User.ID == userID }
 
+// mayRead reports whether a may see an object owned by ownerID: its owner
+// and staff may; to anyone else it does not exist.
+func (a Actor) mayRead(ownerID int64) bool { return a.is(ownerID) || a.isStaff() }
+
 // event is an audit event by a about a subject.
 func (a Actor) event(action portal.Action, subjectType string, subjectID int64, clusterID *int64, details map[string]any) *portal.AuditEvent {
 	e := &portal.AuditEvent{
