@@ -46,22 +46,24 @@ func New(st *store.Store, opts Options) *Service {
 }
 
 // Actor is who acts and from where: the user (nil for someone not signed in
-// or for the system), and the address and user agent for the audit log.
+// and for the system), and the address and user agent for the audit log.
 type Actor struct {
 	User      *portal.User
 	IP        string
 	UserAgent string
-	// Name says which part of the portal acts, when the system does (a
-	// command, a policy); the audit log's actor is the system all the same.
-	Name string
+	// system names the part of the portal that acts by itself (a command, a
+	// background job); "" for people and visitors. Only System and Command
+	// set it, so no request, whatever its headers, is ever the system.
+	system string
 }
 
 // System is the actor of what the portal does by itself.
-var System = Actor{}
+var System = Actor{system: portal.ActorSystem}
 
 // Command is the system acting through the command line, as in
-// `portal audit verify`.
-func Command(name string) Actor { return Actor{Name: name} }
+// `portal audit verify`; records that name their maker (the audit
+// verifications) name the command. The audit log's actor is the system.
+func Command(name string) Actor { return Actor{system: name} }
 
 func (a Actor) name() string {
 	if a.isSystem() {
@@ -79,8 +81,8 @@ func (a Actor) name() string {
 // label is the actor as a record names it: the name of a command, else as
 // in the audit log.
 func (a Actor) label() string {
-	if a.isSystem() && a.Name != "" {
-		return a.Name
+	if a.isSystem() {
+		return a.system
 	}
 	return a.name()
 }
@@ -89,7 +91,7 @@ func (a Actor) isStaff() bool { return a.User.IsStaff() }
 
 // isSystem reports whether the portal itself acts, not a person or a
 // visitor.
-func (a Actor) isSystem() bool { return a.User == nil && a.IP == "" }
+func (a Actor) isSystem() bool { return a.system != "" }
 
 func (a Actor) is(userID int64) bool { return a.User != nil && a.User.ID == userID }
 
@@ -170,7 +172,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, u *portal.User) error {
 		if err := tx.UpsertUser(ctx, u); err != nil {
 			return err
 		}
-		a.User = u
+		a.User, a.system = u, "" // the person signing in acts, whoever asked
 		return audit(a.event(portal.ActionSignedIn, portal.SubjectUser, u.ID, nil, map[string]any{"role": string(u.Role)}))
 	})
 }

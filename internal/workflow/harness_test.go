@@ -1,0 +1,172 @@
+package workflow_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/2i2c-org/credential-portal/internal/pgtest"
+	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
+)
+
+// world is a database of its own and the service on it. Tests that share
+// one keep apart by each working on a fixture of its own.
+type world struct {
+	st  *store.Store
+	svc *workflow.Service
+	// fixtures numbers the fixtures, to give their names and identities
+	// a suffix no other fixture in the world has.
+	fixtures atomic.Int64
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	st := store.New(pgtest.New(t))
+	return &world{st: st, svc: workflow.New(st, workflow.Options{})}
+}
+
+// fixture is the people a test needs, one cluster taking requests and one
+// that is not, all new to the world.
+type fixture struct {
+	*world
+	n int64
+
+	customerA, customerB *portal.User
+	// staff decides what the others ask for; staffRequester is a staff
+	// member who asks for a credential of their own.
+	staff, staffRequester *portal.User
+
+	open, closed *portal.Cluster
+	// key is the age recipient requests are made for.
+	key string
+}
+
+func (w *world) fixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{world: w, n: w.fixtures.Add(1)}
+	f.customerA = f.user(t, "alice", portal.RoleCustomer)
+	f.customerB = f.user(t, "bob", portal.RoleCustomer)
+	f.staff = f.user(t, "sam", portal.RoleStaff)
+	f.staffRequester = f.user(t, "rey", portal.RoleStaff)
+	f.open = f.cluster(t, "awi-ciroh", true)
+	f.closed = f.cluster(t, "retired", false)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.key = id.Recipient().String()
+	return f
+}
+
+// user is a new user; name picks the email, and with the fixture's number
+// makes the identity.
+func (f *fixture) user(t *testing.T, name string, role portal.Role) *portal.User {
+	t.Helper()
+	u := &portal.User{Issuer: "https://idp.example.org", Subject: fmt.Sprintf("%s-%d", name, f.n),
+		Email: name + "@example.org", EmailVerified: true, Role: role}
+	if role == portal.RoleStaff {
+		u.Email = name + "@2i2c.org"
+	}
+	if err := f.st.UpsertUser(t.Context(), u); err != nil {
+		t.Fatalf("user %s: %v", u.Subject, err)
+	}
+	return u
+}
+
+// clusterName is a cluster name no other fixture in the world uses.
+func (f *fixture) clusterName(name string) string { return fmt.Sprintf("%s-%d", name, f.n) }
+
+func (f *fixture) cluster(t *testing.T, name string, enabled bool) *portal.Cluster {
+	t.Helper()
+	name = f.clusterName(name)
+	c := &portal.Cluster{Name: name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
+		CredentialTTLDays: 90, Enabled: enabled}
+	if err := f.st.CreateCluster(t.Context(), c); err != nil {
+		t.Fatalf("cluster %s: %v", name, err)
+	}
+	return c
+}
+
+// as is u acting from a browser.
+func as(u *portal.User) workflow.Actor {
+	return workflow.Actor{User: u, IP: "192.0.2.1", UserAgent: "test"}
+}
+
+// requestInput is a request on the open cluster that passes every check.
+func (f *fixture) requestInput() workflow.RequestInput {
+	return workflow.RequestInput{Cluster: f.open.Name, PublicKey: f.key, Justification: "Dashboards for the research team."}
+}
+
+// request is a pending request of owner's.
+func (f *fixture) request(t *testing.T, owner *portal.User) *portal.Request {
+	t.Helper()
+	r, err := f.svc.CreateRequest(t.Context(), as(owner), f.requestInput())
+	if err != nil {
+		t.Fatalf("request of %s: %v", owner.Subject, err)
+	}
+	return r
+}
+
+// credential is an active credential of owner's, approved by f.staff.
+func (f *fixture) credential(t *testing.T, owner *portal.User) *portal.Credential {
+	t.Helper()
+	r := f.request(t, owner)
+	c, err := f.svc.Approve(t.Context(), as(f.staff), r.ID, "")
+	if err != nil {
+		t.Fatalf("approving request %d of %s: %v", r.ID, owner.Subject, err)
+	}
+	return c
+}
+
+// revoked is a credential of owner's that owner revoked, reporting it
+// compromised or not.
+func (f *fixture) revoked(t *testing.T, owner *portal.User, compromised bool) *portal.Credential {
+	t.Helper()
+	c := f.credential(t, owner)
+	var err error
+	if compromised {
+		_, err = f.svc.ReportCompromised(t.Context(), as(owner), c.ID, "")
+	} else {
+		_, err = f.svc.Revoke(t.Context(), as(owner), c.ID, "No longer needed.")
+	}
+	if err != nil {
+		t.Fatalf("revoking credential %d of %s: %v", c.ID, owner.Subject, err)
+	}
+	return c
+}
+
+// requestStatus is request id's status as stored now.
+func (f *fixture) requestStatus(t *testing.T, id int64) portal.RequestStatus {
+	t.Helper()
+	r, err := f.st.RequestByID(t.Context(), id)
+	if err != nil {
+		t.Fatalf("request %d: %v", id, err)
+	}
+	return r.Status
+}
+
+// isRevoked reports whether credential id is revoked as stored now.
+func (f *fixture) isRevoked(t *testing.T, id int64) bool {
+	t.Helper()
+	c, err := f.st.CredentialByID(t.Context(), id)
+	if err != nil {
+		t.Fatalf("credential %d: %v", id, err)
+	}
+	return c.RevokedAt != nil
+}
+
+// auditEvents are the events about a subject, newest first, as staff see
+// them; action, when not "", narrows them to that action.
+func (f *fixture) auditEvents(t *testing.T, subjectType string, subjectID int64, action portal.Action) []*portal.AuditRecord {
+	t.Helper()
+	q := workflow.AuditQuery{SubjectType: subjectType, SubjectID: fmt.Sprint(subjectID), Action: string(action)}
+	page, err := f.svc.AuditEvents(t.Context(), as(f.staff), q, "", portal.MaxAuditPage)
+	if err != nil {
+		t.Fatalf("audit events of %s %d: %v", subjectType, subjectID, err)
+	}
+	return page.Events
+}
