@@ -10,11 +10,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/agent"
 	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 // agentConfig is the configuration of `portal agent`.
@@ -45,19 +46,16 @@ func (c *agentConfig) settings() []setting {
 		{env: "PORTAL_AGENT_LISTEN", flag: "listen", def: ":9100", parse: addrVar(&c.Listen),
 			usage: "address serving /healthz and /metrics, host:port"},
 		{env: "PORTAL_AGENT_WAIT", flag: "wait", def: "30s", parse: waitVar(&c.Wait),
-			usage: "how long the portal may hold a request until the credentials change, at most 60s"},
+			usage: fmt.Sprintf("how long the portal may hold a request until the credentials change, at most %gs", webconfig.MaxWait.Seconds())},
 		{env: "PORTAL_AGENT_INTERVAL", flag: "interval", def: "5s", parse: durationVar(&c.Interval),
 			usage: "least time between requests, and the first pause after a failure (pauses grow to a minute)"},
 		logLevelSetting(&c.LogLevel),
 	}
 }
 
-// clusterName is a DNS label, as the portal names clusters.
-var clusterName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
 func clusterVar(p *string) func(string) error {
 	return func(v string) error {
-		if !clusterName.MatchString(v) {
+		if !portal.ValidClusterName(v) {
 			return errors.New("want the cluster's name as the portal spells it: lower-case letters, digits and dashes, e.g. openscapes")
 		}
 		*p = v
@@ -83,8 +81,8 @@ func outFileVar(p *string) func(string) error {
 func waitVar(p *time.Duration) func(string) error {
 	return func(v string) error {
 		var d time.Duration
-		if err := durationVar(&d)(v); err != nil || d > agent.MaxWait {
-			return errors.New("want a positive duration of at most 60s, such as 30s")
+		if err := durationVar(&d)(v); err != nil || d > webconfig.MaxWait {
+			return fmt.Errorf("want a positive duration of at most %gs, such as 30s", webconfig.MaxWait.Seconds())
 		}
 		*p = d
 		return nil

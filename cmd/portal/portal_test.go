@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,13 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/2i2c-org/credential-portal/internal/logtest"
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 )
@@ -32,24 +31,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer collects what a command writes while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // waitFor polls until cond holds or fails the test after timeout.
@@ -100,7 +81,7 @@ func TestServeReadyzFollowsTheDatabase(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	var stderr syncBuffer
+	var stderr logtest.Buffer
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() {
@@ -185,7 +166,7 @@ func buildPortal(t *testing.T) string {
 type devProcess struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *logtest.Buffer
 }
 
 func startDev(t *testing.T, bin, workDir, addr string, args ...string) *devProcess {
@@ -202,7 +183,7 @@ func startDev(t *testing.T, bin, workDir, addr string, args ...string) *devProce
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &devProcess{cmd: cmd, stderr: &syncBuffer{}}
+	p := &devProcess{cmd: cmd, stderr: &logtest.Buffer{}}
 	cmd.Stderr = p.stderr
 	started := time.Now()
 	if err := cmd.Start(); err != nil {

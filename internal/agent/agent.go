@@ -17,7 +17,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,11 +27,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/webconfig"
-
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 // FileMode is the mode of the written web config. Prometheus often runs as
@@ -43,12 +43,14 @@ import (
 // tighter where the deployment guarantees that group.
 const FileMode fs.FileMode = 0o644
 
-// MaxWait is the longest long-poll the portal accepts.
-const MaxWait = 60 * time.Second
-
 // maxBackoff is the longest pause between two failed rounds, unless the
 // configured interval is longer.
 const maxBackoff = time.Minute
+
+// backoffJitter is how far, as a fraction either way, a pause after a
+// failure strays from its nominal length, so that clusters do not return to
+// the portal in step.
+const backoffJitter = 0.5
 
 // maxBody bounds the portal's answer: about 50,000 users.
 const maxBody = 4 << 20
@@ -67,10 +69,11 @@ type Config struct {
 	// OutPath is the web config Prometheus reads (--web.config.file).
 	OutPath string
 	// Wait is how long the portal may hold a request before answering 304;
-	// at most MaxWait.
+	// at most webconfig.MaxWait.
 	Wait time.Duration
 	// Interval is the least time between two requests and the first pause
-	// after a failure; pauses double up to a minute.
+	// after a failure; pauses about double, jittered, up to a minute (or
+	// Interval, if longer).
 	Interval time.Duration
 	// Client makes the requests; nil means a client that follows no
 	// redirect (a sync endpoint has no reason to redirect, and a login page
@@ -93,6 +96,7 @@ type Agent struct {
 	users      webconfig.Users    // the portal's users as last applied, none expired
 	expires    webconfig.Expiries // their known expiries
 	etag       string
+	retry      *backoff.ExponentialBackOff // pauses after failed rounds
 	// expiry fires when the next of users expires; stopped when none has
 	// a known expiry.
 	expiry *time.Timer
@@ -124,8 +128,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		return nil, errors.New("agent: the token file is not set")
 	case cfg.OutPath == "":
 		return nil, errors.New("agent: the output file is not set")
-	case cfg.Wait <= 0 || cfg.Wait > MaxWait:
-		return nil, fmt.Errorf("agent: wait %s: want more than 0 and at most %s", cfg.Wait, MaxWait)
+	case cfg.Wait <= 0 || cfg.Wait > webconfig.MaxWait:
+		return nil, fmt.Errorf("agent: wait %s: want more than 0 and at most %s", cfg.Wait, webconfig.MaxWait)
 	case cfg.Interval <= 0:
 		return nil, fmt.Errorf("agent: interval %s: want more than 0", cfg.Interval)
 	}
@@ -148,9 +152,10 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		cfg:      cfg,
 		log:      log,
 		client:   client,
-		endpoint: cfg.PortalURL.JoinPath("api/v1/clusters", cfg.Cluster, "web-config.yml").String(),
+		endpoint: cfg.PortalURL.JoinPath(webconfig.PublicationPath(cfg.Cluster)).String(),
 		base:     base,
 		baseRaw:  raw,
+		retry:    newRetry(cfg.Interval),
 		expiry:   time.NewTimer(time.Hour),
 		m:        newMetrics(),
 	}
@@ -233,11 +238,12 @@ func (a *Agent) Handler() http.Handler {
 // the request up to Config.Wait when the agent already has an ETag. A new
 // set is merged and written; a failure (unreachable, 401, 404, another
 // status, an invalid document, a failed write) is logged, counted, and
-// retried after a pause that doubles from Config.Interval up to a minute,
-// jittered so that clusters do not return to the portal in step. No failure
-// changes the file. The base file is re-read each round, so a changed
-// Kubernetes secret takes effect without a restart; a changed base that is
-// invalid is reported and ignored.
+// retried after a pause that grows from Config.Interval, doubling, up to a
+// minute (or Config.Interval, if longer), jittered so that clusters do not
+// return to the portal in step; a success starts the pauses over. No
+// failure changes the file. The base file is re-read each round, so a
+// changed Kubernetes secret takes effect without a restart; a changed base
+// that is invalid is reported and ignored.
 //
 // Whatever the portal is doing, and while a request or a pause is under
 // way, a portal user leaves the file when its expiry passes: the portal
@@ -248,7 +254,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.start(); err != nil {
 		return err
 	}
-	failures := 0
 	for ctx.Err() == nil {
 		a.reloadBase()
 		began := time.Now()
@@ -258,13 +263,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		var pause time.Duration
 		if err != nil {
-			failures++
 			a.m.failures.Inc()
-			pause = backoff(a.cfg.Interval, failures)
+			pause = a.failurePause()
 			a.log.Warn("sync with the portal failed; the web config file keeps its last good content",
 				"error", err.Error(), "retry_in", pause.Round(time.Millisecond).String())
 		} else {
-			failures = 0
+			a.retry.Reset()
 			if !again {
 				// Paces a portal that answers at once instead of holding.
 				pause = a.cfg.Interval - time.Since(began)
@@ -563,18 +567,27 @@ func writeIfChanged(path string, doc []byte) (bool, error) {
 	return true, nil
 }
 
-// backoff is the pause after the n-th failure in a row: a random time
-// between half and all of interval·2^(n-1), capped at a minute (or at
-// interval, if longer), and never shorter than interval.
-func backoff(interval time.Duration, n int) time.Duration {
-	ceiling := max(maxBackoff, interval)
-	d := interval
-	for i := 1; i < n && d < ceiling; i++ {
-		d *= 2
+// newRetry gives the pauses after failed rounds in a row: from interval,
+// doubling, each jittered by backoffJitter, and never longer than
+// maxBackoff or interval, whichever is longer. The library jitters after
+// capping, so its cap is set that much lower.
+func newRetry(interval time.Duration) *backoff.ExponentialBackOff {
+	capped := time.Duration(float64(max(maxBackoff, interval)) / (1 + backoffJitter))
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     min(interval, capped),
+		RandomizationFactor: backoffJitter,
+		Multiplier:          2,
+		MaxInterval:         capped,
 	}
-	d = min(d, ceiling)
-	d = d/2 + rand.N(d/2+1)
-	return max(d, interval)
+	b.Reset()
+	return b
+}
+
+// failurePause is the pause after the latest of a run of failed rounds.
+// Jitter may shorten a pause, but never below Config.Interval, the least
+// time between two requests.
+func (a *Agent) failurePause() time.Duration {
+	return max(a.retry.NextBackOff(), a.cfg.Interval)
 }
 
 // sleep pauses for d or until ctx is done, dropping users as they expire

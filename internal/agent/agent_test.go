@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,16 +18,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/2i2c-org/credential-portal/internal/webconfig"
-
-	"github.com/prometheus/exporter-toolkit/web"
-
 	"github.com/2i2c-org/credential-portal/internal/applog"
+	"github.com/2i2c-org/credential-portal/internal/logtest"
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 const syncToken = "s3cr3t-sync-token-value"
@@ -89,7 +90,7 @@ func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	if r.URL.Path != "/api/v1/clusters/c1/web-config.yml" {
+	if r.URL.Path != webconfig.PublicationPath("c1") {
 		http.NotFound(w, r)
 		return
 	}
@@ -98,7 +99,7 @@ func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if wait, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil {
 			select {
 			case <-changed:
-			case <-time.After(min(wait, MaxWait)):
+			case <-time.After(min(wait, webconfig.MaxWait)):
 			case <-r.Context().Done():
 				return
 			}
@@ -124,9 +125,9 @@ func (p *standIn) render() (body, contentType string) {
 	}
 	b.WriteString("\n")
 	for _, name := range slices.Sorted(maps.Keys(p.users)) {
-		fmt.Fprintf(&b, "  %s: %s", name, p.users[name])
+		fmt.Fprintf(&b, "  %s: %s # from portal", name, p.users[name])
 		if at, ok := p.expires[name]; ok {
-			b.WriteString(" # expires " + at.UTC().Format(time.RFC3339))
+			b.WriteString(", expires " + at.UTC().Format(time.RFC3339))
 		}
 		b.WriteString("\n")
 	}
@@ -226,35 +227,17 @@ func healthz(a *Agent) int {
 	return rec.Code
 }
 
-// syncBuffer is a log sink the agent's goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	dir, base, token, out string
 	cfg                   Config
-	logs                  *syncBuffer
+	logs                  *logtest.Buffer
 }
 
 func newFixture(t *testing.T, portal *url.URL, base string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{dir: dir, base: filepath.Join(dir, "base.yml"), token: filepath.Join(dir, "token"),
-		out: filepath.Join(dir, "out", "web-config.yml"), logs: &syncBuffer{}}
+		out: filepath.Join(dir, "out", "web-config.yml"), logs: &logtest.Buffer{}}
 	if err := os.Mkdir(filepath.Dir(f.out), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +550,7 @@ func TestAgentDropsExpiredUsers(t *testing.T) {
 			portal.setExpires(webconfig.Expiries{"c-alice": soon, "c-bob": time.Now().Add(time.Hour)})
 			f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
 			if portalState == "holding" {
-				f.cfg.Wait = MaxWait
+				f.cfg.Wait = webconfig.MaxWait
 			}
 			a := f.run(t)
 			eventually(t, 2*time.Second, "the portal's users are written", func() bool {
@@ -755,20 +738,116 @@ func TestAgentBaseReload(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
+// TestFailurePauses follows runs of pauses after failed rounds in a row, each
+// run started over as a success does: at least the interval, about doubling
+// (half to one and a half of interval·2^(n-1)), and once grown, spread over
+// the third of a minute to a minute under the cap.
+func TestFailurePauses(t *testing.T) {
 	interval := 5 * time.Second
-	for n := 1; n <= 12; n++ {
-		ceiling := min(interval<<(n-1), time.Minute)
-		for range 100 {
-			d := backoff(interval, n)
-			if d < interval || d < ceiling/2 || d > ceiling {
-				t.Fatalf("backoff(%s, %d) = %s, want within [%s, %s]", interval, n, d, max(interval, ceiling/2), ceiling)
+	nominalCap := time.Minute * 2 / 3 // the longest nominal pause: its jitter reaches a minute
+	lowest, highest := time.Duration(1<<62), time.Duration(0)
+	a := agentWithInterval(t, interval)
+	for range 200 {
+		a.retry.Reset()
+		for n := 1; n <= 12; n++ {
+			nominal := min(interval<<(n-1), nominalCap)
+			lo, hi := max(interval, nominal/2), nominal*3/2
+			d := a.failurePause()
+			if d < lo || d > hi {
+				t.Fatalf("pause after failure %d = %s, want within [%s, %s]", n, d, lo, hi)
+			}
+			if n == 12 {
+				lowest, highest = min(lowest, d), max(highest, d)
 			}
 		}
 	}
-	if d := backoff(2*time.Minute, 3); d != 2*time.Minute {
-		t.Errorf("an interval above a minute: backoff %s, want the interval", d)
+	if lowest > 30*time.Second || highest < 50*time.Second {
+		t.Errorf("capped pauses range over [%s, %s], want them jittered across [20s, 1m]", lowest, highest)
 	}
+
+	t.Run("an interval above a minute", func(t *testing.T) {
+		a := agentWithInterval(t, 2*time.Minute)
+		for n := 1; n <= 5; n++ {
+			if d := a.failurePause(); d != 2*time.Minute {
+				t.Errorf("pause after failure %d = %s, want the interval", n, d)
+			}
+		}
+	})
+}
+
+// TestAgentPausesRestartAfterSuccess runs the agent against a portal that
+// fails five times, answers once, then fails again: the pauses grow over the
+// first failures, and the first failure after the answer pauses for about
+// the interval again.
+func TestAgentPausesRestartAfterSuccess(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if requests.Add(1) == 6 {
+			w.Write([]byte("basic_auth_users: {}\n"))
+			return
+		}
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, u, "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	f.run(t)
+
+	var pauses []time.Duration
+	eventually(t, 5*time.Second, "six failures are logged", func() bool {
+		pauses = loggedPauses(t, f.logs.String())
+		return len(pauses) >= 6
+	})
+	// The log rounds each pause to the millisecond.
+	interval := f.cfg.Interval
+	aboutInterval := func(d time.Duration) bool { return d >= interval && d <= interval*3/2+time.Millisecond }
+	if first, fifth := pauses[0], pauses[4]; !aboutInterval(first) || fifth < 8*interval {
+		t.Errorf("pauses %v: want the first about %s and the fifth at least %s", pauses, interval, 8*interval)
+	}
+	if after := pauses[5]; !aboutInterval(after) {
+		t.Errorf("pauses %v: the first after the portal answered is %s, want about %s", pauses, after, interval)
+	}
+}
+
+// agentWithInterval is an agent that has not run, with interval as its
+// Config.Interval.
+func agentWithInterval(t *testing.T, interval time.Duration) *Agent {
+	t.Helper()
+	f := newFixture(t, deadPortal(t), "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	f.cfg.Interval = interval
+	a, err := New(f.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// loggedPauses reads the retry_in of each failed round from the agent's
+// JSON log lines, in order.
+func loggedPauses(t *testing.T, logs string) []time.Duration {
+	t.Helper()
+	var pauses []time.Duration
+	for line := range strings.Lines(logs) {
+		var rec struct {
+			Msg     string `json:"msg"`
+			RetryIn string `json:"retry_in"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if !strings.HasPrefix(rec.Msg, "sync with the portal failed") {
+			continue
+		}
+		d, err := time.ParseDuration(rec.RetryIn)
+		if err != nil {
+			t.Fatalf("log line %q: retry_in: %v", line, err)
+		}
+		pauses = append(pauses, d)
+	}
+	return pauses
 }
 
 // hashOf is a bcrypt hash of password at the least cost: the tests need

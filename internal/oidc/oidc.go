@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -87,25 +88,35 @@ func (c *Client) Discover(ctx context.Context) error {
 	return nil
 }
 
-// Run discovers the provider, retrying with backoff (up to a minute apart)
-// until it succeeds or ctx ends. The portal serves meanwhile; sign-in says it
-// is unavailable for now.
+// Run discovers the provider, retrying with backoff (from about 250 ms,
+// doubling, up to a minute apart) until it succeeds or ctx ends. The portal
+// serves meanwhile; sign-in says it is unavailable for now.
 func (c *Client) Run(ctx context.Context) {
-	delay := 250 * time.Millisecond
+	// Jittered so that replicas started together do not ask in step. The
+	// library jitters after capping, so its cap sits that much below a
+	// minute.
+	const jitter = 0.2
+	retry := &backoff.ExponentialBackOff{
+		InitialInterval:     250 * time.Millisecond,
+		RandomizationFactor: jitter,
+		Multiplier:          2,
+		MaxInterval:         time.Duration(float64(time.Minute) / (1 + jitter)),
+	}
+	retry.Reset()
 	for {
 		err := c.Discover(ctx)
 		if err == nil {
 			c.log.Info("identity provider discovered", "issuer", c.cfg.Issuer)
 			return
 		}
+		delay := retry.NextBackOff()
 		c.log.Warn("identity provider unreachable; sign-in unavailable until it answers",
-			"issuer", c.cfg.Issuer, "error", err.Error(), "retry_in", delay.String())
+			"issuer", c.cfg.Issuer, "error", err.Error(), "retry_in", delay.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, time.Minute)
 	}
 }
 

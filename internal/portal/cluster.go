@@ -42,6 +42,15 @@ func (c *Cluster) CredentialTTL() time.Duration {
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// ValidClusterName reports whether name is a cluster name the portal
+// accepts: a DNS label of lower-case letters, digits and dashes, at most 63,
+// not starting or ending with a dash. Validate and the agent's configuration
+// both check with it, so an agent cannot be set up for a name no cluster can
+// have.
+func ValidClusterName(name string) bool {
+	return dnsLabel.MatchString(name)
+}
+
 // Limits of a cluster's fields.
 const (
 	MaxClusterTTLDays     = 3650
@@ -60,7 +69,7 @@ func (c *Cluster) Normalize() {
 // Validate checks c's fields and returns an Error of KindInvalid naming the first
 // one that is wrong and what to write instead.
 func (c *Cluster) Validate() error {
-	if !dnsLabel.MatchString(c.Name) {
+	if !ValidClusterName(c.Name) {
 		return Invalid("name", "The name must be a DNS label: lower-case letters, digits and dashes, at most 63, not starting or ending with a dash (for example awi-ciroh).")
 	}
 	if _, err := CleanText("display_name", c.DisplayName, MaxClusterDisplayName); err != nil {

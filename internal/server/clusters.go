@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 type apiClusterJSON struct {
@@ -54,7 +55,7 @@ func (s *Server) rotateSyncToken(c echo.Context) error {
 		return err
 	}
 	return s.render(c, http.StatusOK, "staff_sync_token", page{Title: "Sync token for " + cl.Name, Data: syncTokenPage{
-		Cluster: cl, Token: token, URL: s.cfg.BaseURL.JoinPath("/api/v1/clusters", cl.Name, "web-config.yml").String(),
+		Cluster: cl, Token: token, URL: s.cfg.BaseURL.JoinPath(webconfig.PublicationPath(cl.Name)).String(),
 	}})
 }
 

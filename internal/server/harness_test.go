@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
+	"github.com/2i2c-org/credential-portal/internal/logtest"
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
@@ -150,7 +150,7 @@ type testPortal struct {
 	Store  *store.Store
 	Server *Server
 	OIDC   *oidc.Client
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	ts     *httptest.Server
 }
 
@@ -171,7 +171,7 @@ func newPortal(t *testing.T, opts portalOptions) *testPortal {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	base, _ := url.Parse("http://" + ts.Listener.Addr().String())
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := applog.New(logs, slog.LevelDebug)
 
 	st := opts.store
@@ -314,24 +314,6 @@ func (b *browser) signIn(email string) response {
 		b.t.Fatalf("sign-in as %s ended at %s with %d:\n%s", email, r.Request.URL, r.StatusCode, r.Body)
 	}
 	return r
-}
-
-// syncBuffer collects log lines from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // newScene is a portal with the cluster awi-ciroh and the three demo people

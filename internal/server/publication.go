@@ -16,10 +16,6 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
-// maxWait bounds a long-poll: proxies and load balancers cut idle requests
-// after a minute or so.
-const maxWait = 60 * time.Second
-
 // publication is a cluster's active credentials at one moment, in one
 // format. Its ETag comes from the credentials themselves, expiries included
 // (the web config publishes them), so an unchanged set is answered 304
@@ -101,9 +97,9 @@ func (s *Server) webConfig(c echo.Context) error {
 	var wait time.Duration
 	if w := c.QueryParam("wait"); w != "" {
 		if wait, err = time.ParseDuration(w); err != nil || wait < 0 {
-			return portal.Invalid("wait", "wait is a duration such as 30s, at most %s", maxWait)
+			return portal.Invalid("wait", "wait is a duration such as 30s, at most %s", webconfig.MaxWait)
 		}
-		wait = min(wait, maxWait)
+		wait = min(wait, webconfig.MaxWait)
 	}
 	format := c.QueryParam("format")
 	ifNoneMatch := c.Request().Header.Get("If-None-Match")

@@ -248,7 +248,7 @@ func TestWebConfigEndpoint(t *testing.T) {
 	}
 	if users, expires, err := webconfig.ParseUsers([]byte(body)); err != nil || len(users) != 1 {
 		t.Errorf("the served web config does not read back strictly: %v, %d users", err, len(users))
-	} else if at := expires[cred.Username]; !at.After(time.Now()) || !strings.Contains(body, "# expires "+at.Format(time.RFC3339)+"\n") {
+	} else if at := expires[cred.Username]; !at.After(time.Now()) || !strings.Contains(body, "# from portal, expires "+at.Format(time.RFC3339)+"\n") {
 		t.Errorf("the served web config does not publish the credential's expiry (%v):\n%s", at, body)
 	}
 	status, _, _ = get("awi-ciroh", token, "", map[string]string{"If-None-Match": h.Get("ETag")})

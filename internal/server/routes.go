@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 // routes registers every route, in groups by audience: public, signed in,
@@ -31,7 +33,7 @@ func (s *Server) routes() {
 	// Publication to each cluster's agent: the cluster's sync token, no
 	// session. Rendered from PostgreSQL at each request, so every replica
 	// serves the same set.
-	e.GET("/api/v1/clusters/:name/web-config.yml", s.webConfig)
+	e.GET(webconfig.PublicationPath(":name"), s.webConfig)
 
 	// Public pages, with a session so the header knows who is signed in.
 	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.csrf()}

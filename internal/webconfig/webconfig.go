@@ -2,7 +2,9 @@
 // configuration files (exporter-toolkit's --web.config.file): the portal
 // renders a cluster's users with it, the agent merges them into the
 // cluster's own file with it, and both check with it that nothing
-// Prometheus would refuse is ever served or written.
+// Prometheus would refuse is ever served or written. It also holds the rest
+// of the publication's contract between the two: where the portal serves a
+// cluster's users and how long it may hold a long-poll.
 package webconfig
 
 import (
@@ -25,6 +27,17 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// MaxWait is the longest the portal holds a long-poll of the publication
+// (?wait=) before answering 304: proxies and load balancers cut idle
+// requests after a minute or so.
+const MaxWait = 60 * time.Second
+
+// PublicationPath is the path, from the portal's base URL, of the document
+// the portal serves for the cluster named cluster.
+func PublicationPath(cluster string) string {
+	return "/api/v1/clusters/" + cluster + "/web-config.yml"
+}
+
 // ErrInvalid is wrapped by every error that reports a document Prometheus
 // must not be given.
 var ErrInvalid = errors.New("invalid web config")
@@ -36,13 +49,14 @@ type Users map[string]string
 // missing from it, or with the zero time, has no known expiry.
 type Expiries map[string]time.Time
 
-// portalMarker is the comment the agent puts after each user it adds from
-// the portal, followed by ", expires <RFC 3339 time>" when the user's expiry
-// is known. A restarting agent reads it back to tell the portal's users in
-// the file an earlier run left from that run's base users (without it, an
-// internal user removed from the base would survive in the file as if the
-// portal had sent it), and to keep enforcing their expiry while the portal
-// is unreachable.
+// portalMarker opens the comment after each portal user, in the document
+// the portal serves and in the file the agent writes alike, followed by
+// ", expires <RFC 3339 time>" when the user's expiry is known (see marker).
+// The expiry lets the agent drop the user on time even while the portal is
+// unreachable. In the agent's file the marker also tells a restarting agent
+// the portal's users from the base users of the run that wrote it: without
+// it, an internal user removed from the base would survive in the file as if
+// the portal had sent it.
 const portalMarker = "# from portal"
 
 // generatedHeader opens every merged document, for whoever opens the file.
@@ -65,7 +79,8 @@ func sameExpiry(got, want time.Time) bool {
 	return got.Equal(want.Truncate(time.Second))
 }
 
-// marker is the comment Merge puts after a portal user.
+// marker is the line comment after a portal user, with its expiry when
+// known: "# from portal, expires 2027-02-23T10:02:40Z", or "# from portal".
 func marker(expires time.Time) string {
 	if expires.IsZero() {
 		return portalMarker
@@ -73,47 +88,48 @@ func marker(expires time.Time) string {
 	return portalMarker + ", expires " + formatExpiry(expires)
 }
 
-// parseMarker reads a comment Merge wrote: ok is false for any other
-// comment, including a marker whose expiry does not parse.
-func parseMarker(comment string) (expires time.Time, ok bool) {
-	if comment == portalMarker {
-		return time.Time{}, true
-	}
-	rest, found := strings.CutPrefix(comment, portalMarker+", expires ")
+// parseMarker reads a user's line comment. ok is false, with no error, for
+// a comment that is not a marker (none, or a base user's own). A comment
+// that starts as a marker must be one of the two forms marker writes, or
+// err says what is wrong: the caller decides what a garbled marker costs.
+func parseMarker(comment string) (expires time.Time, ok bool, err error) {
+	rest, found := strings.CutPrefix(comment, portalMarker)
 	if !found {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339, rest)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return t, true
-}
-
-// expiryComment is the line comment the portal puts after a user whose
-// expiry is known.
-func expiryComment(expires time.Time) string {
-	return "# expires " + formatExpiry(expires)
-}
-
-// parseExpiryComment reads a user's line comment in a document the portal
-// serves. A comment that does not start with "expires" is not about expiry
-// (ok false, no error: a later portal may add other notes); one that does
-// must be "expires <RFC 3339 time>", or err is set.
-func parseExpiryComment(comment string) (expires time.Time, ok bool, err error) {
-	text := strings.TrimSpace(strings.TrimPrefix(comment, "#"))
-	if !strings.HasPrefix(strings.ToLower(text), "expires") {
 		return time.Time{}, false, nil
 	}
-	rest, found := strings.CutPrefix(text, "expires ")
-	if !found {
-		return time.Time{}, false, fmt.Errorf("comment %q: want \"# expires <RFC 3339 time>\"", comment)
+	if rest == "" {
+		return time.Time{}, true, nil
 	}
-	t, err := time.Parse(time.RFC3339, rest)
+	at, found := strings.CutPrefix(rest, ", expires ")
+	if !found {
+		return time.Time{}, false, fmt.Errorf("comment %q: want %q or %q", comment, portalMarker, portalMarker+", expires <RFC 3339 time>")
+	}
+	t, err := time.Parse(time.RFC3339, at)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("comment %q: the expiry is not an RFC 3339 time", comment)
 	}
 	return t, true, nil
+}
+
+// userMarker reads the marker of the user whose name and hash are k and v
+// in a basic_auth_users mapping. The comment follows the hash, or the name
+// when the hash is on the next line; a user with both is refused, since
+// which expiry holds would be a guess.
+func userMarker(k, v *yaml.Node) (expires time.Time, ok bool, err error) {
+	for _, c := range []string{k.LineComment, v.LineComment} {
+		t, found, err := parseMarker(c)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if !found {
+			continue
+		}
+		if ok {
+			return time.Time{}, false, errors.New("two portal markers")
+		}
+		expires, ok = t, true
+	}
+	return expires, ok, nil
 }
 
 // usersKey is the web config key that holds the basic-auth users.
@@ -281,8 +297,7 @@ func Merge(base *WebConfig, portal Users, expires Expiries) (Merged, error) {
 			continue
 		}
 		m.Added = append(m.Added, name)
-		users.Content = append(users.Content, nameNode(name),
-			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: portal[name], LineComment: marker(expires[name])})
+		users.Content = append(users.Content, nameNode(name), portalUserNode(portal[name], expires[name]))
 	}
 	if len(m.Added) > 0 {
 		// A flow mapping ({a: b}) cannot carry the marker comments.
@@ -335,17 +350,18 @@ func Merge(base *WebConfig, portal Users, expires Expiries) (Merged, error) {
 // ParseUsers parses a document the portal serves for a cluster: a mapping
 // with the single key basic_auth_users, whose value maps usernames to bcrypt
 // hashes ({} when the cluster has no active credential), and returns the
-// users and the expiries their line comments carry ("# expires <RFC 3339
-// time>"). A user without such a comment has no known expiry (portals older
-// than the comment write none) and is left out of the expiries. Anything
-// else is refused: an HTML page, a truncated or empty body, another key, a
-// username that basic auth cannot carry (empty, with a colon or a control
-// character), a hash that is not a complete bcrypt hash ($2a$, $2b$ or $2y$,
-// two-digit cost, 53 characters of salt and hash), or a comment starting
-// with "expires" whose time does not parse: the document is the portal's
-// own, and a garbled expiry is a garbled document. Other comments are
-// ignored. The portal can call it on what it is about to serve. Errors wrap
-// ErrInvalid and fit on one line.
+// users and the expiries their markers carry ("# from portal, expires
+// <RFC 3339 time>", as MarshalUsers and Merge write them). A user with a
+// bare marker, or with none (older portals write none), has no known expiry
+// and is left out of the expiries. Anything else is refused: an
+// HTML page, a truncated or empty body, another key, a username that basic
+// auth cannot carry (empty, with a colon or a control character), a hash
+// that is not a complete bcrypt hash ($2a$, $2b$ or $2y$, two-digit cost, 53
+// characters of salt and hash), or a comment starting "# from portal" that
+// is not a marker, such as one whose time does not parse: the document is
+// the portal's own, and a garbled expiry is a garbled document. Other
+// comments are ignored. The portal can call it on what it is about to
+// serve. Errors wrap ErrInvalid and fit on one line.
 func ParseUsers(doc []byte) (Users, Expiries, error) {
 	var d struct {
 		Users *map[string]string `yaml:"basic_auth_users"`
@@ -367,9 +383,8 @@ func ParseUsers(doc []byte) (Users, Expiries, error) {
 	return u, expires, nil
 }
 
-// parseExpiries reads the expiry comments of the users in doc, which
-// ParseUsers has read as users. The comment follows the hash, or the name
-// when the hash is on the next line.
+// parseExpiries reads the markers of the users in doc, which ParseUsers
+// has read as users.
 func parseExpiries(doc []byte, users Users) (Expiries, error) {
 	expires := Expiries{}
 	root, err := parseNode(doc)
@@ -382,33 +397,28 @@ func parseExpiries(doc []byte, users Users) (Expiries, error) {
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
-		for _, c := range []string{k.LineComment, v.LineComment} {
-			t, ok, err := parseExpiryComment(c)
-			if err != nil {
-				return nil, invalid("%s: user %q: %s", usersKey, k.Value, err)
-			}
-			if !ok {
-				continue
-			}
-			if _, known := users[k.Value]; !known {
-				return nil, invalid("%s: an expiry for %q, which does not read as one of the users", usersKey, k.Value)
-			}
-			if _, twice := expires[k.Value]; twice {
-				return nil, invalid("%s: user %q: two expiry comments", usersKey, k.Value)
-			}
-			expires[k.Value] = t
+		t, ok, err := userMarker(k, v)
+		if err != nil {
+			return nil, invalid("%s: user %q: %s", usersKey, k.Value, err)
 		}
+		if !ok || t.IsZero() {
+			continue
+		}
+		if _, known := users[k.Value]; !known {
+			return nil, invalid("%s: an expiry for %q, which does not read as one of the users", usersKey, k.Value)
+		}
+		expires[k.Value] = t
 	}
 	return expires, nil
 }
 
 // MarshalUsers renders users as the document the portal serves for a
 // cluster, names sorted, so that equal sets give equal bytes (and ETags).
-// A user with a known expiry in expires gets it as a line comment, to the
-// second, rounded down ("c-abc: $2a$… # expires 2027-02-23T10:02:40Z"), so
-// that the agent can drop it on time even when it cannot reach the portal.
-// Errors wrap ErrInvalid when a user is not well formed (see ParseUsers) or
-// expires names a user not in users.
+// Each user is marked as Merge marks it, with its expiry from expires when
+// known, to the second, rounded down ("c-abc: $2a$… # from portal, expires
+// 2027-02-23T10:02:40Z"), so that the agent can drop it on time even when it
+// cannot reach the portal. Errors wrap ErrInvalid when a user is not well
+// formed (see ParseUsers) or expires names a user not in users.
 func MarshalUsers(users Users, expires Expiries) ([]byte, error) {
 	if err := checkPortalUsers(users); err != nil {
 		return nil, err
@@ -418,11 +428,7 @@ func MarshalUsers(users Users, expires Expiries) ([]byte, error) {
 	}
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	for _, name := range slices.Sorted(maps.Keys(users)) {
-		v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: users[name]}
-		if t := expires[name]; !t.IsZero() {
-			v.LineComment = expiryComment(t)
-		}
-		m.Content = append(m.Content, nameNode(name), v)
+		m.Content = append(m.Content, nameNode(name), portalUserNode(users[name], expires[name]))
 	}
 	if len(users) == 0 {
 		m.Style = yaml.FlowStyle
@@ -481,8 +487,8 @@ func CarriedUsers(doc []byte) (Users, Expiries, error) {
 	carried, expires := Users{}, Expiries{}
 	for i := 0; i+1 < len(users.Content); i += 2 {
 		k, v := users.Content[i], users.Content[i+1]
-		t, ok := parseMarker(v.LineComment)
-		if !ok {
+		t, ok, err := userMarker(k, v)
+		if err != nil || !ok {
 			continue
 		}
 		if h, ok := cfg.Users[k.Value]; ok && string(h) == v.Value {
@@ -538,6 +544,11 @@ func checkUsername(name string) error {
 var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 
 var yaml11Words = []string{"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+// portalUserNode is a portal user's hash with its marker.
+func portalUserNode(hash string, expires time.Time) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: hash, LineComment: marker(expires)}
+}
 
 func nameNode(name string) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}

@@ -336,18 +336,25 @@ func TestParseUsers(t *testing.T) {
 		wantErr     string
 	}{
 		{name: "users", doc: "basic_auth_users:\n  c-alice: " + alice + "\n", want: Users{"c-alice": alice}},
-		{name: "an expiry", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40Z\n",
+		{name: "an expiry", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n",
 			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at}},
-		{name: "an expiry with an offset and a fraction", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T11:02:40.5+01:00\n",
+		{name: "an expiry with an offset and a fraction", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T11:02:40.5+01:00\n",
 			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at.Add(500 * time.Millisecond)}},
-		{name: "an expiry after the name, the hash on the next line", doc: "basic_auth_users:\n  c-alice: # expires 2027-02-23T10:02:40Z\n    " + alice + "\n",
+		{name: "an expiry after the name, the hash on the next line", doc: "basic_auth_users:\n  c-alice: # from portal, expires 2027-02-23T10:02:40Z\n    " + alice + "\n",
 			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at}},
+		{name: "a bare marker is no expiry", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal\n",
+			want: Users{"c-alice": alice}},
 		{name: "another comment is not an expiry", doc: "# a note\nbasic_auth_users:\n  c-alice: " + alice + " # issued to the research team\n",
 			want: Users{"c-alice": alice}},
-		{name: "an expiry that is not a time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires tomorrow\n", wantErr: `user "c-alice": comment "# expires tomorrow"`},
-		{name: "an expiry without its time", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires\n", wantErr: `want "# expires <RFC 3339 time>"`},
-		{name: "an expiry without a time zone", doc: "basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40\n", wantErr: "not an RFC 3339 time"},
-		{name: "two expiries", doc: "basic_auth_users:\n  c-alice: # expires 2027-02-23T10:02:40Z\n    " + alice + " # expires 2028-02-23T10:02:40Z\n", wantErr: "two expiry comments"},
+		{name: "an expiry that is not a time", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires tomorrow\n",
+			wantErr: `user "c-alice": comment "# from portal, expires tomorrow": the expiry is not an RFC 3339 time`},
+		{name: "an expiry without its time", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires\n",
+			wantErr: `want "# from portal" or "# from portal, expires <RFC 3339 time>"`},
+		{name: "a marker with something else", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal (renewed)\n",
+			wantErr: `user "c-alice": comment "# from portal (renewed)": want`},
+		{name: "an expiry without a time zone", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40\n", wantErr: "not an RFC 3339 time"},
+		{name: "two expiries", doc: "basic_auth_users:\n  c-alice: # from portal, expires 2027-02-23T10:02:40Z\n    " + alice + " # from portal, expires 2028-02-23T10:02:40Z\n",
+			wantErr: "two portal markers"},
 		{name: "none", doc: "basic_auth_users: {}\n", want: Users{}},
 		{name: "HTML", doc: "<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n", wantErr: "cannot unmarshal"},
 		{name: "truncated inside a hash", doc: "basic_auth_users:\n  c-alice: " + alice[:40], wantErr: "not a complete bcrypt hash"},
@@ -392,12 +399,13 @@ func TestMarshalUsers(t *testing.T) {
 		want    string
 	}{
 		{"none", Users{}, nil, "basic_auth_users: {}\n"},
-		{"sorted", Users{"c-bob": bob, "c-alice": alice}, nil, "basic_auth_users:\n  c-alice: " + alice + "\n  c-bob: " + bob + "\n"},
+		{"sorted", Users{"c-bob": bob, "c-alice": alice}, nil,
+			"basic_auth_users:\n  c-alice: " + alice + " # from portal\n  c-bob: " + bob + " # from portal\n"},
 		{"expiries, in UTC, rounded down to the second", Users{"c-bob": bob, "c-alice": alice},
 			Expiries{"c-alice": at.Add(999 * time.Millisecond).In(time.FixedZone("EST", -5*3600)), "c-bob": {}},
-			"basic_auth_users:\n  c-alice: " + alice + " # expires 2027-02-23T10:02:40Z\n  c-bob: " + bob + "\n"},
+			"basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n  c-bob: " + bob + " # from portal\n"},
 		{"a name that needs quotes", Users{"yes": alice}, Expiries{"yes": at},
-			"basic_auth_users:\n  \"yes\": " + alice + " # expires 2027-02-23T10:02:40Z\n"},
+			"basic_auth_users:\n  \"yes\": " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -427,8 +435,7 @@ func TestMarshalUsers(t *testing.T) {
 }
 
 // TestUsersRoundTrip: what the portal writes, the agent reads back the same,
-// and a document from a portal older than the expiry comment reads with no
-// expiry at all.
+// and a document without expiries reads with no expiry at all.
 func TestUsersRoundTrip(t *testing.T) {
 	alice, bob, carol := hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
 	users := Users{"c-alice": alice, "c-bob": bob, "null": carol, "a b#c": carol}
@@ -456,12 +463,47 @@ func TestUsersRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(old), "# expires") {
-		t.Errorf("a document without expiries holds expiry comments:\n%s", old)
+	if strings.Contains(string(old), "expires") {
+		t.Errorf("a document without expiries holds expiries:\n%s", old)
 	}
 	gotUsers, gotExpires, err = ParseUsers(old)
 	if err != nil || !maps.Equal(gotUsers, users) || len(gotExpires) != 0 {
-		t.Errorf("without comments: %v users, expiries %v (%v); want the users and no expiry", len(gotUsers), gotExpires, err)
+		t.Errorf("without expiries: %v users, expiries %v (%v); want the users and no expiry", len(gotUsers), gotExpires, err)
+	}
+}
+
+// TestOneMarker: the portal's document and the agent's file mark a user in
+// the same words, and each reads the other's marks the same.
+func TestOneMarker(t *testing.T) {
+	internal, alice, bob := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
+	users := Users{"c-alice": alice, "c-bob": bob}
+	expires := Expiries{"c-alice": time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)}
+	published, err := MarshalUsers(users, expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := ParseWebConfig([]byte("basic_auth_users:\n  internal: " + internal + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Merge(base, users, expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n", "  c-bob: " + bob + " # from portal\n"} {
+		if !strings.Contains(string(published), line) || !strings.Contains(string(m.Doc), line) {
+			t.Errorf("%q is not in both documents:\n%s\n%s", line, published, m.Doc)
+		}
+	}
+	for name, doc := range map[string][]byte{"the portal's document": published, "the agent's file": m.Doc} {
+		carried, carriedExpires, err := CarriedUsers(doc)
+		if err != nil || !maps.Equal(carried, users) || !maps.EqualFunc(carriedExpires, expires, time.Time.Equal) {
+			t.Errorf("%s read as the agent's file: %v, %v (%v)", name, carried, carriedExpires, err)
+		}
+	}
+	gotUsers, gotExpires, err := ParseUsers(published)
+	if err != nil || !maps.Equal(gotUsers, users) || !maps.EqualFunc(gotExpires, expires, time.Time.Equal) {
+		t.Errorf("the portal's document read as the portal's: %v, %v (%v)", gotUsers, gotExpires, err)
 	}
 }
 
@@ -476,7 +518,8 @@ func TestCarriedUsers(t *testing.T) {
 		"  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n" +
 		"  c-bob: " + bob + " # from portal\n" +
 		"  c-carol: " + carol + " # from portal, expires soon\n" +
-		"  c-dave: " + carol + " # from portal, expires 2027-02-23\n"
+		"  c-dave: " + carol + " # from portal, expires 2027-02-23\n" +
+		"  c-erin: " + carol + " # from portals\n"
 	users, expires, err := CarriedUsers([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
