@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
@@ -45,20 +47,20 @@ func parseClustersFile(path string) ([]*portal.Cluster, error) {
 }
 
 // importClusters imports the clusters file once the database answers, so a
-// portal started while the database is down still gets its clusters.
+// portal started while the database is down still gets its clusters. It
+// retries from a second, doubling, up to half a minute apart, until it
+// succeeds or ctx ends.
 func importClusters(ctx context.Context, wf *workflow.Service, path string, log *slog.Logger) {
-	for {
-		n, err := wf.ImportClustersFile(ctx, path)
-		if err == nil {
-			log.Info("clusters file imported", "file", path, "changed", n)
-			return
-		}
-		log.Warn("importing the clusters file; retrying", "file", path, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Second):
-		}
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval, retry.MaxInterval = time.Second, 30*time.Second
+	n, err := backoff.Retry(ctx, func() (int, error) { return wf.ImportClustersFile(ctx, path) },
+		backoff.WithBackOff(retry), backoff.WithMaxElapsedTime(0), // until ctx ends
+		backoff.WithNotify(func(err error, next time.Duration) {
+			log.Warn("importing the clusters file; retrying", "file", path, "error", err.Error(),
+				"retry_in", next.Round(time.Millisecond).String())
+		}))
+	if err == nil {
+		log.Info("clusters file imported", "file", path, "changed", n)
 	}
 }
 

@@ -102,21 +102,14 @@ func (c *Client) Run(ctx context.Context) {
 		Multiplier:          2,
 		MaxInterval:         time.Duration(float64(time.Minute) / (1 + jitter)),
 	}
-	retry.Reset()
-	for {
-		err := c.Discover(ctx)
-		if err == nil {
-			c.log.Info("identity provider discovered", "issuer", c.cfg.Issuer)
-			return
-		}
-		delay := retry.NextBackOff()
-		c.log.Warn("identity provider unreachable; sign-in unavailable until it answers",
-			"issuer", c.cfg.Issuer, "error", err.Error(), "retry_in", delay.Round(time.Millisecond).String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, c.Discover(ctx) },
+		backoff.WithBackOff(retry), backoff.WithMaxElapsedTime(0), // until ctx ends
+		backoff.WithNotify(func(err error, next time.Duration) {
+			c.log.Warn("identity provider unreachable; sign-in unavailable until it answers",
+				"issuer", c.cfg.Issuer, "error", err.Error(), "retry_in", next.Round(time.Millisecond).String())
+		}))
+	if err == nil {
+		c.log.Info("identity provider discovered", "issuer", c.cfg.Issuer)
 	}
 }
 
