@@ -49,3 +49,6 @@ func (c *Credential) State(now time.Time) CredentialState {
 	}
 	return CredentialActive
 }
+
+// Owner is the ID of the user the credential was issued to.
+func (c *Credential) Owner() int64 { return c.UserID }

@@ -69,3 +69,6 @@ type Request struct {
 	DeciderEmail   string
 	CredentialID   *int64 // the credential issued for it, once approved
 }
+
+// Owner is the ID of the user the request is for: its requester.
+func (r *Request) Owner() int64 { return r.UserID }

@@ -21,17 +21,13 @@ type apiClusterJSON struct {
 	Enabled                bool   `json:"enabled"`
 }
 
-func (s *Server) apiClusters(c echo.Context) error {
-	cs, err := s.wf.Clusters(c.Request().Context(), s.actor(c))
-	if err != nil {
-		return err
-	}
-	out := make([]apiClusterJSON, 0, len(cs))
-	for _, cl := range cs {
-		out = append(out, apiClusterJSON{Name: cl.Name, DisplayName: cl.Title(), PrometheusURL: cl.PrometheusURL,
-			CredentialLifetimeDays: cl.CredentialTTLDays, Note: cl.Note, Enabled: cl.Enabled})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"clusters": out})
+func clusterJSON(cl *portal.Cluster) apiClusterJSON {
+	return apiClusterJSON{Name: cl.Name, DisplayName: cl.Title(), PrometheusURL: cl.PrometheusURL,
+		CredentialLifetimeDays: cl.CredentialTTLDays, Note: cl.Note, Enabled: cl.Enabled}
+}
+
+func (s *Server) apiClusters(call apiCall[struct{}]) (any, error) {
+	return shownAll("clusters", clusterJSON)(s.wf.Clusters(call.ctx, call.actor))
 }
 
 // syncTokenPage shows a new sync token, once.
@@ -59,13 +55,13 @@ func (s *Server) rotateSyncToken(c echo.Context) error {
 	}})
 }
 
-func (s *Server) apiRotateSyncToken(c echo.Context) error {
-	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), c.Param("name"))
+func (s *Server) apiRotateSyncToken(call apiCall[struct{}]) (any, error) {
+	token, err := s.wf.RotateSyncToken(call.ctx, call.actor, call.c.Param("name"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, map[string]string{"token": token})
+	call.c.Response().Header().Set("Cache-Control", "no-store")
+	return map[string]string{"token": token}, nil
 }
 
 // clustersPage lists clusters for staff.

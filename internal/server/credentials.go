@@ -41,16 +41,8 @@ func credentialJSON(c *portal.Credential) apiCredentialJSON {
 	}
 }
 
-func (s *Server) apiCredential(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	cred, err := s.wf.Credential(c.Request().Context(), s.actor(c), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, credentialJSON(cred))
+func (s *Server) apiCredential(call apiCall[struct{}]) (any, error) {
+	return shown(credentialJSON)(s.wf.Credential(call.ctx, call.actor, call.id))
 }
 
 // credentialPage shows one credential.
@@ -152,66 +144,33 @@ func (s *Server) revocations(c echo.Context) error {
 	return s.render(c, http.StatusOK, "staff_revocations", page{Title: "Revocations", Data: revocationsPage{Credentials: cs}})
 }
 
-func (s *Server) apiRevoke(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		Reason string `json:"reason"`
-	}
-	if err := bindJSON(c, &in); err != nil {
-		return err
-	}
-	cred, err := s.wf.Revoke(c.Request().Context(), s.actor(c), id, in.Reason)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, credentialJSON(cred))
+func (s *Server) apiRevoke(call apiCall[struct {
+	Reason string `json:"reason"`
+}]) (any, error) {
+	return shown(credentialJSON)(s.wf.Revoke(call.ctx, call.actor, call.id, call.in.Reason))
 }
 
-func (s *Server) apiReportCompromised(c echo.Context) error {
-	id, err := idParam(c, "id")
+func (s *Server) apiReportCompromised(call apiCall[struct {
+	Details string `json:"details"`
+}]) (any, error) {
+	cred, err := s.wf.ReportCompromised(call.ctx, call.actor, call.id, call.in.Details)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var in struct {
-		Details string `json:"details"`
-	}
-	if err := bindJSON(c, &in); err != nil {
-		return err
-	}
-	cred, err := s.wf.ReportCompromised(c.Request().Context(), s.actor(c), id, in.Details)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{
+	return map[string]any{
 		"credential": credentialJSON(cred),
-		"renew_url":  fmt.Sprintf("/api/v1/credentials/%d/renew", id),
-	})
+		"renew_url":  fmt.Sprintf("/api/v1/credentials/%d/renew", call.id),
+	}, nil
 }
 
-func (s *Server) apiRenew(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
+func (s *Server) apiRenew(call apiCall[struct{}]) (any, error) {
+	r, err := s.wf.Renew(call.ctx, call.actor, call.id)
+	if err == nil {
+		created(call.c, fmt.Sprintf("/api/v1/requests/%d", r.ID))
 	}
-	r, err := s.wf.Renew(c.Request().Context(), s.actor(c), id)
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/requests/%d", r.ID))
-	return c.JSON(http.StatusCreated, requestJSON(r))
+	return shown(requestJSON)(r, err)
 }
 
-func (s *Server) apiRevocations(c echo.Context) error {
-	cs, err := s.wf.Revocations(c.Request().Context(), s.actor(c))
-	if err != nil {
-		return err
-	}
-	out := make([]apiCredentialJSON, 0, len(cs))
-	for _, cr := range cs {
-		out = append(out, credentialJSON(cr))
-	}
-	return c.JSON(http.StatusOK, map[string]any{"revocations": out})
+func (s *Server) apiRevocations(call apiCall[struct{}]) (any, error) {
+	return shownAll("revocations", credentialJSON)(s.wf.Revocations(call.ctx, call.actor))
 }

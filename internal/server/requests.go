@@ -38,100 +38,52 @@ func requestJSON(r *portal.Request) apiRequestJSON {
 	}
 }
 
-func (s *Server) apiCreateRequest(c echo.Context) error {
-	var in struct {
-		Cluster       string `json:"cluster"`
-		PublicKey     string `json:"public_key"`
-		Justification string `json:"justification"`
-	}
-	if err := bindJSON(c, &in); err != nil {
-		return err
-	}
-	r, err := s.wf.CreateRequest(c.Request().Context(), s.actor(c), workflow.RequestInput{
-		Cluster: in.Cluster, PublicKey: in.PublicKey, Justification: in.Justification,
-	})
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/requests/%d", r.ID))
-	return c.JSON(http.StatusCreated, requestJSON(r))
+// newRequestJSON is the body of a new request.
+type newRequestJSON struct {
+	Cluster       string `json:"cluster"`
+	PublicKey     string `json:"public_key"`
+	Justification string `json:"justification"`
 }
 
-func (s *Server) apiRequests(c echo.Context) error {
-	status := portal.RequestStatus(c.QueryParam("status"))
+func (s *Server) apiCreateRequest(call apiCall[newRequestJSON]) (any, error) {
+	r, err := s.wf.CreateRequest(call.ctx, call.actor, workflow.RequestInput(call.in))
+	if err == nil {
+		created(call.c, fmt.Sprintf("/api/v1/requests/%d", r.ID))
+	}
+	return shown(requestJSON)(r, err)
+}
+
+func (s *Server) apiRequests(call apiCall[struct{}]) (any, error) {
+	status := portal.RequestStatus(call.c.QueryParam("status"))
 	switch status {
 	case "", portal.StatusPending, portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled:
 	default:
-		return portal.Invalid("status", "status is one of pending, approved, denied, cancelled")
+		return nil, portal.Invalid("status", "status is one of pending, approved, denied, cancelled")
 	}
-	rs, err := s.wf.Requests(c.Request().Context(), s.actor(c), status)
-	if err != nil {
-		return err
-	}
-	out := make([]apiRequestJSON, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, requestJSON(r))
-	}
-	return c.JSON(http.StatusOK, map[string]any{"requests": out})
+	return shownAll("requests", requestJSON)(s.wf.Requests(call.ctx, call.actor, status))
 }
 
-func (s *Server) apiRequest(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.wf.Request(c.Request().Context(), s.actor(c), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, requestJSON(r))
+func (s *Server) apiRequest(call apiCall[struct{}]) (any, error) {
+	return shown(requestJSON)(s.wf.Request(call.ctx, call.actor, call.id))
 }
 
 type noteJSON struct {
 	Note string `json:"note"`
 }
 
-func (s *Server) apiApprove(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
+func (s *Server) apiApprove(call apiCall[noteJSON]) (any, error) {
+	if _, err := s.wf.Approve(call.ctx, call.actor, call.id, call.in.Note); err != nil {
+		return nil, err
 	}
-	var in noteJSON
-	if err := bindJSON(c, &in); err != nil {
-		return err
-	}
-	if _, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, in.Note); err != nil {
-		return err
-	}
-	return s.apiRequest(c)
+	return shown(requestJSON)(s.wf.Request(call.ctx, call.actor, call.id))
 }
 
-func (s *Server) apiDeny(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	var in noteJSON
-	if err := bindJSON(c, &in); err != nil {
-		return err
-	}
-	r, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, in.Note)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, requestJSON(r))
+func (s *Server) apiDeny(call apiCall[noteJSON]) (any, error) {
+	return shown(requestJSON)(s.wf.Deny(call.ctx, call.actor, call.id, call.in.Note))
 }
 
-func (s *Server) apiCancel(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.wf.CancelRequest(c.Request().Context(), s.actor(c), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, requestJSON(r))
+func (s *Server) apiCancel(call apiCall[struct{}]) (any, error) {
+	return shown(requestJSON)(s.wf.CancelRequest(call.ctx, call.actor, call.id))
 }
 
 // requestForm is the request page: the clusters, what was typed, and what

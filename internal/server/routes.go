@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -78,20 +80,20 @@ func (s *Server) routes() {
 	// The JSON API: the browser session authenticates it; authorization is
 	// the workflow's, as for the pages.
 	api := e.Group("/api/v1", echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.requireUser, s.apiGuard)
-	api.GET("/clusters", s.apiClusters)
-	api.GET("/requests", s.apiRequests)
-	api.POST("/requests", s.apiCreateRequest, requestLimit())
-	api.GET("/requests/:id", s.apiRequest)
-	api.POST("/requests/:id/approve", s.apiApprove)
-	api.POST("/requests/:id/deny", s.apiDeny)
-	api.POST("/requests/:id/cancel", s.apiCancel)
-	api.GET("/credentials/:id", s.apiCredential)
+	api.GET("/clusters", apiHandler(s, http.StatusOK, s.apiClusters))
+	api.GET("/requests", apiHandler(s, http.StatusOK, s.apiRequests))
+	api.POST("/requests", apiHandler(s, http.StatusCreated, s.apiCreateRequest), requestLimit())
+	api.GET("/requests/:id", apiHandler(s, http.StatusOK, s.apiRequest))
+	api.POST("/requests/:id/approve", apiHandler(s, http.StatusOK, s.apiApprove))
+	api.POST("/requests/:id/deny", apiHandler(s, http.StatusOK, s.apiDeny))
+	api.POST("/requests/:id/cancel", apiHandler(s, http.StatusOK, s.apiCancel))
+	api.GET("/credentials/:id", apiHandler(s, http.StatusOK, s.apiCredential))
 	api.GET("/credentials/:id/credentials.txt.age", s.download)
-	api.POST("/credentials/:id/revoke", s.apiRevoke)
-	api.POST("/credentials/:id/report-compromised", s.apiReportCompromised)
-	api.POST("/credentials/:id/renew", s.apiRenew, requestLimit())
-	api.GET("/revocations", s.apiRevocations)
-	api.POST("/clusters/:name/sync-token", s.apiRotateSyncToken)
+	api.POST("/credentials/:id/revoke", apiHandler(s, http.StatusOK, s.apiRevoke))
+	api.POST("/credentials/:id/report-compromised", apiHandler(s, http.StatusOK, s.apiReportCompromised))
+	api.POST("/credentials/:id/renew", apiHandler(s, http.StatusCreated, s.apiRenew), requestLimit())
+	api.GET("/revocations", apiHandler(s, http.StatusOK, s.apiRevocations))
+	api.POST("/clusters/:name/sync-token", apiHandler(s, http.StatusOK, s.apiRotateSyncToken))
 	api.GET("/audit", s.apiAudit, s.requireStaff)
 	api.GET("/audit/export", s.apiAuditExport, s.requireStaff)
 

@@ -11,14 +11,7 @@ import (
 // Credential returns credential id to its owner or to staff; anyone else gets
 // portal.ErrNotFound, as for a credential that does not exist.
 func (s *Service) Credential(ctx context.Context, a Actor, id int64) (*portal.Credential, error) {
-	c, err := s.store.CredentialByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !a.mayRead(c.UserID) {
-		return nil, fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
-	}
-	return c, nil
+	return visible[*portal.Credential](a, Actor.mayRead)(s.store.CredentialByID(ctx, id))
 }
 
 // Credentials lists the actor's own credentials, newest first.

@@ -158,25 +158,18 @@ func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*portal.Request
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.store.CredentialByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	return s.createRequest(ctx, a, RequestInput{
 		Cluster: old.ClusterName, PublicKey: old.PublicKey, Justification: old.Justification,
-	}, c)
+	}, id)
 }
 
 // RenewalDraft returns the request that credential id was issued for, for
 // its owner to start a renewal from. Returns portal.ErrNotFound for anyone
 // but the owner.
 func (s *Service) RenewalDraft(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
-	c, err := s.store.CredentialByID(ctx, id)
+	c, err := visible[*portal.Credential](a, Actor.is)(s.store.CredentialByID(ctx, id))
 	if err != nil {
 		return nil, err
-	}
-	if !a.is(c.UserID) {
-		return nil, fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 	}
 	return s.store.RequestByID(ctx, c.RequestID)
 }

@@ -26,10 +26,12 @@ type RequestInput struct {
 // portal.KindConflict, linked to the pending request, when one for the
 // cluster exists already.
 func (s *Service) CreateRequest(ctx context.Context, a Actor, in RequestInput) (*portal.Request, error) {
-	return s.createRequest(ctx, a, in, nil)
+	return s.createRequest(ctx, a, in, 0)
 }
 
-func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, renews *portal.Credential) (*portal.Request, error) {
+// createRequest records a request; renews, when not 0, is the ID of the
+// credential it renews.
+func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, renews int64) (*portal.Request, error) {
 	if a.User == nil {
 		return nil, portal.ErrForbidden
 	}
@@ -62,9 +64,9 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 		KeyFingerprint: rcpt.Fingerprint, Justification: justification, ClusterName: cluster.Name,
 	}
 	details := map[string]any{"cluster": cluster.Name, "key_type": string(rcpt.Type), "key_fingerprint": rcpt.Fingerprint}
-	if renews != nil {
-		r.RenewsCredentialID = &renews.ID
-		details["renews_credential_id"] = renews.ID
+	if renews != 0 {
+		r.RenewsCredentialID = &renews
+		details["renews_credential_id"] = renews
 	}
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		if err := tx.CreateRequest(ctx, r); err != nil {
@@ -95,14 +97,7 @@ func duplicate(existing *portal.Request) error {
 // Request returns request id to its requester or to staff. Returns
 // portal.ErrNotFound for anyone else, as for a request that does not exist.
 func (s *Service) Request(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
-	r, err := s.store.RequestByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !a.mayRead(r.UserID) {
-		return nil, fmt.Errorf("request %d: %w", id, portal.ErrNotFound)
-	}
-	return r, nil
+	return visible[*portal.Request](a, Actor.mayRead)(s.store.RequestByID(ctx, id))
 }
 
 // Requests lists requests: a customer's own, newest first; or, for staff

@@ -99,6 +99,26 @@ func (a Actor) is(userID int64) bool { return a.User != nil && a.User.ID == user
 // and staff may; to anyone else it does not exist.
 func (a Actor) mayRead(ownerID int64) bool { return a.is(ownerID) || a.isStaff() }
 
+// owned is an object that belongs to one user: a request or a credential.
+type owned interface{ Owner() int64 }
+
+// visible passes on an object just read, with the read's error, when may
+// lets a see it; to anyone else it does not exist (portal.ErrNotFound), as
+// for an ID nobody has. For a call such as
+// visible[*portal.Request](a, Actor.mayRead)(s.store.RequestByID(ctx, id)).
+func visible[T owned](a Actor, may func(Actor, int64) bool) func(T, error) (T, error) {
+	return func(v T, err error) (T, error) {
+		var none T
+		if err != nil {
+			return none, err
+		}
+		if !may(a, v.Owner()) {
+			return none, portal.ErrNotFound
+		}
+		return v, nil
+	}
+}
+
 // event is an audit event by a about a subject.
 func (a Actor) event(action portal.Action, subjectType string, subjectID int64, clusterID *int64, details map[string]any) *portal.AuditEvent {
 	e := &portal.AuditEvent{
