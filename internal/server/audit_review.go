@@ -94,9 +94,9 @@ func newAuditRow(r *portal.AuditRecord) auditRow {
 		row.SubjectLabel = fmt.Sprintf("%s %d", r.SubjectType, id)
 		switch r.SubjectType {
 		case portal.SubjectRequest:
-			row.SubjectLabel, row.SubjectURL = fmt.Sprintf("request #%d", id), fmt.Sprintf("/requests/%d", id)
+			row.SubjectLabel, row.SubjectURL = fmt.Sprintf("request #%d", id), requestURL(id)
 		case portal.SubjectCredential:
-			row.SubjectURL = fmt.Sprintf("/credentials/%d", id)
+			row.SubjectURL = credentialURL(id)
 		case portal.SubjectCluster:
 			row.SubjectURL = fmt.Sprintf("/staff/clusters/%d/edit", id)
 			if r.ClusterID != nil && *r.ClusterID == id && r.ClusterName != "" {

@@ -38,11 +38,7 @@ type syncTokenPage struct {
 }
 
 func (s *Server) rotateSyncToken(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	cl, err := s.wf.Cluster(c.Request().Context(), s.actor(c), id)
+	cl, err := s.pathCluster(c)
 	if err != nil {
 		return err
 	}
@@ -91,11 +87,7 @@ func (s *Server) newCluster(c echo.Context) error {
 }
 
 func (s *Server) editCluster(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	cl, err := s.wf.Cluster(c.Request().Context(), s.actor(c), id)
+	cl, err := s.pathCluster(c)
 	if err != nil {
 		return err
 	}
@@ -132,4 +124,13 @@ func (s *Server) saveCluster(c echo.Context) error {
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Cluster %s saved.", cl.Name))
 	return c.Redirect(http.StatusSeeOther, "/staff/clusters")
+}
+
+// pathCluster is the cluster the path's :id names, for staff.
+func (s *Server) pathCluster(c echo.Context) (*portal.Cluster, error) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	return s.wf.Cluster(c.Request().Context(), s.actor(c), id)
 }

@@ -85,50 +85,37 @@ func (s *Server) download(c echo.Context) error {
 }
 
 // revoke takes back a credential, by its owner or by staff.
-func (s *Server) revoke(c echo.Context) error {
-	id, err := idParam(c, "id")
+func (s *Server) revoke(f formPost) (done, error) {
+	cred, err := s.wf.Revoke(f.ctx, f.actor, f.id, f.c.FormValue("reason"))
 	if err != nil {
-		return err
+		return done{}, err
 	}
-	cred, err := s.wf.Revoke(c.Request().Context(), s.actor(c), id, c.FormValue("reason"))
-	if err != nil {
-		return s.backWithReason(c, err, fmt.Sprintf("/credentials/%d", id))
-	}
-	s.setFlash(c, "success", fmt.Sprintf("Credential %s is revoked: %s's Prometheus refuses it within seconds.", cred.Username, cred.ClusterName))
-	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/credentials/%d", id))
+	return done{"success", fmt.Sprintf("Credential %s is revoked: %s's Prometheus refuses it within seconds.",
+		cred.Username, cred.ClusterName), credentialURL(f.id)}, nil
 }
 
 // reportCompromised revokes the owner's credential at once and flags it.
-func (s *Server) reportCompromised(c echo.Context) error {
-	id, err := idParam(c, "id")
+func (s *Server) reportCompromised(f formPost) (done, error) {
+	cred, err := s.wf.ReportCompromised(f.ctx, f.actor, f.id, f.c.FormValue("details"))
 	if err != nil {
-		return err
+		return done{}, err
 	}
-	cred, err := s.wf.ReportCompromised(c.Request().Context(), s.actor(c), id, c.FormValue("details"))
-	if err != nil {
-		return s.backWithReason(c, err, fmt.Sprintf("/credentials/%d", id))
-	}
-	s.setFlash(c, "success", fmt.Sprintf("Thank you. Credential %s is revoked and 2i2c staff are told. "+
-		"Renew it below to get a new one; if your key.txt may have leaked too, request one with a new key.", cred.Username))
-	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/credentials/%d", id))
+	return done{"success", fmt.Sprintf("Thank you. Credential %s is revoked and 2i2c staff are told. "+
+		"Renew it below to get a new one; if your key.txt may have leaked too, request one with a new key.", cred.Username),
+		credentialURL(f.id)}, nil
 }
 
 // renew makes a new pending request from the credential's.
-func (s *Server) renew(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.wf.Renew(c.Request().Context(), s.actor(c), id)
+func (s *Server) renew(f formPost) (done, error) {
+	r, err := s.wf.Renew(f.ctx, f.actor, f.id)
 	if pe, _, ok := fixable(err); ok && linkURL(pe.Link) != "" { // a renewal pending already
-		s.setFlash(c, "info", pe.Message)
-		return c.Redirect(http.StatusSeeOther, linkURL(pe.Link))
+		return done{"info", pe.Message, linkURL(pe.Link)}, nil
 	}
 	if err != nil {
-		return err
+		return done{}, err
 	}
-	s.setFlash(c, "success", "Renewal requested: the same cluster, key and justification. The current credential keeps working until it expires.")
-	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", r.ID))
+	return done{"success", "Renewal requested: the same cluster, key and justification. " +
+		"The current credential keeps working until it expires.", requestURL(r.ID)}, nil
 }
 
 // revocationsPage lists revoked credentials for staff.

@@ -95,9 +95,9 @@ func linkURL(l *portal.Link) string {
 	}
 	switch l.Subject {
 	case portal.SubjectRequest:
-		return fmt.Sprintf("/requests/%d", l.ID)
+		return requestURL(l.ID)
 	case portal.SubjectCredential:
-		return fmt.Sprintf("/credentials/%d", l.ID)
+		return credentialURL(l.ID)
 	}
 	return ""
 }
@@ -175,16 +175,4 @@ func (s *Server) auditRefusal(c echo.Context, reason string) {
 	if err := s.wf.Record(ctx, a, portal.ActionAccessRefused, "", 0, details); err != nil {
 		s.log.ErrorContext(ctx, "auditing a refusal", "error", err.Error())
 	}
-}
-
-// backWithReason returns the browser to the page at to with the reason of
-// err, when the reason is the person's to act on: a field to fix, a state
-// that changed meanwhile. Any other error goes to the error handler.
-func (s *Server) backWithReason(c echo.Context, err error, to string) error {
-	pe, _, ok := fixable(err)
-	if !ok {
-		return err
-	}
-	s.setFlash(c, "error", pe.Message)
-	return c.Redirect(http.StatusSeeOther, to)
 }

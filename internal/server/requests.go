@@ -136,7 +136,7 @@ func (s *Server) createRequest(c echo.Context) error {
 		return err
 	}
 	s.setFlash(c, "success", "Your request was sent. 2i2c staff will review it; this page shows its status.")
-	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", r.ID))
+	return c.Redirect(http.StatusSeeOther, requestURL(r.ID))
 }
 
 // requestPage shows one request and, once issued, its credential.
@@ -166,16 +166,11 @@ func (s *Server) showRequest(c echo.Context) error {
 	return s.render(c, http.StatusOK, "request", page{Title: fmt.Sprintf("Request #%d", r.ID), Data: p})
 }
 
-func (s *Server) cancelRequest(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
+func (s *Server) cancelRequest(f formPost) (done, error) {
+	if _, err := s.wf.CancelRequest(f.ctx, f.actor, f.id); err != nil {
+		return done{}, err
 	}
-	if _, err := s.wf.CancelRequest(c.Request().Context(), s.actor(c), id); err != nil {
-		return err
-	}
-	s.setFlash(c, "info", "The request was cancelled.")
-	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/requests/%d", id))
+	return done{"info", "The request was cancelled.", requestURL(f.id)}, nil
 }
 
 func (s *Server) staffHome(c echo.Context) error {
@@ -203,28 +198,18 @@ func (s *Server) queue(c echo.Context) error {
 		Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}})
 }
 
-func (s *Server) approve(c echo.Context) error {
-	id, err := idParam(c, "id")
+func (s *Server) approve(f formPost) (done, error) {
+	cred, err := s.wf.Approve(f.ctx, f.actor, f.id, f.c.FormValue("note"))
 	if err != nil {
-		return err
+		return done{}, err
 	}
-	cred, err := s.wf.Approve(c.Request().Context(), s.actor(c), id, c.FormValue("note"))
-	if err != nil {
-		return s.backWithReason(c, err, "/staff/requests")
-	}
-	s.setFlash(c, "success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
-		id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")))
-	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+	return done{"success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
+		f.id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")), queueURL(f.id)}, nil
 }
 
-func (s *Server) deny(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
+func (s *Server) deny(f formPost) (done, error) {
+	if _, err := s.wf.Deny(f.ctx, f.actor, f.id, f.c.FormValue("note")); err != nil {
+		return done{}, err
 	}
-	if _, err := s.wf.Deny(c.Request().Context(), s.actor(c), id, c.FormValue("note")); err != nil {
-		return s.backWithReason(c, err, "/staff/requests")
-	}
-	s.setFlash(c, "info", fmt.Sprintf("Request #%d denied.", id))
-	return c.Redirect(http.StatusSeeOther, "/staff/requests")
+	return done{"info", fmt.Sprintf("Request #%d denied.", f.id), queueURL(f.id)}, nil
 }
