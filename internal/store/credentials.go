@@ -151,9 +151,7 @@ func (s *Store) ActiveCredentials(ctx context.Context, clusterID int64, now time
 // Returns portal.ErrNotFound if there is no such credential, portal.ErrConflict
 // if it is revoked already, portal.ErrInvalid if by is not a user.
 func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reason string, compromised bool) error {
-	// As in DecideRequest, the existence check rides in the same statement.
-	var revoked, exists bool
-	err := s.db.QueryRow(ctx, `
+	return changedOnce(fmt.Sprintf("revoke credential %d", id), "revoked already", s.db.QueryRow(ctx, `
 		WITH revoked AS (
 			UPDATE credentials
 			SET revoked_at = now(), revoked_by = $2, revoke_reason = $3, compromised = $4
@@ -161,18 +159,7 @@ func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reaso
 			RETURNING id
 		)
 		SELECT EXISTS (SELECT FROM revoked), EXISTS (SELECT FROM credentials WHERE id = $1)`,
-		id, by, reason, compromised,
-	).Scan(&revoked, &exists)
-	op := fmt.Sprintf("revoke credential %d", id)
-	switch {
-	case err != nil:
-		return mapErr(op, err)
-	case !exists:
-		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
-	case !revoked:
-		return fmt.Errorf("store: %s: revoked already: %w", op, portal.ErrConflict)
-	}
-	return nil
+		id, by, reason, compromised))
 }
 
 // Revocations lists every revoked credential, the latest revocation first,

@@ -117,10 +117,7 @@ func (s *Store) RequestsByStatus(ctx context.Context, status portal.RequestStatu
 // decision (deciding on one's own request, a denial without a note, a status
 // that is not a decision).
 func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.RequestStatus, decidedBy int64, note string) error {
-	// The existence check rides in the same statement, so that a missing
-	// request and one decided already are told apart without a second trip.
-	var decided, exists bool
-	err := s.db.QueryRow(ctx, `
+	return changedOnce(fmt.Sprintf("decide request %d", id), "no longer pending", s.db.QueryRow(ctx, `
 		WITH decided AS (
 			UPDATE requests
 			SET status = $2, decided_by = $3, decided_at = now(), decision_note = $4
@@ -128,16 +125,5 @@ func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.Reque
 			RETURNING id
 		)
 		SELECT EXISTS (SELECT FROM decided), EXISTS (SELECT FROM requests WHERE id = $1)`,
-		id, status, decidedBy, note,
-	).Scan(&decided, &exists)
-	op := fmt.Sprintf("decide request %d", id)
-	switch {
-	case err != nil:
-		return mapErr(op, err)
-	case !exists:
-		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
-	case !decided:
-		return fmt.Errorf("store: %s: no longer pending: %w", op, portal.ErrConflict)
-	}
-	return nil
+		id, status, decidedBy, note))
 }

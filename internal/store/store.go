@@ -83,6 +83,25 @@ func collect[T any](scan func(pgx.Row) (*T, error)) func(pgx.Rows, error) ([]*T,
 	}
 }
 
+// changedOnce reads the answer of a statement that changes a row only in
+// the state it may change from, and says whether it did and whether the row
+// exists: (changed, exists). The existence check rides in the same
+// statement, so that a missing row and one in another state are told apart
+// without a second trip. A missing row is portal.ErrNotFound, one in another
+// state portal.ErrConflict (why says which state).
+func changedOnce(op, why string, row pgx.Row) error {
+	var changed, exists bool
+	switch err := row.Scan(&changed, &exists); {
+	case err != nil:
+		return mapErr(op, err)
+	case !exists:
+		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
+	case !changed:
+		return fmt.Errorf("store: %s: %s: %w", op, why, portal.ErrConflict)
+	}
+	return nil
+}
+
 // PostgreSQL error codes the store gives a meaning to.
 const (
 	codeUniqueViolation     = "23505"
