@@ -14,21 +14,29 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
-// sweepSessions deletes expired sessions every few minutes until ctx ends.
-// Every replica may do it: the DELETE is idempotent and cheap.
-func sweepSessions(ctx context.Context, st *store.Store, log *slog.Logger) {
-	tick := time.NewTicker(5 * time.Minute)
+// every runs job at once and then every interval until ctx ends. The
+// background jobs run on every replica: each is idempotent, or takes a lock
+// so that one replica does the work at a time.
+func every(ctx context.Context, interval time.Duration, job func(context.Context)) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	for {
+	for ctx.Err() == nil {
+		job(ctx)
 		select {
 		case <-ctx.Done():
-			return
 		case <-tick.C:
-			if n, err := st.DeleteExpiredSessions(ctx); err != nil {
-				log.Warn("deleting expired sessions", "error", err.Error())
-			} else if n > 0 {
-				log.Debug("deleted expired sessions", "count", n)
-			}
+		}
+	}
+}
+
+// sweepSessions deletes expired sessions; the DELETE is idempotent and
+// cheap.
+func sweepSessions(st *store.Store, log *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
+		if n, err := st.DeleteExpiredSessions(ctx); err != nil {
+			log.Warn("deleting expired sessions", "error", err.Error())
+		} else if n > 0 {
+			log.Debug("deleted expired sessions", "count", n)
 		}
 	}
 }
@@ -64,21 +72,14 @@ func importClusters(ctx context.Context, wf *workflow.Service, path string, log 
 	}
 }
 
-// remindExpiring records due expiry reminders every few minutes. Every
-// replica runs the loop; an advisory lock lets one do the work at a time.
-func remindExpiring(ctx context.Context, wf *workflow.Service, log *slog.Logger) {
-	tick := time.NewTicker(5 * time.Minute)
-	defer tick.Stop()
-	for {
+// remindExpiring records due expiry reminders; an advisory lock lets one
+// replica do it at a time.
+func remindExpiring(wf *workflow.Service, log *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
 		if n, err := wf.RecordDueReminders(ctx); err != nil {
 			log.Warn("recording expiry reminders", "error", err.Error())
 		} else if n > 0 {
 			log.Info("expiry reminders due", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }

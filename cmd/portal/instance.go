@@ -67,8 +67,8 @@ func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, lo
 	if err != nil {
 		return err
 	}
-	go sweepSessions(ctx, st, log)
-	go remindExpiring(ctx, wf, log)
+	go every(ctx, 5*time.Minute, sweepSessions(st, log))
+	go every(ctx, 5*time.Minute, remindExpiring(wf, log))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
