@@ -218,11 +218,7 @@ func ParseWebConfig(doc []byte) (*WebConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := parseNode(doc)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := usersNode(root); err != nil {
+	if _, _, err := usersTree(doc); err != nil {
 		return nil, err
 	}
 	return &WebConfig{raw: bytes.Clone(doc), cfg: cfg}, nil
@@ -282,11 +278,7 @@ func Merge(base *WebConfig, portal Users, expires Expiries) (Merged, error) {
 	if err := checkExpiries(portal, expires); err != nil {
 		return Merged{}, err
 	}
-	root, err := parseNode(base.raw)
-	if err != nil {
-		return Merged{}, err
-	}
-	users, err := usersNode(root)
+	root, users, err := usersTree(base.raw)
 	if err != nil {
 		return Merged{}, err
 	}
@@ -387,11 +379,7 @@ func ParseUsers(doc []byte) (Users, Expiries, error) {
 // has read as users.
 func parseExpiries(doc []byte, users Users) (Expiries, error) {
 	expires := Expiries{}
-	root, err := parseNode(doc)
-	if err != nil {
-		return nil, err
-	}
-	m, err := usersNode(root)
+	_, m, err := usersTree(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -476,11 +464,7 @@ func CarriedUsers(doc []byte) (Users, Expiries, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	root, err := parseNode(doc)
-	if err != nil {
-		return nil, nil, err
-	}
-	users, err := usersNode(root)
+	_, users, err := usersTree(doc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -558,31 +542,27 @@ func nameNode(name string) *yaml.Node {
 	return n
 }
 
-// parseNode parses doc into a YAML tree whose root is a mapping.
-func parseNode(doc []byte) (*yaml.Node, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, invalid("%s", oneLine(err.Error()))
+// usersTree parses doc into a YAML tree whose root is a mapping, and finds
+// the mapping under basic_auth_users in it.
+func usersTree(doc []byte) (root, users *yaml.Node, err error) {
+	var tree yaml.Node
+	if err := yaml.Unmarshal(doc, &tree); err != nil {
+		return nil, nil, invalid("%s", oneLine(err.Error()))
 	}
-	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
-		return nil, invalid("the document is not a YAML mapping")
+	if tree.Kind != yaml.DocumentNode || len(tree.Content) != 1 || tree.Content[0].Kind != yaml.MappingNode {
+		return nil, nil, invalid("the document is not a YAML mapping")
 	}
-	return &root, nil
-}
-
-// usersNode returns the mapping under basic_auth_users in root.
-func usersNode(root *yaml.Node) (*yaml.Node, error) {
-	m := root.Content[0]
+	m := tree.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value != usersKey {
 			continue
 		}
 		if v := m.Content[i+1]; v.Kind == yaml.MappingNode {
-			return v, nil
+			return &tree, v, nil
 		}
-		return nil, invalid("%s must be written as a plain mapping of username: hash (not an alias or anchor reference)", usersKey)
+		return nil, nil, invalid("%s must be written as a plain mapping of username: hash (not an alias or anchor reference)", usersKey)
 	}
-	return nil, invalid("no %s mapping", usersKey)
+	return nil, nil, invalid("no %s mapping", usersKey)
 }
 
 func encodeNode(root *yaml.Node) ([]byte, error) {
