@@ -248,11 +248,7 @@ func TestMerge(t *testing.T) {
 				}
 			}
 			// The base's users come first, as the base wrote them.
-			root, err := parseNode(m.Doc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if users, err := usersNode(root); err != nil || users.Content[0].Value != "internal" {
+			if _, users, err := usersTree(m.Doc); err != nil || users.Content[0].Value != "internal" {
 				t.Errorf("the base's user is not first (%v):\n%s", err, m.Doc)
 			}
 			// What the agent writes, it can read back: the portal's users
