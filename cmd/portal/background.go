@@ -10,33 +10,25 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
-	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
-// every runs job at once and then every interval until ctx ends. The
-// background jobs run on every replica: each is idempotent, or takes a lock
-// so that one replica does the work at a time.
-func every(ctx context.Context, interval time.Duration, job func(context.Context)) {
+// every runs job at once and then every interval until ctx ends, and logs
+// how many things it did (under did) or why it failed. The background jobs
+// run on every replica: each is idempotent, or takes a lock so that one
+// replica does the work at a time.
+func every[N int | int64](ctx context.Context, interval time.Duration, log *slog.Logger, did string, job func(context.Context) (N, error)) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		job(ctx)
+		if n, err := job(ctx); err != nil && ctx.Err() == nil {
+			log.Warn(did+": failed", "error", err.Error())
+		} else if n > 0 {
+			log.Info(did, "count", n)
+		}
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
-		}
-	}
-}
-
-// sweepSessions deletes expired sessions; the DELETE is idempotent and
-// cheap.
-func sweepSessions(st *store.Store, log *slog.Logger) func(context.Context) {
-	return func(ctx context.Context) {
-		if n, err := st.DeleteExpiredSessions(ctx); err != nil {
-			log.Warn("deleting expired sessions", "error", err.Error())
-		} else if n > 0 {
-			log.Debug("deleted expired sessions", "count", n)
 		}
 	}
 }
@@ -69,17 +61,5 @@ func importClusters(ctx context.Context, wf *workflow.Service, path string, log 
 		}))
 	if err == nil {
 		log.Info("clusters file imported", "file", path, "changed", n)
-	}
-}
-
-// remindExpiring records due expiry reminders; an advisory lock lets one
-// replica do it at a time.
-func remindExpiring(wf *workflow.Service, log *slog.Logger) func(context.Context) {
-	return func(ctx context.Context) {
-		if n, err := wf.RecordDueReminders(ctx); err != nil {
-			log.Warn("recording expiry reminders", "error", err.Error())
-		} else if n > 0 {
-			log.Info("expiry reminders due", "count", n)
-		}
 	}
 }

@@ -67,8 +67,10 @@ func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, lo
 	if err != nil {
 		return err
 	}
-	go every(ctx, 5*time.Minute, sweepSessions(st, log))
-	go every(ctx, 5*time.Minute, remindExpiring(wf, log))
+	// Sessions expire by query; their rows are swept now and then.
+	go every(ctx, 5*time.Minute, log, "expired sessions deleted", st.DeleteExpiredSessions)
+	// Under an advisory lock: one replica records each reminder.
+	go every(ctx, 5*time.Minute, log, "expiry reminders due", wf.RecordDueReminders)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
