@@ -65,12 +65,9 @@ type clustersPage struct {
 	Clusters []*portal.Cluster
 }
 
-func (s *Server) clusters(c echo.Context) error {
-	cs, err := s.wf.Clusters(c.Request().Context(), s.actor(c))
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "staff_clusters", page{Title: "Clusters", Data: clustersPage{Clusters: cs}})
+func (s *Server) clusters(cl call) (page, error) {
+	cs, err := s.wf.Clusters(cl.ctx, cl.actor)
+	return page{Title: "Clusters", Data: clustersPage{Clusters: cs}}, err
 }
 
 // clusterForm adds or edits a cluster.
@@ -80,18 +77,18 @@ type clusterForm struct {
 	Error   *portal.Error // what to fix, or the clash with an existing cluster
 }
 
-func (s *Server) newCluster(c echo.Context) error {
-	return s.render(c, http.StatusOK, "staff_cluster", page{Title: "Add a cluster", Data: clusterForm{
+func (s *Server) newCluster(call) (page, error) {
+	return page{Title: "Add a cluster", Data: clusterForm{
 		Cluster: &portal.Cluster{CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true}, New: true,
-	}})
+	}}, nil
 }
 
-func (s *Server) editCluster(c echo.Context) error {
-	cl, err := s.pathCluster(c)
+func (s *Server) editCluster(cl call) (page, error) {
+	c, err := s.wf.Cluster(cl.ctx, cl.actor, cl.id)
 	if err != nil {
-		return err
+		return page{}, err
 	}
-	return s.render(c, http.StatusOK, "staff_cluster", page{Title: "Edit " + cl.Name, Data: clusterForm{Cluster: cl}})
+	return page{Title: "Edit " + c.Name, Data: clusterForm{Cluster: c}}, nil
 }
 
 // clusterFromForm reads the cluster form. An unreadable lifetime is kept as

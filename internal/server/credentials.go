@@ -52,19 +52,14 @@ type credentialPage struct {
 	State      portal.CredentialState
 }
 
-func (s *Server) showCredential(c echo.Context) error {
-	id, err := idParam(c, "id")
+func (s *Server) showCredential(cl call) (page, error) {
+	cred, err := s.wf.Credential(cl.ctx, cl.actor, cl.id)
 	if err != nil {
-		return err
+		return page{}, err
 	}
-	a := s.actor(c)
-	cred, err := s.wf.Credential(c.Request().Context(), a, id)
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "credential", page{Title: "Credential " + cred.Username, Data: credentialPage{
-		Credential: cred, Owner: a.User.ID == cred.UserID, State: cred.State(time.Now()),
-	}})
+	return page{Title: "Credential " + cred.Username, Data: credentialPage{
+		Credential: cred, Owner: cl.actor.User.ID == cred.UserID, State: cred.State(time.Now()),
+	}}, nil
 }
 
 // download sends credentials.txt.age as the binary age file the customer
@@ -85,7 +80,7 @@ func (s *Server) download(c echo.Context) error {
 }
 
 // revoke takes back a credential, by its owner or by staff.
-func (s *Server) revoke(f formPost) (done, error) {
+func (s *Server) revoke(f call) (done, error) {
 	cred, err := s.wf.Revoke(f.ctx, f.actor, f.id, f.c.FormValue("reason"))
 	if err != nil {
 		return done{}, err
@@ -95,7 +90,7 @@ func (s *Server) revoke(f formPost) (done, error) {
 }
 
 // reportCompromised revokes the owner's credential at once and flags it.
-func (s *Server) reportCompromised(f formPost) (done, error) {
+func (s *Server) reportCompromised(f call) (done, error) {
 	cred, err := s.wf.ReportCompromised(f.ctx, f.actor, f.id, f.c.FormValue("details"))
 	if err != nil {
 		return done{}, err
@@ -106,7 +101,7 @@ func (s *Server) reportCompromised(f formPost) (done, error) {
 }
 
 // renew makes a new pending request from the credential's.
-func (s *Server) renew(f formPost) (done, error) {
+func (s *Server) renew(f call) (done, error) {
 	r, err := s.wf.Renew(f.ctx, f.actor, f.id)
 	if pe, _, ok := fixable(err); ok && linkURL(pe.Link) != "" { // a renewal pending already
 		return done{"info", pe.Message, linkURL(pe.Link)}, nil
@@ -123,12 +118,9 @@ type revocationsPage struct {
 	Credentials []*portal.Credential
 }
 
-func (s *Server) revocations(c echo.Context) error {
-	cs, err := s.wf.Revocations(c.Request().Context(), s.actor(c))
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "staff_revocations", page{Title: "Revocations", Data: revocationsPage{Credentials: cs}})
+func (s *Server) revocations(cl call) (page, error) {
+	cs, err := s.wf.Revocations(cl.ctx, cl.actor)
+	return page{Title: "Revocations", Data: revocationsPage{Credentials: cs}}, err
 }
 
 func (s *Server) apiRevoke(call apiCall[struct {

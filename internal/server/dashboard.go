@@ -1,10 +1,7 @@
 package server
 
 import (
-	"net/http"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
@@ -16,20 +13,15 @@ type dashboardPage struct {
 	Now         time.Time
 }
 
-func (s *Server) dashboard(c echo.Context) error {
-	ctx, a := c.Request().Context(), s.actor(c)
-	rs, err := s.wf.Requests(ctx, a, "")
+func (s *Server) dashboard(cl call) (page, error) {
+	rs, err := s.wf.Requests(cl.ctx, cl.actor, "")
 	if err != nil {
-		return err
+		return page{}, err
 	}
-	cs, err := s.wf.Credentials(ctx, a)
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "dashboard", page{Title: "Your credentials",
-		Data: dashboardPage{Requests: rs, Credentials: cs, Now: time.Now()}})
+	cs, err := s.wf.Credentials(cl.ctx, cl.actor)
+	return page{Title: "Your credentials", Data: dashboardPage{Requests: rs, Credentials: cs, Now: time.Now()}}, err
 }
 
-func (s *Server) home(c echo.Context) error {
-	return s.render(c, http.StatusOK, "home", page{Title: "Prometheus access"})
+func (s *Server) home(call) (page, error) {
+	return page{Title: "Prometheus access"}, nil
 }

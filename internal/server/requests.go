@@ -147,26 +147,19 @@ type requestPage struct {
 	Now        time.Time
 }
 
-func (s *Server) showRequest(c echo.Context) error {
-	id, err := idParam(c, "id")
+func (s *Server) showRequest(cl call) (page, error) {
+	r, err := s.wf.Request(cl.ctx, cl.actor, cl.id)
 	if err != nil {
-		return err
+		return page{}, err
 	}
-	ctx, a := c.Request().Context(), s.actor(c)
-	r, err := s.wf.Request(ctx, a, id)
-	if err != nil {
-		return err
-	}
-	p := requestPage{Request: r, Owner: a.User.ID == r.UserID, Now: time.Now()}
+	p := requestPage{Request: r, Owner: cl.actor.User.ID == r.UserID, Now: time.Now()}
 	if r.CredentialID != nil {
-		if p.Credential, err = s.wf.Credential(ctx, a, *r.CredentialID); err != nil {
-			return err
-		}
+		p.Credential, err = s.wf.Credential(cl.ctx, cl.actor, *r.CredentialID)
 	}
-	return s.render(c, http.StatusOK, "request", page{Title: fmt.Sprintf("Request #%d", r.ID), Data: p})
+	return page{Title: fmt.Sprintf("Request #%d", r.ID), Data: p}, err
 }
 
-func (s *Server) cancelRequest(f formPost) (done, error) {
+func (s *Server) cancelRequest(f call) (done, error) {
 	if _, err := s.wf.CancelRequest(f.ctx, f.actor, f.id); err != nil {
 		return done{}, err
 	}
@@ -184,21 +177,16 @@ type queuePage struct {
 	Now         time.Time
 }
 
-func (s *Server) queue(c echo.Context) error {
-	ctx, a := c.Request().Context(), s.actor(c)
-	rs, err := s.wf.Queue(ctx, a)
+func (s *Server) queue(cl call) (page, error) {
+	rs, err := s.wf.Queue(cl.ctx, cl.actor)
 	if err != nil {
-		return err
+		return page{}, err
 	}
-	n, err := s.wf.RecentCompromises(ctx, a)
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "staff_queue", page{Title: "Pending requests",
-		Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}})
+	n, err := s.wf.RecentCompromises(cl.ctx, cl.actor)
+	return page{Title: "Pending requests", Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}}, err
 }
 
-func (s *Server) approve(f formPost) (done, error) {
+func (s *Server) approve(f call) (done, error) {
 	cred, err := s.wf.Approve(f.ctx, f.actor, f.id, f.c.FormValue("note"))
 	if err != nil {
 		return done{}, err
@@ -207,7 +195,7 @@ func (s *Server) approve(f formPost) (done, error) {
 		f.id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")), queueURL(f.id)}, nil
 }
 
-func (s *Server) deny(f formPost) (done, error) {
+func (s *Server) deny(f call) (done, error) {
 	if _, err := s.wf.Deny(f.ctx, f.actor, f.id, f.c.FormValue("note")); err != nil {
 		return done{}, err
 	}

@@ -40,7 +40,7 @@ func (s *Server) routes() {
 	// Public pages, with a session so the header knows who is signed in.
 	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.csrf()}
 	public := e.Group("", browser...)
-	public.GET("/", s.home)
+	public.GET("/", pageHandler(s, "home", s.home))
 	signInLimit := signInLimit() // one budget for both steps of a sign-in
 	public.GET("/login", s.login, signInLimit)
 	public.GET("/auth/callback", s.callback, signInLimit)
@@ -48,12 +48,12 @@ func (s *Server) routes() {
 
 	// Signed in: customers and staff.
 	signedIn := public.Group("", s.requireUser)
-	signedIn.GET("/dashboard", s.dashboard)
+	signedIn.GET("/dashboard", pageHandler(s, "dashboard", s.dashboard))
 	signedIn.GET("/requests/new", s.newRequest)
 	signedIn.POST("/requests", s.createRequest, requestLimit())
-	signedIn.GET("/requests/:id", s.showRequest)
+	signedIn.GET("/requests/:id", pageHandler(s, "request", s.showRequest))
 	signedIn.POST("/requests/:id/cancel", formHandler(s, nil, s.cancelRequest))
-	signedIn.GET("/credentials/:id", s.showCredential)
+	signedIn.GET("/credentials/:id", pageHandler(s, "credential", s.showCredential))
 	signedIn.GET("/credentials/:id/credentials.txt.age", s.download)
 	signedIn.POST("/credentials/:id/revoke", formHandler(s, credentialURL, s.revoke))
 	signedIn.POST("/credentials/:id/report-compromised", formHandler(s, credentialURL, s.reportCompromised))
@@ -62,16 +62,16 @@ func (s *Server) routes() {
 	// Staff only.
 	staff := signedIn.Group("/staff", s.requireStaff)
 	staff.GET("", s.staffHome)
-	staff.GET("/requests", s.queue)
+	staff.GET("/requests", pageHandler(s, "staff_queue", s.queue))
 	staff.POST("/requests/:id/approve", formHandler(s, queueURL, s.approve))
 	staff.POST("/requests/:id/deny", formHandler(s, queueURL, s.deny))
-	staff.GET("/clusters", s.clusters)
-	staff.GET("/clusters/new", s.newCluster)
+	staff.GET("/clusters", pageHandler(s, "staff_clusters", s.clusters))
+	staff.GET("/clusters/new", pageHandler(s, "staff_cluster", s.newCluster))
 	staff.POST("/clusters", s.saveCluster)
-	staff.GET("/clusters/:id/edit", s.editCluster)
+	staff.GET("/clusters/:id/edit", pageHandler(s, "staff_cluster", s.editCluster))
 	staff.POST("/clusters/:id", s.saveCluster)
 	staff.POST("/clusters/:id/sync-token", s.rotateSyncToken)
-	staff.GET("/revocations", s.revocations)
+	staff.GET("/revocations", pageHandler(s, "staff_revocations", s.revocations))
 	staff.GET("/audit", s.auditPage)
 	staff.POST("/audit/verify", s.verifyAudit)
 	staff.GET("/audit/export.csv", s.exportAudit(exportCSV))
