@@ -30,9 +30,6 @@ type MigrationStatus struct {
 	Applied bool
 }
 
-// UpToDate reports whether the schema is exactly the one this binary expects.
-func (s SchemaStatus) UpToDate() bool { return s.Current == s.Latest }
-
 // Problem describes a schema that is not the expected one and what to do about
 // it, or returns "" when it is.
 func (s SchemaStatus) Problem() string {
