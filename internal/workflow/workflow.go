@@ -1,6 +1,8 @@
-// Package workflow carries out what people do in the portal: request,
-// decide, issue, download, revoke, manage clusters. Each action checks who may
-// do it, changes the state and writes its audit event in one transaction.
+// Package workflow holds every rule about who may do what, and carries out
+// what people (and the portal itself) do: request, decide, issue, download,
+// revoke, renew, manage clusters and their sync tokens, review and verify
+// the audit log. Each action takes the acting Actor, checks it, changes the
+// state and writes its audit event in one transaction.
 package workflow
 
 import (
