@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 )
@@ -85,6 +86,15 @@ type claims struct {
 
 func claimsOf(id Identity) claims {
 	return claims{Subject: id.Subject(), Email: id.Email, EmailVerified: true, Name: id.Name, Groups: id.Groups}
+}
+
+// checkClaims fails the test if got, the claims in what, are not want. It
+// only reports, so that goroutines may call it.
+func checkClaims(t *testing.T, what string, got, want claims) {
+	t.Helper()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", what, diff)
+	}
 }
 
 // attempt is what the portal keeps between sending someone to the provider
@@ -193,9 +203,7 @@ func TestSignInWithLoginHint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, sam) {
-				t.Errorf("ID token claims = %+v, want %+v", got, sam)
-			}
+			checkClaims(t, "ID token claims", got, sam)
 
 			info, err := c.oidc.UserInfo(t.Context(), oauth2.StaticTokenSource(tok))
 			if err != nil {
@@ -205,9 +213,7 @@ func TestSignInWithLoginHint(t *testing.T) {
 			if err := info.Claims(&infoClaims); err != nil {
 				t.Fatalf("decode userinfo: %v", err)
 			}
-			if !reflect.DeepEqual(infoClaims, sam) {
-				t.Errorf("userinfo = %+v, want %+v", infoClaims, sam)
-			}
+			checkClaims(t, "userinfo", infoClaims, sam)
 		})
 	}
 }
@@ -234,9 +240,7 @@ func TestScopesReleaseClaims(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("claims = %+v, want %+v", got, tt.want)
-			}
+			checkClaims(t, "claims", got, tt.want)
 		})
 	}
 }
@@ -329,9 +333,7 @@ func TestSignInPage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("claims = %+v, want %+v", got, tt.want)
-			}
+			checkClaims(t, "claims", got, tt.want)
 		})
 	}
 }
@@ -429,34 +431,41 @@ func TestPKCEEnforced(t *testing.T) {
 }
 
 func TestNewRefusesBaseURL(t *testing.T) {
+	const notLoopback = "is not a loopback address"
 	tests := []struct {
 		baseURL string
-		wantErr bool
+		wantErr string // in the error; empty if New accepts baseURL
 	}{
-		{"http://127.0.0.1:8080", false},
-		{"http://127.1.2.3:8080/", false},
-		{"http://localhost:8080", false},
-		{"http://LOCALHOST", false},
-		{"http://[::1]:8080", false},
-		{"http://example.org:8080", true},
-		{"http://10.0.0.1:8080", true},
-		{"http://0.0.0.0:8080", true},
-		{"http://[::]:8080", true},
-		{"http://localhost.example.org:8080", true},
-		{"https://127.0.0.1:8443", true},
-		{"http://127.0.0.1:8080/portal", true},
-		{"http://127.0.0.1:8080?x=1", true},
-		{"http://user@127.0.0.1:8080", true},
-		{"127.0.0.1:8080", true},
-		{"", true},
+		{"http://127.0.0.1:8080", ""},
+		{"http://127.1.2.3:8080/", ""},
+		{"http://localhost:8080", ""},
+		{"http://LOCALHOST", ""},
+		{"http://[::1]:8080", ""},
+		{"http://example.org:8080", notLoopback},
+		{"http://10.0.0.1:8080", notLoopback},
+		{"http://0.0.0.0:8080", notLoopback},
+		{"http://[::]:8080", notLoopback},
+		{"http://localhost.example.org:8080", notLoopback},
+		{"https://127.0.0.1:8443", "scheme must be http"},
+		{"http://127.0.0.1:8080/portal", "http://host[:port]"},
+		{"http://127.0.0.1:8080?x=1", "http://host[:port]"},
+		{"http://user@127.0.0.1:8080", "http://host[:port]"},
+		{"127.0.0.1:8080", `base URL "127.0.0.1:8080"`},
+		{"", "scheme must be http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.baseURL, func(t *testing.T) {
 			p, err := New(tt.baseURL, testClientID, testClientSecret)
-			if gotErr := err != nil; gotErr != tt.wantErr {
-				t.Fatalf("New(%q) error = %v, want error: %t", tt.baseURL, err, tt.wantErr)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("New(%q) error = %v, want one saying %q", tt.baseURL, err, tt.wantErr)
+				}
+				return
 			}
-			if err == nil && !strings.HasSuffix(p.Issuer(), "/oidc") {
+			if err != nil {
+				t.Fatalf("New(%q): %v", tt.baseURL, err)
+			}
+			if !strings.HasSuffix(p.Issuer(), "/oidc") {
 				t.Errorf("Issuer() = %q, want it to end in /oidc", p.Issuer())
 			}
 		})
@@ -490,9 +499,7 @@ func TestConcurrentSignInsKeepIdentitiesApart(t *testing.T) {
 				t.Errorf("sign-in %d as %s: %v", i, id.Email, err)
 				return
 			}
-			if want := claimsOf(id); !reflect.DeepEqual(got, want) {
-				t.Errorf("sign-in %d as %s: claims = %+v, want %+v", i, id.Email, got, want)
-			}
+			checkClaims(t, fmt.Sprintf("sign-in %d as %s: claims", i, id.Email), got, claimsOf(id))
 		})
 	}
 	wg.Wait()
@@ -514,9 +521,7 @@ func TestRejectedRequestLeavesNoIdentityBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := claimsOf(alice); !reflect.DeepEqual(got, want) {
-		t.Errorf("claims = %+v, want %+v", got, want)
-	}
+	checkClaims(t, "claims", got, claimsOf(alice))
 }
 
 func TestSubjectStableAcrossProviders(t *testing.T) {

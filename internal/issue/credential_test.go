@@ -2,8 +2,6 @@ package issue
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -42,20 +40,6 @@ func mustParse(tb testing.TB, text string) *Recipient {
 		tb.Fatalf("ParseRecipient(%.40q…): %v", text, err)
 	}
 	return r
-}
-
-// decrypt opens ciphertext with id and returns the plaintext.
-func decrypt(t *testing.T, ciphertext []byte, id age.Identity) string {
-	t.Helper()
-	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
-	if err != nil {
-		t.Fatalf("age.Decrypt: %v", err)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("reading plaintext: %v", err)
-	}
-	return string(b)
 }
 
 // fileField is the value on the line of credentials.txt that starts with label.
@@ -130,8 +114,16 @@ func TestIssue(t *testing.T) {
 				t.Errorf("PasswordHash %q does not pass the database check", iss.PasswordHash)
 			}
 
-			file := decrypt(t, iss.Ciphertext, k.identity)
-			password := checkCredentialsFile(t, file, c, iss)
+			plaintext, err := age.Decrypt(bytes.NewReader(iss.Ciphertext), k.identity)
+			if err != nil {
+				t.Fatalf("age.Decrypt: %v", err)
+			}
+			// age authenticates each chunk as it is read.
+			file, err := io.ReadAll(plaintext)
+			if err != nil {
+				t.Fatalf("reading plaintext: %v", err)
+			}
+			password := checkCredentialsFile(t, string(file), c, iss)
 			if bytes.Contains(iss.Ciphertext, []byte(password)) || strings.Contains(iss.PasswordHash, password) {
 				t.Error("the password appears in the clear in what Issue returns")
 			}
@@ -181,35 +173,49 @@ func TestIssueRefuses(t *testing.T) {
 	}
 }
 
-func TestNewUsername(t *testing.T) {
-	format := regexp.MustCompile(`^c-[a-z2-7]{10}$`)
-	database := regexp.MustCompile(`^[a-z0-9-]{3,64}$`) // the credentials table's check
-	seen := make(map[string]bool)
-	for range 10000 {
-		u := NewUsername()
-		if !format.MatchString(u) || !database.MatchString(u) {
-			t.Fatalf("NewUsername() = %q, want c- and 10 of a-z2-7", u)
-		}
-		if seen[u] {
-			t.Fatalf("NewUsername() repeated %q", u)
-		}
-		seen[u] = true
+func TestNewUsernameAndPassword(t *testing.T) {
+	tests := []struct {
+		name    string
+		new     func() string
+		formats []*regexp.Regexp // each must match
+		want    string           // the formats in words
+	}{
+		{
+			name: "NewUsername",
+			new:  NewUsername,
+			formats: []*regexp.Regexp{
+				regexp.MustCompile(`^c-[a-z2-7]{10}$`),
+				regexp.MustCompile(`^[a-z0-9-]{3,64}$`), // the credentials table's check
+			},
+			want: "c- and 10 of a-z2-7",
+		},
+		{
+			name: "NewPassword",
+			new:  NewPassword,
+			formats: []*regexp.Regexp{
+				// 26 characters of a 32-letter alphabet: 130 bits.
+				regexp.MustCompile(`^[A-Z2-7]{26}$`),
+				passwordPattern,
+			},
+			want: "26 of A-Z2-7",
+		},
 	}
-}
-
-func TestNewPassword(t *testing.T) {
-	// 26 characters of a 32-letter alphabet: 130 bits.
-	format := regexp.MustCompile(`^[A-Z2-7]{26}$`)
-	seen := make(map[string]bool)
-	for range 10000 {
-		p := NewPassword()
-		if !format.MatchString(p) || !passwordPattern.MatchString(p) {
-			t.Fatalf("NewPassword() = %q, want 26 of A-Z2-7", p)
-		}
-		if seen[p] {
-			t.Fatalf("NewPassword() repeated %q", p)
-		}
-		seen[p] = true
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := make(map[string]bool)
+			for range 10000 {
+				s := tt.new()
+				for _, format := range tt.formats {
+					if !format.MatchString(s) {
+						t.Fatalf("%s() = %q, want %s", tt.name, s, tt.want)
+					}
+				}
+				if seen[s] {
+					t.Fatalf("%s() repeated %q", tt.name, s)
+				}
+				seen[s] = true
+			}
+		})
 	}
 }
 
@@ -347,10 +353,7 @@ func TestAgeCommand(t *testing.T) {
 			return run(t, dir, keygenCmd, "-pq", "-o", "key.txt")
 		}},
 		{"ssh-ed25519", portal.KeySSHEd25519, func(t *testing.T, dir string) string {
-			pub, priv, err := ed25519.GenerateKey(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
+			pub, priv := newEd25519Key(t)
 			writeOpenSSHKey(t, filepath.Join(dir, "key.txt"), priv)
 			return authorizedKey(t, pub) + " alice@laptop\n"
 		}},

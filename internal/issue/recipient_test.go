@@ -41,18 +41,9 @@ type testKey struct {
 // newTestKeys returns a fresh key pair of every accepted type.
 func newTestKeys(tb testing.TB) []testKey {
 	tb.Helper()
-	x, err := age.GenerateX25519Identity()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pq, err := age.GenerateHybridIdentity()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	x := generate(tb, age.GenerateX25519Identity)
+	pq := generate(tb, age.GenerateHybridIdentity)
+	edPub, edPriv := newEd25519Key(tb)
 	edID, err := agessh.NewEd25519Identity(edPriv)
 	if err != nil {
 		tb.Fatal(err)
@@ -70,6 +61,25 @@ func newTestKeys(tb testing.TB) []testKey {
 	}
 }
 
+// generate returns a fresh key from gen, such as age.GenerateX25519Identity.
+func generate[K any](tb testing.TB, gen func() (K, error)) K {
+	tb.Helper()
+	k, err := gen()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+func newEd25519Key(tb testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
+	tb.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pub, priv
+}
+
 func newRSAKey(tb testing.TB, bits int) *rsa.PrivateKey {
 	tb.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, bits)
@@ -79,14 +89,19 @@ func newRSAKey(tb testing.TB, bits int) *rsa.PrivateKey {
 	return k
 }
 
-// authorizedKey is pub as one line of a .pub file, without a comment.
-func authorizedKey(tb testing.TB, pub crypto.PublicKey) string {
+func sshPublicKey(tb testing.TB, pub crypto.PublicKey) ssh.PublicKey {
 	tb.Helper()
 	pk, err := ssh.NewPublicKey(pub)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(pk)), "\n")
+	return pk
+}
+
+// authorizedKey is pub as one line of a .pub file, without a comment.
+func authorizedKey(tb testing.TB, pub crypto.PublicKey) string {
+	tb.Helper()
+	return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(sshPublicKey(tb, pub))), "\n")
 }
 
 // sshLine is an authorized_keys line for key types x/crypto cannot make from
@@ -121,31 +136,14 @@ func ageFingerprint(key string) string {
 }
 
 func TestParseRecipientAccepts(t *testing.T) {
-	x, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	xKey := x.Recipient().String()
-	pq, err := age.GenerateHybridIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pqKey := pq.Recipient().String()
-	edPub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	xKey := generate(t, age.GenerateX25519Identity).Recipient().String()
+	pqKey := generate(t, age.GenerateHybridIdentity).Recipient().String()
+	edPub, _ := newEd25519Key(t)
 	edKey := authorizedKey(t, edPub)
-	edSSH, err := ssh.NewPublicKey(edPub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	edSSH := sshPublicKey(t, edPub)
 	rsaPriv := newRSAKey(t, 2048)
 	rsaKey := authorizedKey(t, &rsaPriv.PublicKey)
-	rsaSSH, err := ssh.NewPublicKey(&rsaPriv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaSSH := sshPublicKey(t, &rsaPriv.PublicKey)
 
 	tests := []struct {
 		name        string
@@ -200,28 +198,13 @@ func TestParseRecipientAccepts(t *testing.T) {
 }
 
 func TestParseRecipientRefuses(t *testing.T) {
-	x, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := generate(t, age.GenerateX25519Identity)
 	xKey, xSecret := x.Recipient().String(), x.String()
-	x2, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pq, err := age.GenerateHybridIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x2 := generate(t, age.GenerateX25519Identity)
+	pq := generate(t, age.GenerateHybridIdentity)
+	edPub, edPriv := newEd25519Key(t)
 	edKey := authorizedKey(t, edPub)
-	edPub2, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	edPub2, _ := newEd25519Key(t)
 	opensshBlock, err := ssh.MarshalPrivateKey(edPriv, "alice@laptop")
 	if err != nil {
 		t.Fatal(err)

@@ -193,29 +193,28 @@ func TestURL(t *testing.T) {
 
 func TestFindBinaries(t *testing.T) {
 	t.Parallel()
+	// Search patterns, under the test's root, shaped like those of
+	// FindBinaries: Debian's versioned folders, Homebrew's, then a plain one.
+	patterns := []string{"lib/postgresql/*/bin", "homebrew/opt/postgresql@*/bin", "homebrew/bin"}
 	tests := []struct {
-		name     string
-		path     []string          // folders on PATH, under the test's root
-		patterns []string          // search patterns, under the test's root
-		files    map[string]string // folder -> programs in it, under the test's root
-		want     string            // folder, under the test's root; empty for ErrNoBinaries
+		name  string
+		path  []string          // folders on PATH, under the test's root
+		files map[string]string // folder -> programs in it, under the test's root
+		want  string            // folder, under the test's root; empty for ErrNoBinaries
 	}{
 		{
-			name:     "nothing installed",
-			path:     []string{"bin"},
-			patterns: []string{"lib/postgresql/*/bin", "homebrew/bin"},
-			files:    map[string]string{"bin": "psql", "homebrew/bin": "initdb pg_ctl"},
+			name:  "nothing installed",
+			path:  []string{"bin"},
+			files: map[string]string{"bin": "psql", "homebrew/bin": "initdb pg_ctl"},
 		},
 		{
-			name:     "PATH first",
-			path:     []string{"empty", "bin"},
-			patterns: []string{"lib/postgresql/*/bin"},
-			files:    map[string]string{"bin": "initdb pg_ctl postgres", "lib/postgresql/17/bin": "initdb pg_ctl postgres"},
-			want:     "bin",
+			name:  "PATH first",
+			path:  []string{"empty", "bin"},
+			files: map[string]string{"bin": "initdb pg_ctl postgres", "lib/postgresql/17/bin": "initdb pg_ctl postgres"},
+			want:  "bin",
 		},
 		{
-			name:     "newest complete version",
-			patterns: []string{"lib/postgresql/*/bin", "homebrew/bin"},
+			name: "newest complete version",
 			files: map[string]string{
 				"lib/postgresql/9.6/bin": "initdb pg_ctl postgres",
 				"lib/postgresql/15/bin":  "initdb pg_ctl postgres",
@@ -226,8 +225,7 @@ func TestFindBinaries(t *testing.T) {
 			want: "lib/postgresql/15/bin",
 		},
 		{
-			name:     "later pattern",
-			patterns: []string{"lib/postgresql/*/bin", "homebrew/opt/postgresql@*/bin"},
+			name: "later pattern",
 			files: map[string]string{
 				"homebrew/opt/postgresql@14/bin": "initdb pg_ctl postgres",
 				"homebrew/opt/postgresql@16/bin": "initdb pg_ctl postgres",
@@ -252,7 +250,7 @@ func TestFindBinaries(t *testing.T) {
 				}
 			}
 
-			got, err := findBinaries(under(tt.path), under(tt.patterns))
+			got, err := findBinaries(under(tt.path), under(patterns))
 			if tt.want != "" {
 				if want := filepath.Join(root, tt.want); got != want || err != nil {
 					t.Errorf("findBinaries = %q, %v; want %q", got, err, want)
@@ -264,7 +262,7 @@ func TestFindBinaries(t *testing.T) {
 			}
 			for _, hint := range []string{
 				"apt-get install postgresql", "dnf install postgresql-server",
-				"brew install postgresql@16", "DATABASE_URL", filepath.Join(root, tt.patterns[0]),
+				"brew install postgresql@16", "DATABASE_URL", filepath.Join(root, patterns[0]),
 			} {
 				if !strings.Contains(err.Error(), hint) {
 					t.Errorf("error %q does not mention %q", err, hint)
@@ -325,20 +323,16 @@ func queryInt(t *testing.T, s *Server, database, sql string) int {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var n int
-	results := conn.PgConn().Exec(t.Context(), sql)
-	for results.NextResult() {
-		rows := results.ResultReader().Read()
-		if rows.Err != nil {
-			t.Fatalf("%s: %v", sql, rows.Err)
-		}
-		if len(rows.Rows) == 1 {
-			if _, err := fmt.Sscan(string(rows.Rows[0][0]), &n); err != nil {
-				t.Fatalf("%s: %v", sql, err)
-			}
-		}
+	results, err := conn.PgConn().Exec(t.Context(), sql).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
 	}
-	if err := results.Close(); err != nil {
+	last := results[len(results)-1]
+	if len(last.Rows) != 1 {
+		t.Fatalf("%s: the last statement returned %d rows, want one", sql, len(last.Rows))
+	}
+	var n int
+	if _, err := fmt.Sscan(string(last.Rows[0][0]), &n); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
