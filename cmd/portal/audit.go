@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
@@ -83,7 +84,7 @@ func cmdAudit(ctx context.Context, e env, args []string) error {
 	took := v.Took.Round(time.Millisecond)
 	if !v.OK() {
 		fmt.Fprintf(e.stdout, "BROKEN at event %d (%s): %s\n", v.Broken.ID,
-			v.Broken.At.UTC().Format("2006-01-02 15:04:05.000000 UTC"), v.Broken.Problem)
+			v.Broken.At.UTC().Format(portal.AuditTimeFormat), v.Broken.Problem)
 		fmt.Fprintf(e.stdout, "events checked: %d %s, in %s\n", v.Events, from, took)
 		if v.HeadID > 0 {
 			fmt.Fprintf(e.stdout, "last good event: %d, hash %s\n", v.HeadID, hex.EncodeToString(v.HeadHash))

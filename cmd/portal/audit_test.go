@@ -56,7 +56,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, stdout, stderr = runPortal(t, environ, "audit", "verify")
-	wantBreak := fmt.Sprintf("BROKEN at event %d (%s)", events[1].ID, events[1].At.Format("2006-01-02 15:04:05.000000 UTC"))
+	wantBreak := fmt.Sprintf("BROKEN at event %d (%s)", events[1].ID, events[1].At.UTC().Format(portal.AuditTimeFormat))
 	if status != 1 || !strings.Contains(stdout, wantBreak) || !strings.Contains(stdout, "hash mismatch") ||
 		!strings.Contains(stdout, fmt.Sprintf("last good event: %d", events[0].ID)) ||
 		!strings.Contains(stderr, fmt.Sprintf("broken at event %d", events[1].ID)) {
