@@ -276,6 +276,20 @@ func (f *fixture) run(t *testing.T) *Agent {
 	return a
 }
 
+// keepsFileThroughFailure has breakPortal break the portal, waits for the
+// agent a to count the failed round, and checks that the file is as before.
+func (f *fixture) keepsFileThroughFailure(t *testing.T, a *Agent, breakPortal func()) {
+	t.Helper()
+	before, failures := readFile(t, f.out), metric(t, a, "portal_agent_sync_failures_total")
+	breakPortal()
+	eventually(t, 5*time.Second, "a failure is counted", func() bool {
+		return metric(t, a, "portal_agent_sync_failures_total") > failures
+	})
+	if after := readFile(t, f.out); after != before {
+		t.Errorf("the file changed:\n%s", after)
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -349,14 +363,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 
 	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key"} {
 		t.Run("the file survives a portal answering "+mode, func(t *testing.T) {
-			before, failures := readFile(t, f.out), metric(t, a, "portal_agent_sync_failures_total")
-			portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, mode)
-			eventually(t, 5*time.Second, "a failure is counted", func() bool {
-				return metric(t, a, "portal_agent_sync_failures_total") > failures
-			})
-			if after := readFile(t, f.out); after != before {
-				t.Errorf("the file changed:\n%s", after)
-			}
+			f.keepsFileThroughFailure(t, a, func() { portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, mode) })
 			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
 			wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
 			wantStatus(t, prom, "c-carol", "carol-pw", http.StatusUnauthorized)
@@ -379,14 +386,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 	})
 
 	t.Run("the file survives the portal going away", func(t *testing.T) {
-		before, failures := readFile(t, f.out), metric(t, a, "portal_agent_sync_failures_total")
-		portal.srv.Close()
-		eventually(t, 5*time.Second, "a failure is counted", func() bool {
-			return metric(t, a, "portal_agent_sync_failures_total") > failures
-		})
-		if after := readFile(t, f.out); after != before {
-			t.Errorf("the file changed:\n%s", after)
-		}
+		f.keepsFileThroughFailure(t, a, portal.srv.Close)
 		wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
 		wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
 		wantStatus(t, prom, "c-carol", "carol-pw", http.StatusOK)

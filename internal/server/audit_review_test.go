@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -13,11 +12,10 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -43,15 +41,10 @@ type auditWorld struct {
 func newAuditWorld(t *testing.T) *auditWorld {
 	t.Helper()
 	p := newPortal(t, portalOptions{})
-	w := &auditWorld{t: t, p: p, cluster: p.addCluster("awi-ciroh"), alice: p.browser(), sam: p.browser()}
-	w.alice.signIn("alice@example.org")
-	w.sam.signIn("sam@2i2c.org")
+	w := &auditWorld{t: t, p: p, cluster: p.addCluster("awi-ciroh"), alice: p.signedIn("alice@example.org"), sam: p.signedIn("sam@2i2c.org")}
 	w.aliceID = int64(p.count(`SELECT id FROM users WHERE email = 'alice@example.org'`))
 	w.samID = int64(p.count(`SELECT id FROM users WHERE email = 'sam@2i2c.org'`))
-	idn, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	idn := newKey(t)
 	w.key = idn.Recipient().String()
 	w.secrets = append(w.secrets, idn.String())
 	return w
@@ -176,8 +169,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 		act   func(t *testing.T, w *auditWorld) []wantEvent
 	}{
 		{name: "sign-in", act: func(t *testing.T, w *auditWorld) []wantEvent {
-			b := w.p.browser()
-			b.signIn("alice@example.org")
+			b := w.p.signedIn("alice@example.org")
 			w.collectSecrets(b)
 			return []wantEvent{{action: portal.ActionSignedIn, actor: "alice@example.org", actorID: w.aliceID,
 				subjectType: portal.SubjectUser, subjectID: w.aliceID, details: map[string]any{"role": "customer"}}}
@@ -221,8 +213,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 				details: map[string]any{"cluster": "awi-ciroh", "key_type": "age-x25519"}}}
 		}},
 		{name: "request cancelled", setup: (*auditWorld).request, act: func(t *testing.T, w *auditWorld) []wantEvent {
-			page := w.alice.get(fmt.Sprintf("/requests/%d", w.requestID))
-			w.alice.post(fmt.Sprintf("/requests/%d/cancel", w.requestID), url.Values{"csrf": {csrfToken(t, page.Body)}})
+			w.alice.submit(fmt.Sprintf("/requests/%d", w.requestID), fmt.Sprintf("/requests/%d/cancel", w.requestID), nil)
 			w.collectSecrets()
 			return []wantEvent{{action: portal.ActionRequestCancelled, actor: "alice@example.org", actorID: w.aliceID,
 				subjectType: portal.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID, noDetails: true}}
@@ -245,8 +236,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 			}
 		}},
 		{name: "request denied", setup: (*auditWorld).request, act: func(t *testing.T, w *auditWorld) []wantEvent {
-			q := w.sam.get("/staff/requests")
-			w.sam.post(fmt.Sprintf("/staff/requests/%d/deny", w.requestID), url.Values{"csrf": {csrfToken(t, q.Body)}, "note": {"Use the shared Grafana."}})
+			w.sam.submit("/staff/requests", fmt.Sprintf("/staff/requests/%d/deny", w.requestID), url.Values{"note": {"Use the shared Grafana."}})
 			w.collectSecrets()
 			return []wantEvent{{action: portal.ActionRequestDenied, actor: "sam@2i2c.org", actorID: w.samID,
 				subjectType: portal.SubjectRequest, subjectID: w.requestID, clusterID: w.cluster.ID,
@@ -260,8 +250,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 				details: map[string]any{"download": 1}}}
 		}},
 		{name: "cluster created", act: func(t *testing.T, w *auditWorld) []wantEvent {
-			form := w.sam.get("/staff/clusters/new")
-			r := w.sam.post("/staff/clusters", url.Values{"csrf": {csrfToken(t, form.Body)}, "name": {"leap"},
+			r := w.sam.submit("/staff/clusters/new", "/staff/clusters", url.Values{"name": {"leap"},
 				"display_name": {"LEAP"}, "prometheus_url": {"https://prometheus.leap.2i2c.cloud"},
 				"credential_ttl_days": {"30"}, "enabled": {"on"}})
 			if r.StatusCode != http.StatusOK {
@@ -274,8 +263,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 				details: map[string]any{"name": "leap", "credential_ttl_days": 30, "prometheus_url": "https://prometheus.leap.2i2c.cloud"}}}
 		}},
 		{name: "cluster updated", act: func(t *testing.T, w *auditWorld) []wantEvent {
-			form := w.sam.get(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID))
-			w.sam.post(fmt.Sprintf("/staff/clusters/%d", w.cluster.ID), url.Values{"csrf": {csrfToken(t, form.Body)}, "name": {"awi-ciroh"},
+			w.sam.submit(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID), fmt.Sprintf("/staff/clusters/%d", w.cluster.ID), url.Values{"name": {"awi-ciroh"},
 				"display_name": {w.cluster.DisplayName}, "prometheus_url": {w.cluster.PrometheusURL},
 				"credential_ttl_days": {"60"}, "note": {w.cluster.Note}, "enabled": {"on"}})
 			w.collectSecrets()
@@ -284,24 +272,22 @@ func TestEveryActionIsAudited(t *testing.T) {
 				details: map[string]any{"name": "awi-ciroh", "credential_ttl_days": []any{90, 60}}}}
 		}},
 		{name: "credential revoked by staff", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
-			page := w.sam.get(fmt.Sprintf("/credentials/%d", w.credentialID))
-			w.sam.post(fmt.Sprintf("/credentials/%d/revoke", w.credentialID), url.Values{"csrf": {csrfToken(t, page.Body)}, "reason": {"left the project"}})
+			w.sam.submit(fmt.Sprintf("/credentials/%d", w.credentialID), fmt.Sprintf("/credentials/%d/revoke", w.credentialID), url.Values{"reason": {"left the project"}})
 			w.collectSecrets()
 			return []wantEvent{{action: portal.ActionCredentialRevoked, actor: "sam@2i2c.org", actorID: w.samID,
 				subjectType: portal.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
 				details: map[string]any{"reason": "left the project", "by_owner": false}}}
 		}},
 		{name: "credential reported compromised", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
-			page := w.alice.get(fmt.Sprintf("/credentials/%d", w.credentialID))
-			w.alice.post(fmt.Sprintf("/credentials/%d/report-compromised", w.credentialID), url.Values{"csrf": {csrfToken(t, page.Body)}, "details": {"pasted in a public notebook"}})
+			w.alice.submit(fmt.Sprintf("/credentials/%d", w.credentialID), fmt.Sprintf("/credentials/%d/report-compromised", w.credentialID),
+				url.Values{"details": {"pasted in a public notebook"}})
 			w.collectSecrets()
 			return []wantEvent{{action: portal.ActionCredentialCompromised, actor: "alice@example.org", actorID: w.aliceID,
 				subjectType: portal.SubjectCredential, subjectID: w.credentialID, clusterID: w.cluster.ID,
 				details: map[string]any{"by_owner": true}}}
 		}},
 		{name: "credential renewed", setup: (*auditWorld).issued, act: func(t *testing.T, w *auditWorld) []wantEvent {
-			page := w.alice.get(fmt.Sprintf("/credentials/%d", w.credentialID))
-			r := w.alice.post(fmt.Sprintf("/credentials/%d/renew", w.credentialID), url.Values{"csrf": {csrfToken(t, page.Body)}})
+			r := w.alice.submit(fmt.Sprintf("/credentials/%d", w.credentialID), fmt.Sprintf("/credentials/%d/renew", w.credentialID), nil)
 			m := requestPath.FindStringSubmatch(r.Request.URL.Path)
 			if m == nil {
 				t.Fatalf("renew ended at %s (%d)", r.Request.URL, r.StatusCode)
@@ -314,8 +300,7 @@ func TestEveryActionIsAudited(t *testing.T) {
 				details: map[string]any{"cluster": "awi-ciroh", "renews_credential_id": w.credentialID}}}
 		}},
 		{name: "cluster sync token rotated", act: func(t *testing.T, w *auditWorld) []wantEvent {
-			form := w.sam.get(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID))
-			r := w.sam.post(fmt.Sprintf("/staff/clusters/%d/sync-token", w.cluster.ID), url.Values{"csrf": {csrfToken(t, form.Body)}})
+			r := w.sam.submit(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID), fmt.Sprintf("/staff/clusters/%d/sync-token", w.cluster.ID), nil)
 			token := regexp.MustCompile(`portal-sync-[A-Za-z0-9_-]+`).FindString(r.Body)
 			if token == "" {
 				t.Fatalf("no token on the page (%d)", r.StatusCode)
@@ -434,8 +419,7 @@ func TestAuditPageLinksEachSubject(t *testing.T) {
 		}
 	}
 	// A cluster's own events link to its page, by name.
-	form := w.sam.get(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID))
-	w.sam.post(fmt.Sprintf("/staff/clusters/%d", w.cluster.ID), url.Values{"csrf": {csrfToken(t, form.Body)}, "name": {"awi-ciroh"},
+	w.sam.submit(fmt.Sprintf("/staff/clusters/%d/edit", w.cluster.ID), fmt.Sprintf("/staff/clusters/%d", w.cluster.ID), url.Values{"name": {"awi-ciroh"},
 		"display_name": {"AWI-CIROH"}, "prometheus_url": {w.cluster.PrometheusURL}, "credential_ttl_days": {"90"}, "enabled": {"on"}})
 	cluster := w.sam.get(fmt.Sprintf("/staff/audit?subject_type=cluster&subject_id=%d", w.cluster.ID))
 	link := fmt.Sprintf(`<a href="/staff/clusters/%d/edit">cluster awi-ciroh</a>`, w.cluster.ID)
@@ -453,8 +437,7 @@ func TestAuditPageLinksEachSubject(t *testing.T) {
 func TestAuditPageFiltersAndPages(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
-	sam := p.browser()
-	sam.signIn("sam@2i2c.org")
+	sam := p.signedIn("sam@2i2c.org")
 	seeded := seedAudit(t, p, 120, nil)
 
 	// 40 of the 120 are user1's; a page holds 50.
@@ -513,8 +496,7 @@ func TestAuditAPI(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
 	leap := p.addCluster("leap")
-	sam := p.browser()
-	sam.signIn("sam@2i2c.org")
+	sam := p.signedIn("sam@2i2c.org")
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	seedAudit(t, p, 30, func(i int, e *portal.AuditEvent) {
 		e.At = from.Add(time.Duration(i) * 24 * time.Hour) // 1 to 30 January
@@ -620,11 +602,9 @@ func TestAuditAPI(t *testing.T) {
 func TestAuditVerifyNow(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
-	sam := p.browser()
-	sam.signIn("sam@2i2c.org")
+	sam := p.signedIn("sam@2i2c.org")
 	seeded := seedAudit(t, p, 10, nil)
 
-	page := sam.get("/staff/audit")
 	// Without the form's token, nothing runs.
 	if r := sam.post("/staff/audit/verify", nil); r.StatusCode != http.StatusForbidden {
 		t.Errorf("verify without a CSRF token: %d", r.StatusCode)
@@ -637,7 +617,7 @@ func TestAuditVerifyNow(t *testing.T) {
 	if err := p.Store.Pool().QueryRow(context.Background(), `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&head.ID, &head.Hash); err != nil {
 		t.Fatal(err)
 	}
-	r := sam.post("/staff/audit/verify", url.Values{"csrf": {csrfToken(t, page.Body)}})
+	r := sam.submit("/staff/audit", "/staff/audit/verify", nil)
 	want := fmt.Sprintf("Chain verified up to event <strong>%d</strong>", head.ID)
 	if r.Request.URL.Path != "/staff/audit" || !strings.Contains(r.Body, "The audit chain checks out: 12 events") ||
 		!strings.Contains(r.Body, want) || !strings.Contains(r.Body, hex.EncodeToString(head.Hash)) || !strings.Contains(r.Body, "by sam@2i2c.org") {
@@ -663,56 +643,85 @@ func TestAuditVerifyNow(t *testing.T) {
 	}
 }
 
-// exportLine is one line of the JSON Lines export, read as an offline
-// verifier would, knowing only the documented format.
-type exportLine struct {
-	ID          int64           `json:"id"`
-	At          string          `json:"at"`
-	ActorID     *int64          `json:"actor_id"`
-	Actor       string          `json:"actor"`
-	Action      string          `json:"action"`
-	SubjectType string          `json:"subject_type"`
-	SubjectID   *int64          `json:"subject_id"`
-	ClusterID   *int64          `json:"cluster_id"`
-	Details     json.RawMessage `json:"details"`
-	IP          string          `json:"ip"`
-	UserAgent   string          `json:"user_agent"`
-	PrevHash    string          `json:"prev_hash"`
-	Hash        string          `json:"hash"`
+// exportedEvent builds an exported event the way the README's "Verifying an
+// export offline" tells a verifier to, from the fields of its line by name,
+// as text ("" for null).
+func exportedEvent(t *testing.T, field func(name string) string) portal.AuditEvent {
+	t.Helper()
+	id := func(name string) *int64 {
+		if field(name) == "" {
+			return nil
+		}
+		n, err := strconv.ParseInt(field(name), 10, 64)
+		if err != nil {
+			t.Fatalf("event %s: %s %q: %v", field("id"), name, field(name), err)
+		}
+		return &n
+	}
+	hash := func(name string) []byte {
+		h, err := hex.DecodeString(field(name))
+		if err != nil {
+			t.Fatalf("event %s: %s %q: %v", field("id"), name, field(name), err)
+		}
+		return h
+	}
+	at, err := time.Parse(time.RFC3339Nano, field("at"))
+	if err != nil {
+		t.Fatalf("event %s: at %q: %v", field("id"), field("at"), err)
+	}
+	dec := json.NewDecoder(strings.NewReader(field("details")))
+	dec.UseNumber()
+	var details map[string]any
+	if err := dec.Decode(&details); err != nil {
+		t.Fatalf("event %s: details: %v", field("id"), err)
+	}
+	e := portal.AuditEvent{At: at, ActorID: id("actor_id"), Actor: field("actor"), Action: portal.Action(field("action")),
+		SubjectType: field("subject_type"), SubjectID: id("subject_id"), ClusterID: id("cluster_id"), Details: details,
+		IP: field("ip"), UserAgent: field("user_agent"), PrevHash: hash("prev_hash"), Hash: hash("hash")}
+	if n := id("id"); n != nil {
+		e.ID = *n
+	}
+	return e
+}
+
+// readJSONL reads a JSON Lines export as an offline verifier would, knowing
+// only the documented format.
+func readJSONL(t *testing.T, body string) []portal.AuditEvent {
+	t.Helper()
+	var events []portal.AuditEvent
+	for line := range strings.Lines(body) {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(line), &fields); err != nil {
+			t.Fatalf("line %d: %v", len(events)+1, err)
+		}
+		events = append(events, exportedEvent(t, func(name string) string {
+			var s string
+			if json.Unmarshal(fields[name], &s) != nil {
+				return string(fields[name]) // a number or the details
+			}
+			return s
+		}))
+	}
+	return events
 }
 
 // verifyOffline checks exported events the way the export's documentation
 // says: each event's hash from its fields and prev_hash and, when linked,
-// each prev_hash against the hash of the event before. It returns the ID of
-// the first event that does not check out, or 0.
-func verifyOffline(t *testing.T, lines []exportLine, linked bool) int64 {
+// each prev_hash against the hash of the event before, the first against the
+// genesis hash. It returns the ID of the first event that does not check
+// out, or 0.
+func verifyOffline(t *testing.T, events []portal.AuditEvent, linked bool) int64 {
 	t.Helper()
-	prev := hex.EncodeToString(portal.GenesisHash())
-	for _, l := range lines {
-		at, err := time.Parse(time.RFC3339Nano, l.At)
-		if err != nil {
-			t.Fatalf("event %d: at %q: %v", l.ID, l.At, err)
-		}
-		dec := json.NewDecoder(bytes.NewReader(l.Details))
-		dec.UseNumber()
-		var details map[string]any
-		if err := dec.Decode(&details); err != nil {
-			t.Fatalf("event %d: details: %v", l.ID, err)
-		}
-		e := portal.AuditEvent{At: at, ActorID: l.ActorID, Actor: l.Actor, Action: portal.Action(l.Action), SubjectType: l.SubjectType,
-			SubjectID: l.SubjectID, ClusterID: l.ClusterID, Details: details, IP: l.IP, UserAgent: l.UserAgent}
-		prevHash, err := hex.DecodeString(l.PrevHash)
+	prev := portal.GenesisHash()
+	for _, e := range events {
+		h, err := e.ChainHash(e.PrevHash)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := e.ChainHash(prevHash)
-		if err != nil {
-			t.Fatal(err)
+		if !bytes.Equal(h, e.Hash) || (linked && !bytes.Equal(e.PrevHash, prev)) {
+			return e.ID
 		}
-		if hex.EncodeToString(h) != l.Hash || (linked && l.PrevHash != prev) {
-			return l.ID
-		}
-		prev = l.Hash
+		prev = e.Hash
 	}
 	return 0
 }
@@ -720,8 +729,7 @@ func verifyOffline(t *testing.T, lines []exportLine, linked bool) int64 {
 func TestAuditExportsVerifyOffline(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
-	sam := p.browser()
-	sam.signIn("sam@2i2c.org")
+	sam := p.signedIn("sam@2i2c.org")
 	// More events than one flush, one with a user agent a spreadsheet would
 	// run as a formula, one with a number beyond float64's digits.
 	seedAudit(t, p, 2345, func(i int, e *portal.AuditEvent) {
@@ -742,19 +750,11 @@ func TestAuditExportsVerifyOffline(t *testing.T) {
 		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-ndjson") {
 		t.Fatalf("JSON Lines export: %d, %q, %q", r.StatusCode, r.Header.Get("Content-Disposition"), r.Header.Get("Content-Type"))
 	}
-	var lines []exportLine
-	sc := bufio.NewScanner(strings.NewReader(r.Body))
-	for sc.Scan() {
-		var l exportLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("line %d: %v", len(lines)+1, err)
-		}
-		lines = append(lines, l)
+	events := readJSONL(t, r.Body)
+	if len(events) != total || !slices.IsSortedFunc(events, func(a, b portal.AuditEvent) int { return int(a.ID - b.ID) }) {
+		t.Fatalf("%d lines, want all %d events oldest first", len(events), total)
 	}
-	if len(lines) != total || !slices.IsSortedFunc(lines, func(a, b exportLine) int { return int(a.ID - b.ID) }) {
-		t.Fatalf("%d lines, want all %d events oldest first", len(lines), total)
-	}
-	if broken := verifyOffline(t, lines, true); broken != 0 {
+	if broken := verifyOffline(t, events, true); broken != 0 {
 		t.Errorf("the export does not verify offline at event %d", broken)
 	}
 
@@ -774,22 +774,11 @@ func TestAuditExportsVerifyOffline(t *testing.T) {
 	for i, name := range records[0] {
 		col[name] = i
 	}
-	var fromCSV []exportLine
+	var fromCSV []portal.AuditEvent
 	for _, rec := range records[1:] {
-		cell := func(name string) string { return strings.TrimPrefix(rec[col[name]], "'") } // undo the spreadsheet quoting
-		id := func(name string) *int64 {
-			if cell(name) == "" {
-				return nil
-			}
-			var n int64
-			fmt.Sscan(cell(name), &n)
-			return &n
-		}
-		var n int64
-		fmt.Sscan(cell("id"), &n)
-		fromCSV = append(fromCSV, exportLine{ID: n, At: cell("at"), ActorID: id("actor_id"), Actor: cell("actor"), Action: cell("action"),
-			SubjectType: cell("subject_type"), SubjectID: id("subject_id"), ClusterID: id("cluster_id"), Details: json.RawMessage(cell("details")),
-			IP: cell("ip"), UserAgent: cell("user_agent"), PrevHash: cell("prev_hash"), Hash: cell("hash")})
+		fromCSV = append(fromCSV, exportedEvent(t, func(name string) string {
+			return strings.TrimPrefix(rec[col[name]], "'") // undo the spreadsheet quoting
+		}))
 		if ua := rec[col["user_agent"]]; strings.HasPrefix(ua, "=") || ua == "'quoted" {
 			t.Errorf("CSV cell %q is not quoted for spreadsheets", ua)
 		}
@@ -801,15 +790,13 @@ func TestAuditExportsVerifyOffline(t *testing.T) {
 	// A filtered export holds the selection; each event checks out alone.
 	r = sam.get("/api/v1/audit/export?format=jsonl&actor=user2@example.org")
 	n := strings.Count(r.Body, "\n")
-	lines = lines[:0]
-	for l := range strings.Lines(r.Body) {
-		var e exportLine
-		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Actor != "user2@example.org" {
-			t.Fatalf("filtered export line %q: %v", l, err)
+	events = readJSONL(t, r.Body)
+	for _, e := range events {
+		if e.Actor != "user2@example.org" {
+			t.Fatalf("filtered export holds event %d by %s", e.ID, e.Actor)
 		}
-		lines = append(lines, e)
 	}
-	if n != 2345/3 || verifyOffline(t, lines, false) != 0 {
+	if n != 2345/3 || verifyOffline(t, events, false) != 0 {
 		t.Errorf("filtered export: %d lines, want %d that each verify", n, 2345/3)
 	}
 	if r := sam.get("/api/v1/audit/export?format=xml"); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `"field":"format"`) {

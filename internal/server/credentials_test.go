@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
@@ -17,17 +18,20 @@ func TestRenew(t *testing.T) {
 	p, alice, bob, sam := newScene(t)
 	cred := p.issue(alice, sam, "awi-ciroh")
 
-	if r := bob.apiPost(fmt.Sprintf("/api/v1/credentials/%d/renew", cred.ID), `{}`); r.StatusCode != http.StatusNotFound {
-		t.Errorf("another customer renewing: %d, want 404", r.StatusCode)
+	// Another customer can neither renew the credential nor draft its renewal.
+	for what, r := range map[string]response{
+		"renewing":      bob.apiPost(fmt.Sprintf("/api/v1/credentials/%d/renew", cred.ID), `{}`),
+		"renewal draft": bob.get(fmt.Sprintf("/requests/new?renew=%d", cred.ID)),
+	} {
+		if r.StatusCode != http.StatusNotFound {
+			t.Errorf("another customer's %s: %d, want 404", what, r.StatusCode)
+		}
 	}
 	// Renewing with another key: the form starts from the old request, key left out.
 	draft := alice.get(fmt.Sprintf("/requests/new?renew=%d", cred.ID))
 	if !strings.Contains(draft.Body, "Dashboards for the research team.") || !strings.Contains(draft.Body, `value="awi-ciroh" selected`) ||
 		strings.Contains(draft.Body, ">age1") {
 		t.Errorf("renewal draft:\n%s", draft.Body)
-	}
-	if r := bob.get(fmt.Sprintf("/requests/new?renew=%d", cred.ID)); r.StatusCode != http.StatusNotFound {
-		t.Errorf("another customer's renewal draft: %d, want 404", r.StatusCode)
 	}
 	page := alice.get(fmt.Sprintf("/credentials/%d", cred.ID))
 	r := alice.post(fmt.Sprintf("/credentials/%d/renew", cred.ID), url.Values{"csrf": {csrfToken(t, page.Body)}})
@@ -91,8 +95,7 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("downloading a revoked credential: %d", r.StatusCode)
 	}
 	// Staff revoke anyone's, with a reason, from the page.
-	page := sam.get(fmt.Sprintf("/credentials/%d", staffs.ID))
-	r = sam.post(fmt.Sprintf("/credentials/%d/revoke", staffs.ID), url.Values{"csrf": {csrfToken(t, page.Body)}, "reason": {"customer left the project"}})
+	r = sam.submit(fmt.Sprintf("/credentials/%d", staffs.ID), fmt.Sprintf("/credentials/%d/revoke", staffs.ID), url.Values{"reason": {"customer left the project"}})
 	if !strings.Contains(r.Body, "is revoked") {
 		t.Errorf("staff revoke: %s\n%s", r.Request.URL, r.Body)
 	}
@@ -113,9 +116,8 @@ func TestReportCompromised(t *testing.T) {
 	if r := sam.apiPost(fmt.Sprintf("/api/v1/credentials/%d/report-compromised", cred.ID), `{}`); r.StatusCode != http.StatusNotFound {
 		t.Errorf("staff reporting a customer's credential compromised: %d, want 404 (staff revoke instead)", r.StatusCode)
 	}
-	page := alice.get(fmt.Sprintf("/credentials/%d", cred.ID))
-	r := alice.post(fmt.Sprintf("/credentials/%d/report-compromised", cred.ID),
-		url.Values{"csrf": {csrfToken(t, page.Body)}, "details": {"pasted in a public chat"}})
+	r := alice.submit(fmt.Sprintf("/credentials/%d", cred.ID), fmt.Sprintf("/credentials/%d/report-compromised", cred.ID),
+		url.Values{"details": {"pasted in a public chat"}})
 	if !strings.Contains(r.Body, "revoked and 2i2c staff are told") || !strings.Contains(r.Body, "/renew") {
 		t.Errorf("after reporting: no confirmation or renewal offered\n%s", r.Body)
 	}
@@ -181,9 +183,7 @@ func TestExpiryReminders(t *testing.T) {
 	if n := record(); n != 1 {
 		t.Errorf("2 days before expiry: %d reminders, want the 3-day one", n)
 	}
-	if n := p.count(`SELECT count(*) FROM audit_events WHERE action = 'credential.expiry_reminder_due'`); n != 2 {
-		t.Errorf("%d reminder audit events, want 2", n)
-	}
+	p.wantAudited(portal.ActionCredentialReminder, 2)
 }
 
 func TestDashboardOffersRenewalBeforeExpiry(t *testing.T) {

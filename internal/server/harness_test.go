@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -36,11 +37,17 @@ func (w *auditWorld) issued() {
 	w.credentialID = int64(w.p.count(`SELECT id FROM credentials WHERE request_id = $1`, w.requestID))
 }
 
+// testCluster is the cluster name as test portals hold it: enabled, with
+// credentials for 90 days.
+func testCluster(name string) *portal.Cluster {
+	return &portal.Cluster{Name: name, DisplayName: "Cluster " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
+		CredentialTTLDays: 90, Enabled: true, Note: "Covers every hub on " + name + "."}
+}
+
 // addCluster stores a cluster for a test portal.
 func (p *testPortal) addCluster(name string) *portal.Cluster {
 	p.t.Helper()
-	c := &portal.Cluster{Name: name, DisplayName: "Cluster " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
-		CredentialTTLDays: 90, Enabled: true, Note: "Covers every hub on " + name + "."}
+	c := testCluster(name)
 	if err := p.Store.CreateCluster(context.Background(), c); err != nil {
 		p.t.Fatal(err)
 	}
@@ -57,13 +64,29 @@ func (p *testPortal) count(query string, args ...any) int {
 	return n
 }
 
+// wantAudited checks that the portal holds n audit events of action.
+func (p *testPortal) wantAudited(action portal.Action, n int) {
+	p.t.Helper()
+	if got := p.count(`SELECT count(*) FROM audit_events WHERE action = $1`, string(action)); got != n {
+		p.t.Errorf("%d %s audit events, want %d", got, action, n)
+	}
+}
+
+// newKey is a new age key pair, as a customer makes one with age-keygen.
+func newKey(t testing.TB) *age.X25519Identity {
+	t.Helper()
+	key, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // requestAccess fills in the request form as a person would and returns the
 // new request's ID.
 func (b *browser) requestAccess(cluster, key, justification string) int64 {
 	b.t.Helper()
-	form := b.get("/requests/new")
-	r := b.post("/requests", url.Values{"csrf": {csrfToken(b.t, form.Body)}, "cluster": {cluster},
-		"public_key": {key}, "justification": {justification}})
+	r := b.submit("/requests/new", "/requests", url.Values{"cluster": {cluster}, "public_key": {key}, "justification": {justification}})
 	m := requestPath.FindStringSubmatch(r.Request.URL.Path)
 	if r.StatusCode != http.StatusOK || m == nil {
 		b.t.Fatalf("request form: %d at %s\n%s", r.StatusCode, r.Request.URL, r.Body)
@@ -282,6 +305,15 @@ func (b *browser) abs(path string) string {
 	return b.p.URL + path
 }
 
+// submit opens page and sends its form to action with fields, as a person
+// filling it in would: with the CSRF token the page's form carries.
+func (b *browser) submit(page, action string, fields url.Values) response {
+	b.t.Helper()
+	form := url.Values{"csrf": {csrfToken(b.t, b.get(page).Body)}}
+	maps.Copy(form, fields)
+	return b.post(action, form)
+}
+
 // cookie returns the value of the browser's cookie called name, or "".
 func (b *browser) cookie(name string) string {
 	u, _ := url.Parse(b.p.URL)
@@ -316,6 +348,14 @@ func (b *browser) signIn(email string) response {
 	return r
 }
 
+// signedIn is a new browser signed in as email.
+func (p *testPortal) signedIn(email string) *browser {
+	p.t.Helper()
+	b := p.browser()
+	b.signIn(email)
+	return b
+}
+
 // newScene is a portal with the cluster awi-ciroh and the three demo people
 // signed in, each in a browser of their own: customers alice and bob, and
 // sam of the staff.
@@ -323,11 +363,7 @@ func newScene(t *testing.T) (p *testPortal, alice, bob, sam *browser) {
 	t.Helper()
 	p = newPortal(t, portalOptions{})
 	p.addCluster("awi-ciroh")
-	alice, bob, sam = p.browser(), p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	bob.signIn("bob@example.org")
-	sam.signIn("sam@2i2c.org")
-	return p, alice, bob, sam
+	return p, p.signedIn("alice@example.org"), p.signedIn("bob@example.org"), p.signedIn("sam@2i2c.org")
 }
 
 // issued is a credential as its owner holds it.
@@ -340,10 +376,7 @@ type issued struct {
 // requests, staff approve, the customer downloads and decrypts.
 func (p *testPortal) issue(customer, staff *browser, cluster string) issued {
 	p.t.Helper()
-	key, err := age.GenerateX25519Identity()
-	if err != nil {
-		p.t.Fatal(err)
-	}
+	key := newKey(p.t)
 	reqID := customer.requestAccess(cluster, key.Recipient().String(), "Dashboards for the research team.")
 	staff.approve(reqID, "")
 	ciphertext, _ := customer.download(reqID)

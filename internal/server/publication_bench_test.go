@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,9 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"filippo.io/age"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/issue"
@@ -73,8 +69,7 @@ func newWebConfigBench(b *testing.B, n int) *webConfigBench {
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	b.Cleanup(transport.CloseIdleConnections)
 
-	cluster := &portal.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
-		CredentialTTLDays: 90, Enabled: true}
+	cluster := testCluster("awi-ciroh")
 	if err := st.CreateCluster(ctx, cluster); err != nil {
 		b.Fatal(err)
 	}
@@ -82,11 +77,7 @@ func newWebConfigBench(b *testing.B, n int) *webConfigBench {
 	if err := st.UpsertUser(ctx, staff); err != nil {
 		b.Fatal(err)
 	}
-	key, err := age.GenerateX25519Identity()
-	if err != nil {
-		b.Fatal(err)
-	}
-	rcpt, err := issue.ParseRecipient(key.Recipient().String())
+	rcpt, err := issue.ParseRecipient(newKey(b).Recipient().String())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -248,7 +239,7 @@ func BenchmarkWebConfig304(b *testing.B) {
 // BenchmarkPrometheusAuth measures how many authenticated requests per second
 // Prometheus answers with 200 portal-issued users in its web config, with
 // their hashes at the portal's bcrypt cost and at bcrypt's usual 10: a
-// trivial handler behind exporter-toolkit's web package, as prometheus()
+// trivial handler behind exporter-toolkit's web package, as startPrometheus
 // serves it, queried by parallel clients that cycle over the 200 users with
 // their right passwords.
 //
@@ -288,7 +279,7 @@ func BenchmarkPrometheusAuth(b *testing.B) {
 		if err := os.WriteFile(file, doc, 0o600); err != nil {
 			b.Fatal(err)
 		}
-		prom := servePrometheus(b, file) + "/api/v1/query"
+		prom := startPrometheus(b, file) + "/api/v1/query"
 		transport := &http.Transport{MaxIdleConnsPerHost: 64}
 		b.Cleanup(transport.CloseIdleConnections)
 		client := &http.Client{Transport: transport}
@@ -336,21 +327,4 @@ func BenchmarkPrometheusAuth(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
 	}
-}
-
-// servePrometheus is prometheus() for benchmarks: a trivial handler behind
-// exporter-toolkit's web package, reading webConfig at every request.
-func servePrometheus(b *testing.B, webConfig string) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "prometheus") })}
-	systemd := false
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{ln.Addr().String()}, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}
-	done := make(chan error, 1)
-	go func() { done <- web.Serve(ln, srv, flags, slog.New(slog.DiscardHandler)) }()
-	b.Cleanup(func() { srv.Close(); <-done })
-	return "http://" + ln.Addr().String()
 }

@@ -38,7 +38,7 @@ func (b *browser) syncToken(cluster string) string {
 
 // startPrometheus serves a trivial handler behind exporter-toolkit's web
 // package, which reads webConfig at every request as Prometheus does.
-func startPrometheus(t *testing.T, webConfig string) string {
+func startPrometheus(t testing.TB, webConfig string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,8 +143,7 @@ func TestPrometheusFollowsThePortal(t *testing.T) {
 	}
 
 	// Revoked: refused within 2 s; the internal user still works.
-	page := alice.get(fmt.Sprintf("/credentials/%d", first.ID))
-	alice.post(fmt.Sprintf("/credentials/%d/revoke", first.ID), url.Values{"csrf": {csrfToken(t, page.Body)}, "reason": {"no longer needed"}})
+	alice.submit(fmt.Sprintf("/credentials/%d", first.ID), fmt.Sprintf("/credentials/%d/revoke", first.ID), url.Values{"reason": {"no longer needed"}})
 	took := within(t, 5*time.Second, "the revoked credential is refused", func() bool { return promStatus(t, prom, first.Username, first.Password) == 401 })
 	t.Logf("revocation reached Prometheus in %s", took)
 	if promStatus(t, prom, "internal", "internal-secret") != 200 || promStatus(t, prom, second.Username, second.Password) != 200 {
@@ -181,9 +180,7 @@ func TestRevocationReachesAnAgentOnAnotherReplica(t *testing.T) {
 	a := newPortal(t, portalOptions{})
 	b := newPortal(t, portalOptions{store: store.New(a.Store.Pool())})
 	a.addCluster("awi-ciroh")
-	alice, sam := a.browser(), a.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	alice, sam := a.signedIn("alice@example.org"), a.signedIn("sam@2i2c.org")
 	cred := a.issue(alice, sam, "awi-ciroh")
 
 	file := sidecar(t, b.URL, "awi-ciroh", sam.syncToken("awi-ciroh"), internalUser(t))
@@ -206,9 +203,7 @@ func TestWebConfigEndpoint(t *testing.T) {
 	p := newPortal(t, portalOptions{})
 	p.addCluster("awi-ciroh")
 	p.addCluster("2i2c")
-	alice, sam := p.browser(), p.browser()
-	alice.signIn("alice@example.org")
-	sam.signIn("sam@2i2c.org")
+	alice, sam := p.signedIn("alice@example.org"), p.signedIn("sam@2i2c.org")
 	cred := p.issue(alice, sam, "awi-ciroh")
 	token, other := sam.syncToken("awi-ciroh"), sam.syncToken("2i2c")
 

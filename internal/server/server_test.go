@@ -20,8 +20,7 @@ import (
 func TestErrorPagesKeepDetailsOut(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
-	b := p.browser()
-	b.signIn("alice@example.org")
+	b := p.signedIn("alice@example.org")
 	r := b.get("/requests/not-a-number")
 	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.Body, "Alice Example") || !strings.Contains(r.Body, "Request ") {
 		t.Errorf("404 page: %d; want the portal's page with the header and the request ID", r.StatusCode)
@@ -73,10 +72,9 @@ func TestRefusalsCannotFloodTheAuditLog(t *testing.T) {
 func TestOddBytesAreRefusedNotFailed(t *testing.T) {
 	t.Parallel()
 	p, alice, _, _ := newScene(t)
-	form := alice.get("/requests/new")
 	key := "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
-	r := alice.post("/requests", url.Values{"csrf": {csrfToken(t, form.Body)}, "cluster": {"awi-ciroh"},
-		"public_key": {key}, "justification": {"Dashboards\x00 for the team."}})
+	r := alice.submit("/requests/new", "/requests", url.Values{"cluster": {"awi-ciroh"}, "public_key": {key},
+		"justification": {"Dashboards\x00 for the team."}})
 	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "control character") {
 		t.Errorf("a NUL in the justification: %d", r.StatusCode)
 	}
@@ -191,8 +189,7 @@ func TestProbesAndMetrics(t *testing.T) {
 func TestCSRFTokenRequired(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
-	b := p.browser()
-	b.signIn("alice@example.org")
+	b := p.signedIn("alice@example.org")
 	for _, form := range []url.Values{{}, {"csrf": {"not-the-token"}}} {
 		r := b.post("/logout", form)
 		if r.StatusCode != http.StatusForbidden {
@@ -230,8 +227,7 @@ func TestSecurityHeaders(t *testing.T) {
 func TestRequestBodiesAreLimited(t *testing.T) {
 	t.Parallel()
 	p, alice, _, _ := newScene(t)
-	form := alice.get("/requests/new")
-	r := alice.post("/requests", url.Values{"csrf": {csrfToken(t, form.Body)}, "cluster": {"awi-ciroh"},
+	r := alice.submit("/requests/new", "/requests", url.Values{"cluster": {"awi-ciroh"},
 		"public_key": {strings.Repeat("a", 100<<10)}, "justification": {"A perfectly fine reason."}})
 	if r.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a 100 KiB form: %d, want 413", r.StatusCode)

@@ -92,8 +92,7 @@ func TestSignInAsStaffWithLoginHint(t *testing.T) {
 func TestCustomerOnStaffPageGets403(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
-	b := p.browser()
-	b.signIn("bob@example.org")
+	b := p.signedIn("bob@example.org")
 	for _, path := range []string{"/staff", "/staff/anything"} {
 		r := b.get(path)
 		if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "staff only") {
@@ -595,8 +594,7 @@ func TestSessionsEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := newPortal(t, portalOptions{sessions: &tt.sessions})
-			b := p.browser()
-			b.signIn("alice@example.org")
+			b := p.signedIn("alice@example.org")
 			deadline := time.Now().Add(1700 * time.Millisecond)
 			for tt.keepBusy && time.Now().Before(deadline) {
 				b.get("/dashboard")

@@ -39,6 +39,10 @@ func hashOf(t testing.TB, password string) string {
 	return string(h)
 }
 
+// expiry is the time the documents of these tests write as
+// 2027-02-23T10:02:40Z.
+var expiry = time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
+
 func TestValidate(t *testing.T) {
 	internal := hashOf(t, "internal-pw")
 	tests := []struct {
@@ -323,7 +327,6 @@ func TestParseWebConfigRefuses(t *testing.T) {
 
 func TestParseUsers(t *testing.T) {
 	alice := hashOf(t, "alice-pw")
-	at := time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
 	tests := []struct {
 		name        string
 		doc         string
@@ -333,11 +336,11 @@ func TestParseUsers(t *testing.T) {
 	}{
 		{name: "users", doc: "basic_auth_users:\n  c-alice: " + alice + "\n", want: Users{"c-alice": alice}},
 		{name: "an expiry", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n",
-			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at}},
+			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": expiry}},
 		{name: "an expiry with an offset and a fraction", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T11:02:40.5+01:00\n",
-			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at.Add(500 * time.Millisecond)}},
+			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": expiry.Add(500 * time.Millisecond)}},
 		{name: "an expiry after the name, the hash on the next line", doc: "basic_auth_users:\n  c-alice: # from portal, expires 2027-02-23T10:02:40Z\n    " + alice + "\n",
-			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": at}},
+			want: Users{"c-alice": alice}, wantExpires: Expiries{"c-alice": expiry}},
 		{name: "a bare marker is no expiry", doc: "basic_auth_users:\n  c-alice: " + alice + " # from portal\n",
 			want: Users{"c-alice": alice}},
 		{name: "another comment is not an expiry", doc: "# a note\nbasic_auth_users:\n  c-alice: " + alice + " # issued to the research team\n",
@@ -387,7 +390,6 @@ func TestParseUsers(t *testing.T) {
 
 func TestMarshalUsers(t *testing.T) {
 	alice, bob := hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
-	at := time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
 	tests := []struct {
 		name    string
 		users   Users
@@ -398,9 +400,9 @@ func TestMarshalUsers(t *testing.T) {
 		{"sorted", Users{"c-bob": bob, "c-alice": alice}, nil,
 			"basic_auth_users:\n  c-alice: " + alice + " # from portal\n  c-bob: " + bob + " # from portal\n"},
 		{"expiries, in UTC, rounded down to the second", Users{"c-bob": bob, "c-alice": alice},
-			Expiries{"c-alice": at.Add(999 * time.Millisecond).In(time.FixedZone("EST", -5*3600)), "c-bob": {}},
+			Expiries{"c-alice": expiry.Add(999 * time.Millisecond).In(time.FixedZone("EST", -5*3600)), "c-bob": {}},
 			"basic_auth_users:\n  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n  c-bob: " + bob + " # from portal\n"},
-		{"a name that needs quotes", Users{"yes": alice}, Expiries{"yes": at},
+		{"a name that needs quotes", Users{"yes": alice}, Expiries{"yes": expiry},
 			"basic_auth_users:\n  \"yes\": " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n"},
 	}
 	for _, tt := range tests {
@@ -422,7 +424,7 @@ func TestMarshalUsers(t *testing.T) {
 	if _, err := MarshalUsers(Users{"c-alice": "plain"}, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("MarshalUsers of a plain password: %v, want ErrInvalid", err)
 	}
-	if _, err := MarshalUsers(Users{"c-alice": alice}, Expiries{"c-bob": at}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"c-bob"`) {
+	if _, err := MarshalUsers(Users{"c-alice": alice}, Expiries{"c-bob": expiry}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"c-bob"`) {
 		t.Errorf("MarshalUsers with an expiry for a user not in the set: %v, want ErrInvalid naming c-bob", err)
 	}
 	if _, err := MarshalUsers(Users{"c-alice": alice}, Expiries{"c-alice": time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, ErrInvalid) {
@@ -436,7 +438,7 @@ func TestUsersRoundTrip(t *testing.T) {
 	alice, bob, carol := hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
 	users := Users{"c-alice": alice, "c-bob": bob, "null": carol, "a b#c": carol}
 	expires := Expiries{
-		"c-alice": time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC),
+		"c-alice": expiry,
 		"c-bob":   time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
 		"a b#c":   time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
@@ -473,7 +475,7 @@ func TestUsersRoundTrip(t *testing.T) {
 func TestOneMarker(t *testing.T) {
 	internal, alice, bob := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
 	users := Users{"c-alice": alice, "c-bob": bob}
-	expires := Expiries{"c-alice": time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)}
+	expires := Expiries{"c-alice": expiry}
 	published, err := MarshalUsers(users, expires)
 	if err != nil {
 		t.Fatal(err)
@@ -508,7 +510,6 @@ func TestOneMarker(t *testing.T) {
 // not markers.
 func TestCarriedUsers(t *testing.T) {
 	internal, alice, bob, carol := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw"), hashOf(t, "carol-pw")
-	at := time.Date(2027, 2, 23, 10, 2, 40, 0, time.UTC)
 	doc := "basic_auth_users:\n" +
 		"  internal: " + internal + " # expires 2020-01-01T00:00:00Z\n" + // the base's comment: not the agent's
 		"  c-alice: " + alice + " # from portal, expires 2027-02-23T10:02:40Z\n" +
@@ -523,7 +524,7 @@ func TestCarriedUsers(t *testing.T) {
 	if want := (Users{"c-alice": alice, "c-bob": bob}); !maps.Equal(users, want) {
 		t.Errorf("carried %v, want c-alice and c-bob: a garbled marker carries nobody", slices.Sorted(maps.Keys(users)))
 	}
-	if want := (Expiries{"c-alice": at}); !maps.EqualFunc(expires, want, time.Time.Equal) {
+	if want := (Expiries{"c-alice": expiry}); !maps.EqualFunc(expires, want, time.Time.Equal) {
 		t.Errorf("expiries %v, want %v", expires, want)
 	}
 	if _, _, err := CarriedUsers([]byte("basic_auth_users: [")); !errors.Is(err, ErrInvalid) {
