@@ -2,6 +2,9 @@
 // the server DATABASE_URL names, so that tests can run in parallel. Databases
 // are cloned from a template migrated once per schema, and dropped after a
 // passing test; a failing test's database is kept for a look.
+//
+// Only tests import it, so no binary reaches its functions: `deadcode ./...`
+// lists them as unreachable, and that is expected.
 package pgtest
 
 import (

@@ -135,23 +135,16 @@ func userMarker(k, v *yaml.Node) (expires time.Time, ok bool, err error) {
 // usersKey is the web config key that holds the basic-auth users.
 const usersKey = "basic_auth_users"
 
-// Validate reports whether doc is a web config that Prometheus loads and that
-// asks for a password: it must parse exactly as exporter-toolkit parses
-// --web.config.file on every request (strict YAML: no unknown key, no
-// duplicate key, known TLS versions, ciphers, curves and headers), every
+// parseStrict reads doc as a web config that Prometheus loads and that asks
+// for a password: it must parse exactly as exporter-toolkit's getConfig and
+// validateUsers parse --web.config.file on every request, with the same YAML
+// library, defaults and checks (strict YAML: no unknown key, no duplicate
+// key, known TLS versions, ciphers, curves and headers), every
 // basic_auth_users entry must hold a bcrypt hash, and there must be at least
 // one such entry, because a web config without users serves Prometheus to
 // anyone. TLS certificate and key files are not opened: they belong to
 // Prometheus's container, and Prometheus checks them itself at start.
 // Errors wrap ErrInvalid and fit on one line.
-func Validate(doc []byte) error {
-	_, err := parseStrict(doc)
-	return err
-}
-
-// parseStrict reads doc the way exporter-toolkit's getConfig and
-// validateUsers do, with the same YAML library, the same defaults and the
-// same checks, and then requires at least one user.
 func parseStrict(doc []byte) (web.Config, error) {
 	c := web.Config{
 		TLSConfig: web.TLSConfig{
@@ -210,7 +203,7 @@ type WebConfig struct {
 	cfg web.Config // what exporter-toolkit reads from it
 }
 
-// ParseWebConfig parses a cluster's base web config: it must pass Validate,
+// ParseWebConfig parses a cluster's base web config: it must pass parseStrict,
 // and its basic_auth_users must be a plain YAML mapping the portal's users
 // can be added to (not an alias). Errors wrap ErrInvalid and fit on one line.
 func ParseWebConfig(doc []byte) (*WebConfig, error) {
@@ -263,7 +256,7 @@ type Merged struct {
 // settings, keys this package does not know of) is kept: the merge edits the
 // YAML document, not a struct. A base user wins any name clash, so 2i2c's
 // internal user can never be replaced from the portal. The result is read
-// back before it is returned: it must pass Validate, hold exactly the base's
+// back before it is returned: it must pass parseStrict, hold exactly the base's
 // users and the added ones, with their markers and expiries, and configure
 // everything else exactly as the base does. Each added user is marked with a
 // comment carrying its expiry from expires, when known, for CarriedUsers.
