@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -183,8 +182,8 @@ func (c *testClient) signIn(ctx context.Context, email string) (claims, *oauth2.
 func TestSignInWithLoginHint(t *testing.T) {
 	c := serve(t)
 	sam := claimsOf(DemoIdentities()[2])
-	if want := []string{"2i2c-staff"}; !reflect.DeepEqual(sam.Groups, want) {
-		t.Fatalf("Sam's groups = %q, want %q", sam.Groups, want)
+	if diff := cmp.Diff([]string{"2i2c-staff"}, sam.Groups); diff != "" {
+		t.Fatalf("Sam's groups (-want +got):\n%s", diff)
 	}
 
 	tests := []struct {
