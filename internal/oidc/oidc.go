@@ -21,13 +21,15 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-// ErrUnavailable means the provider has not been discovered yet: sign-in
-// cannot start until it is.
-var ErrUnavailable = errors.New("oidc: identity provider unavailable")
+// ErrUnavailable means the provider has not been discovered yet, or did not
+// answer: sign-in cannot go on until it does. It is of
+// portal.KindUnavailable.
+var ErrUnavailable = &portal.Error{Kind: portal.KindUnavailable, Message: "oidc: identity provider unavailable"}
 
 // ErrRejected means the provider's answer did not prove who the person is:
-// an exchange that failed or an ID token that did not verify.
-var ErrRejected = errors.New("oidc: sign-in rejected")
+// an exchange that failed or an ID token that did not verify. It is of
+// portal.KindUnauthorized.
+var ErrRejected = &portal.Error{Kind: portal.KindUnauthorized, Message: "oidc: sign-in rejected"}
 
 // Config describes the relying party.
 type Config struct {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -17,9 +16,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
-
-	"github.com/2i2c-org/credential-portal/internal/oidc"
-	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
 func TestSignInAndOut(t *testing.T) {
@@ -507,12 +503,6 @@ func assertNoUsers(t *testing.T, p *testPortal) {
 		t.Errorf("%d users were recorded by a refused sign-in", n)
 	}
 }
-
-var (
-	_ = bytes.MinRead
-	_ = portal.RoleStaff
-	_ = oidc.ErrUnavailable
-)
 
 // TestTwoTabsSigningIn: sign-ins begun in two tabs of one browser both
 // finish; the second does not spoil the first.
