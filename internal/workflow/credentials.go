@@ -2,7 +2,9 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -59,4 +61,123 @@ func (s *Service) Download(ctx context.Context, a Actor, id int64) ([]byte, *por
 		return nil, nil, err
 	}
 	return ciphertext, cred, nil
+}
+
+// MaxReason is the longest revocation reason, in characters.
+const MaxReason = 500
+
+func checkReason(reason string) (string, error) {
+	reason, err := portal.CleanText("reason", reason, MaxReason)
+	if err != nil {
+		return "", err
+	}
+	if reason == "" {
+		return "", portal.Invalid("reason", "Say why the credential is revoked; it is kept in its history.")
+	}
+	return reason, nil
+}
+
+// Revoke revokes credential id at once: its owner may, and so may staff.
+// Prometheus refuses it within seconds. Returns an Error of portal.KindInvalid
+// without a reason, portal.ErrNotFound for anyone else, and an Error of
+// portal.KindConflict when it is revoked already.
+func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) (*portal.Credential, error) {
+	reason, err := checkReason(reason)
+	if err != nil {
+		return nil, err
+	}
+	return s.revoke(ctx, a, id, reason, false)
+}
+
+// ReportCompromised revokes the owner's credential id at once and flags it
+// for staff as compromised. details, optional, says what happened. Returns
+// what Revoke returns; only the owner may report (staff revoke instead).
+func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*portal.Credential, error) {
+	details, err := portal.CleanText("details", details, MaxReason)
+	if err != nil {
+		return nil, err
+	}
+	reason := "reported compromised by the owner"
+	if details != "" {
+		reason += ": " + details
+	}
+	return s.revoke(ctx, a, id, reason, true)
+}
+
+func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, compromised bool) (*portal.Credential, error) {
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		c, err := tx.CredentialByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case compromised && !a.is(c.UserID):
+			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
+		case !a.mayRead(c.UserID):
+			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
+		case c.RevokedAt != nil:
+			return portal.Errorf(portal.KindConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))
+		}
+		err = tx.RevokeCredential(ctx, id, &a.User.ID, reason, compromised)
+		if errors.Is(err, portal.ErrConflict) { // revoked by someone else a moment ago
+			return portal.Errorf(portal.KindConflict, "This credential was revoked already.")
+		}
+		if err != nil {
+			return err
+		}
+		action := portal.ActionCredentialRevoked
+		if compromised {
+			action = portal.ActionCredentialCompromised
+		}
+		return audit(a.event(action, portal.SubjectCredential, id, &c.ClusterID, map[string]any{
+			"reason": reason, "username": c.Username, "by_owner": a.is(c.UserID),
+		}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.CredentialByID(ctx, id)
+}
+
+// Renew starts the renewal of the owner's credential id: a new pending
+// request with the same cluster, key and justification. The old credential
+// stays valid until it expires or is revoked. Returns portal.ErrNotFound for
+// anyone but the owner, and what CreateRequest returns.
+func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
+	old, err := s.RenewalDraft(ctx, a, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.createRequest(ctx, a, RequestInput{
+		Cluster: old.ClusterName, PublicKey: old.PublicKey, Justification: old.Justification,
+	}, id)
+}
+
+// RenewalDraft returns the request that credential id was issued for, for
+// its owner to start a renewal from. Returns portal.ErrNotFound for anyone
+// but the owner.
+func (s *Service) RenewalDraft(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
+	c, err := visible[*portal.Credential](a, Actor.is)(s.store.CredentialByID(ctx, id))
+	if err != nil {
+		return nil, err
+	}
+	return s.store.RequestByID(ctx, c.RequestID)
+}
+
+// Revocations lists revoked credentials, the latest first. Returns
+// portal.ErrForbidden for customers.
+func (s *Service) Revocations(ctx context.Context, a Actor) ([]*portal.Credential, error) {
+	if !a.isStaff() {
+		return nil, portal.ErrForbidden
+	}
+	return s.store.Revocations(ctx)
+}
+
+// RecentCompromises counts the credentials reported compromised in the last
+// week, for the staff's attention. Returns portal.ErrForbidden for customers.
+func (s *Service) RecentCompromises(ctx context.Context, a Actor) (int, error) {
+	if !a.isStaff() {
+		return 0, portal.ErrForbidden
+	}
+	return s.store.CompromisedSince(ctx, s.now().Add(-7*24*time.Hour))
 }
