@@ -37,18 +37,15 @@ type syncTokenPage struct {
 	URL     string
 }
 
-func (s *Server) rotateSyncToken(c echo.Context) error {
-	cl, err := s.pathCluster(c)
+func (s *Server) rotateSyncToken(cl call) (page, error) {
+	c, err := s.wf.Cluster(cl.ctx, cl.actor, cl.id)
 	if err != nil {
-		return err
+		return page{}, err
 	}
-	token, err := s.wf.RotateSyncToken(c.Request().Context(), s.actor(c), cl.Name)
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "staff_sync_token", page{Title: "Sync token for " + cl.Name, Data: syncTokenPage{
-		Cluster: cl, Token: token, URL: s.cfg.BaseURL.JoinPath(webconfig.PublicationPath(cl.Name)).String(),
-	}})
+	token, err := s.wf.RotateSyncToken(cl.ctx, cl.actor, c.Name)
+	return page{Title: "Sync token for " + c.Name, Data: syncTokenPage{
+		Cluster: c, Token: token, URL: s.cfg.BaseURL.JoinPath(webconfig.PublicationPath(c.Name)).String(),
+	}}, err
 }
 
 func (s *Server) apiRotateSyncToken(call apiCall[struct{}]) (any, error) {
@@ -121,13 +118,4 @@ func (s *Server) saveCluster(c echo.Context) error {
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Cluster %s saved.", cl.Name))
 	return c.Redirect(http.StatusSeeOther, "/staff/clusters")
-}
-
-// pathCluster is the cluster the path's :id names, for staff.
-func (s *Server) pathCluster(c echo.Context) (*portal.Cluster, error) {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return nil, err
-	}
-	return s.wf.Cluster(c.Request().Context(), s.actor(c), id)
 }

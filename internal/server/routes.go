@@ -70,7 +70,7 @@ func (s *Server) routes() {
 	staff.POST("/clusters", s.saveCluster)
 	staff.GET("/clusters/:id/edit", pageHandler(s, "staff_cluster", s.editCluster))
 	staff.POST("/clusters/:id", s.saveCluster)
-	staff.POST("/clusters/:id/sync-token", s.rotateSyncToken)
+	staff.POST("/clusters/:id/sync-token", pageHandler(s, "staff_sync_token", s.rotateSyncToken))
 	staff.GET("/revocations", pageHandler(s, "staff_revocations", s.revocations))
 	staff.GET("/audit", s.auditPage)
 	staff.POST("/audit/verify", s.verifyAudit)
