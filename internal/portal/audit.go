@@ -24,6 +24,7 @@ const (
 	ActionRequestCancelled Action = "request.cancelled"
 	ActionRequestApproved  Action = "request.approved"
 	ActionRequestDenied    Action = "request.denied"
+	ActionRequestExpired   Action = "request.expired" // unanswered for too long
 
 	ActionCredentialIssued      Action = "credential.issued"
 	ActionCredentialDownloaded  Action = "credential.downloaded"
@@ -34,6 +35,8 @@ const (
 	ActionClusterCreated          Action = "cluster.created"
 	ActionClusterUpdated          Action = "cluster.updated"
 	ActionClusterSyncTokenRotated Action = "cluster.sync_token_rotated"
+
+	ActionMessageRetried Action = "message.retried" // staff sent a failed message again
 )
 
 // Actions lists every action, for filters and documentation.
@@ -41,9 +44,11 @@ func Actions() []Action {
 	return []Action{
 		ActionSignedIn, ActionSignedOut, ActionSignInFailed, ActionAccessRefused,
 		ActionRequestCreated, ActionRequestCancelled, ActionRequestApproved, ActionRequestDenied,
+		ActionRequestExpired,
 		ActionCredentialIssued, ActionCredentialDownloaded, ActionCredentialRevoked,
 		ActionCredentialCompromised, ActionCredentialReminder,
 		ActionClusterCreated, ActionClusterUpdated, ActionClusterSyncTokenRotated,
+		ActionMessageRetried,
 	}
 }
 
@@ -53,6 +58,7 @@ const (
 	SubjectRequest    = "request"
 	SubjectCredential = "credential"
 	SubjectCluster    = "cluster"
+	SubjectMessage    = "message"
 )
 
 // Actors that are not users.

@@ -37,6 +37,7 @@ type Credential struct {
 	ClusterName   string
 	PrometheusURL string
 	OwnerEmail    string
+	OwnerVerified bool // the identity provider verified OwnerEmail: only then is the owner sent mail
 }
 
 // State is the credential's state at now: revoked wins over expired.

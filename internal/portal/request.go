@@ -11,6 +11,7 @@ const (
 	StatusApproved  RequestStatus = "approved"
 	StatusDenied    RequestStatus = "denied"
 	StatusCancelled RequestStatus = "cancelled"
+	StatusExpired   RequestStatus = "expired" // unanswered for too long
 )
 
 // Justification length limits, in characters.
@@ -65,9 +66,12 @@ type Request struct {
 	// Read with the request, for display.
 	ClusterName    string
 	RequesterEmail string
-	RequesterName  string
-	DeciderEmail   string
-	CredentialID   *int64 // the credential issued for it, once approved
+	// RequesterVerified says the identity provider verified RequesterEmail:
+	// only then is the requester sent mail.
+	RequesterVerified bool
+	RequesterName     string
+	DeciderEmail      string
+	CredentialID      *int64 // the credential issued for it, once approved
 }
 
 // Owner is the ID of the user the request is for: its requester.

@@ -21,7 +21,7 @@ const credentialSelect = `
 	       credentials.username, credentials.key_fingerprint,
 	       credentials.issued_at, credentials.expires_at, credentials.revoked_at, credentials.revoked_by,
 	       credentials.revoke_reason, credentials.compromised, credentials.download_count,
-	       credentials.last_download_at, clusters.name, clusters.prometheus_url, owner.email
+	       credentials.last_download_at, clusters.name, clusters.prometheus_url, owner.email, owner.email_verified
 	FROM credentials
 	JOIN clusters ON clusters.id = credentials.cluster_id
 	JOIN users owner ON owner.id = credentials.user_id`
@@ -32,7 +32,7 @@ func scanCredential(row pgx.Row) (*portal.Credential, error) {
 		&c.Username, &c.KeyFingerprint,
 		&c.IssuedAt, &c.ExpiresAt, &c.RevokedAt, &c.RevokedBy,
 		&c.RevokeReason, &c.Compromised, &c.DownloadCount,
-		&c.LastDownloadAt, &c.ClusterName, &c.PrometheusURL, &c.OwnerEmail)
+		&c.LastDownloadAt, &c.ClusterName, &c.PrometheusURL, &c.OwnerEmail, &c.OwnerVerified)
 	return &c, err
 }
 

@@ -12,6 +12,11 @@ type Reminder struct {
 	UserID       int64
 	DaysBefore   int
 	ExpiresAt    time.Time
+	// Read with it, for the owner's message.
+	ClusterName   string
+	Username      string
+	OwnerEmail    string
+	OwnerVerified bool
 }
 
 // RecordDueReminders records, once each, the reminders that are due at now:
@@ -27,8 +32,11 @@ func (s *Store) RecordDueReminders(ctx context.Context, daysBefore []int, now ti
 			ON CONFLICT DO NOTHING
 			RETURNING credential_id, days_before
 		)
-		SELECT due.credential_id, c.cluster_id, c.user_id, due.days_before, c.expires_at
+		SELECT due.credential_id, c.cluster_id, c.user_id, due.days_before, c.expires_at,
+		       cl.name, c.username, u.email, u.email_verified
 		FROM due JOIN credentials c ON c.id = due.credential_id
+		JOIN clusters cl ON cl.id = c.cluster_id
+		JOIN users u ON u.id = c.user_id
 		ORDER BY due.credential_id, due.days_before`, daysBefore, now)
 	if err != nil {
 		return nil, mapErr("record due reminders", err)
@@ -37,7 +45,8 @@ func (s *Store) RecordDueReminders(ctx context.Context, daysBefore []int, now ti
 	var out []Reminder
 	for rows.Next() {
 		var r Reminder
-		if err := rows.Scan(&r.CredentialID, &r.ClusterID, &r.UserID, &r.DaysBefore, &r.ExpiresAt); err != nil {
+		if err := rows.Scan(&r.CredentialID, &r.ClusterID, &r.UserID, &r.DaysBefore, &r.ExpiresAt,
+			&r.ClusterName, &r.Username, &r.OwnerEmail, &r.OwnerVerified); err != nil {
 			return nil, mapErr("record due reminders", err)
 		}
 		out = append(out, r)

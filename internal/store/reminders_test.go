@@ -22,7 +22,8 @@ func TestRecordDueReminders(t *testing.T) {
 
 	// Ten days out, the 14-day reminder is due and the 3-day one is not yet.
 	got, err := s.RecordDueReminders(ctx, []int{14, 3}, now)
-	want := []Reminder{{CredentialID: soon.ID, ClusterID: c.ID, UserID: alice.ID, DaysBefore: 14, ExpiresAt: soon.ExpiresAt}}
+	want := []Reminder{{CredentialID: soon.ID, ClusterID: c.ID, UserID: alice.ID, DaysBefore: 14, ExpiresAt: soon.ExpiresAt,
+		ClusterName: "x", Username: "alice-soon", OwnerEmail: alice.Email, OwnerVerified: alice.EmailVerified}}
 	if diff := cmp.Diff(want, got); err != nil || diff != "" {
 		t.Errorf("RecordDueReminders (%v), -want +got:\n%s", err, diff)
 	}

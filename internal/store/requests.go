@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,7 +18,7 @@ const requestSelect = `
 	SELECT requests.id, requests.user_id, requests.cluster_id, requests.public_key, requests.key_type,
 	       requests.key_fingerprint, requests.justification, requests.status, requests.decided_by,
 	       requests.decided_at, requests.decision_note, requests.renews_credential_id, requests.created_at,
-	       clusters.name, requester.email, requester.name, coalesce(decider.email, ''), credentials.id
+	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''), credentials.id
 	FROM requests
 	JOIN clusters ON clusters.id = requests.cluster_id
 	JOIN users requester ON requester.id = requests.user_id
@@ -28,7 +30,7 @@ func scanRequest(row pgx.Row) (*portal.Request, error) {
 	err := row.Scan(&r.ID, &r.UserID, &r.ClusterID, &r.PublicKey, &r.KeyType,
 		&r.KeyFingerprint, &r.Justification, &r.Status, &r.DecidedBy,
 		&r.DecidedAt, &r.DecisionNote, &r.RenewsCredentialID, &r.CreatedAt,
-		&r.ClusterName, &r.RequesterEmail, &r.RequesterName, &r.DeciderEmail, &r.CredentialID)
+		&r.ClusterName, &r.RequesterEmail, &r.RequesterVerified, &r.RequesterName, &r.DeciderEmail, &r.CredentialID)
 	return &r, err
 }
 
@@ -126,4 +128,23 @@ func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.Reque
 		)
 		SELECT EXISTS (SELECT FROM decided), EXISTS (SELECT FROM requests WHERE id = $1)`,
 		id, status, decidedBy, note))
+}
+
+// ExpireRequests moves every request pending since before cutoff to
+// expired, decided by no one, and returns them, oldest first, with their
+// new status (their DecidedAt is not read back). A new request for the same
+// cluster is then allowed.
+func (s *Store) ExpireRequests(ctx context.Context, cutoff time.Time) ([]*portal.Request, error) {
+	rs, err := collect(scanRequest)(s.db.Query(ctx, `
+		WITH expired AS (
+			UPDATE requests SET status = 'expired', decided_at = now()
+			WHERE status = 'pending' AND created_at < $1
+			RETURNING id
+		)`+strings.Replace(requestSelect, "FROM requests", "FROM expired JOIN requests USING (id)", 1)+`
+		ORDER BY requests.created_at, requests.id`, cutoff))
+	// The statement's own read sees the rows as they were before its update.
+	for _, r := range rs {
+		r.Status = portal.StatusExpired
+	}
+	return rs, mapErr("expire requests", err)
 }
