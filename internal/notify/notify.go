@@ -1,7 +1,7 @@
-// Package notify carries PostgreSQL notifications to the requests waiting for
-// them: one LISTEN connection per replica fans out "cluster N's credentials
-// changed" to every long-poll of that cluster, whichever replica made the
-// change.
+// Package notify carries PostgreSQL notifications to what waits for them:
+// one LISTEN connection per replica fans out "cluster N's credentials
+// changed" to every long-poll of that cluster, and "messages were written"
+// to the replica's outbox worker, whichever replica made the change.
 package notify
 
 import (
@@ -21,6 +21,10 @@ import (
 // 0002) notifies, with the cluster's ID as payload.
 const Channel = "credentials_changed"
 
+// MessagesChannel is the notification channel the messages trigger
+// (migration 0004) notifies when messages are written.
+const MessagesChannel = "messages_queued"
+
 // Hub dispatches credential changes to subscribers. Its zero value is not
 // usable; call New.
 type Hub struct {
@@ -29,11 +33,13 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[int64]map[chan struct{}]struct{}
+
+	queued chan struct{} // one pending "messages were written"
 }
 
 // New returns a Hub listening through connections from pool.
 func New(pool *pgxpool.Pool, log *slog.Logger) *Hub {
-	return &Hub{pool: pool, log: log, subs: make(map[int64]map[chan struct{}]struct{})}
+	return &Hub{pool: pool, log: log, subs: make(map[int64]map[chan struct{}]struct{}), queued: make(chan struct{}, 1)}
 }
 
 // Run listens until ctx ends, reconnecting after a lost connection. Each
@@ -58,6 +64,10 @@ func (h *Hub) Run(ctx context.Context) {
 		ReconnectDelay: 2 * time.Second,
 	}
 	l.Handle(Channel, backlog{h})
+	l.Handle(MessagesChannel, pgxlisten.HandlerFunc(func(context.Context, *pgconn.Notification, *pgx.Conn) error {
+		signal(h.queued)
+		return nil
+	}))
 	_ = l.Listen(ctx) // returns only when ctx ends
 }
 
@@ -75,8 +85,13 @@ func (b backlog) HandleNotification(_ context.Context, n *pgconn.Notification, _
 
 func (b backlog) HandleBacklog(context.Context, string, *pgx.Conn) error {
 	b.h.wakeAll()
+	signal(b.h.queued) // messages written while the connection was down
 	return nil
 }
+
+// MessagesQueued receives a value when messages may have been written to
+// the outbox, for the replica's one outbox worker.
+func (h *Hub) MessagesQueued() <-chan struct{} { return h.queued }
 
 // Subscribe returns a channel that receives a value when cluster's
 // credentials may have changed, and a function to unsubscribe. A wake-up

@@ -3,16 +3,21 @@ package workflow
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/message"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
+
+// errRollback ends a benchmark's transaction without keeping what it wrote.
+var errRollback = errors.New("rolled back")
 
 // BenchmarkApprove times an approval from the decision to the stored
 // credential, and the parts it is made of: bcrypt, rendering credentials.txt,
@@ -107,9 +112,10 @@ func BenchmarkApprove(b *testing.B) {
 		ageOp = perOp(b)
 	})
 
-	// The database part is mostly waiting: Approve makes 9 round trips
+	// The database part is mostly waiting: Approve makes 10 round trips
 	// (begin, lock the request, read the cluster, insert the credential,
-	// decide, the audit chain's lock and head, the audit rows, commit).
+	// decide, the audit chain's lock and head, the audit rows, the outbox,
+	// commit).
 	b.Run("roundtrip", func(b *testing.B) {
 		var one int
 		for b.Loop() {
@@ -137,6 +143,26 @@ func BenchmarkApprove(b *testing.B) {
 			if _, err := svc.approve(ctx, sam, id, "", premade); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+
+	// What the outbox adds to an approval: composing the customer's message
+	// and inserting it, one more statement in the approval's transaction.
+	b.Run("outbox", func(b *testing.B) {
+		err := st.InTx(ctx, func(tx *store.Store) error {
+			for b.Loop() {
+				err := tell(ctx, tx)(svc.notify.toCustomer(message.Facts{
+					Event: portal.ActionRequestApproved, Link: svc.notify.requestLink(1, false), Cluster: cluster.Name,
+					RequestID: 1, CredentialID: 1, Actor: staff.Email, Note: "Welcome.", ExpiresAt: now,
+				}, staff.ID, staff.Email, true))
+				if err != nil {
+					return err
+				}
+			}
+			return errRollback
+		})
+		if err != errRollback {
+			b.Fatal(err)
 		}
 	})
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/message"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
@@ -129,9 +130,24 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 		if compromised {
 			action = portal.ActionCredentialCompromised
 		}
-		return audit(a.event(action, portal.SubjectCredential, id, &c.ClusterID, map[string]any{
+		err = audit(a.event(action, portal.SubjectCredential, id, &c.ClusterID, map[string]any{
 			"reason": reason, "username": c.Username, "by_owner": a.is(c.UserID),
 		}))
+		if err != nil {
+			return err
+		}
+		f := message.Facts{
+			Event: action, Link: s.notify.credentialLink(id), NewRequestLink: s.notify.newRequestLink(c.ClusterName),
+			Cluster: c.ClusterName, CredentialID: id, Username: c.Username, Customer: c.OwnerEmail,
+			Actor: a.name(), Reason: reason,
+		}
+		switch {
+		case compromised: // staff must look into it
+			return tell(ctx, tx)(s.notify.toStaff(f))
+		case !a.is(c.UserID): // the owner did not do it, so must be told
+			return tell(ctx, tx)(s.notify.toCustomer(f, c.UserID, c.OwnerEmail, c.OwnerVerified))
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -25,8 +26,14 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldWith(t, workflow.Options{})
+}
+
+// newWorldWith is a world whose service has opts.
+func newWorldWith(t *testing.T, opts workflow.Options) *world {
+	t.Helper()
 	st := store.New(pgtest.New(t))
-	return &world{st: st, svc: workflow.New(st, workflow.Options{})}
+	return &world{st: st, svc: workflow.New(st, opts)}
 }
 
 // fixture is the people a test needs, one cluster taking requests and one
@@ -169,4 +176,23 @@ func (f *fixture) auditEvents(t *testing.T, subjectType string, subjectID int64,
 		t.Fatalf("audit events of %s %d: %v", subjectType, subjectID, err)
 	}
 	return page.Events
+}
+
+// failedMessage is an email to customer B that failed for good.
+func (f *fixture) failedMessage(t *testing.T) *portal.Message {
+	t.Helper()
+	ctx := t.Context()
+	m := &portal.Message{Event: portal.ActionRequestApproved, Audience: portal.AudienceCustomer, UserID: &f.customerB.ID,
+		Channel: portal.ChannelEmail, Recipient: f.customerB.Email, Subject: "Your access is ready", Text: "Ready."}
+	if err := f.st.QueueMessages(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := f.st.ClaimMessages(ctx, 1, time.Minute)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != m.ID {
+		t.Fatalf("claimed %v, %v; want message %d", claimed, err, m.ID)
+	}
+	if failed, err := f.st.MessageNotDelivered(ctx, m.ID, "550 mailbox unavailable", time.Minute, 0); err != nil || !failed {
+		t.Fatalf("message not delivered: failed %t, %v; want failed", failed, err)
+	}
+	return m
 }

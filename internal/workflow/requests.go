@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/message"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
@@ -72,7 +73,14 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 		if err := tx.CreateRequest(ctx, r); err != nil {
 			return err
 		}
-		return audit(a.event(portal.ActionRequestCreated, portal.SubjectRequest, r.ID, &cluster.ID, details))
+		if err := audit(a.event(portal.ActionRequestCreated, portal.SubjectRequest, r.ID, &cluster.ID, details)); err != nil {
+			return err
+		}
+		return tell(ctx, tx)(s.notify.toStaff(message.Facts{
+			Event: portal.ActionRequestCreated, Link: s.notify.requestLink(r.ID, true),
+			Cluster: cluster.Name, RequestID: r.ID, Renews: renews, Customer: customerName(a.User.Name, a.User.Email),
+			Justification: justification, KeyType: rcpt.Type.Label(),
+		}))
 	})
 	if errors.Is(err, portal.ErrConflict) {
 		if existing, ferr := s.store.PendingRequestFor(ctx, a.User.ID, cluster.ID); ferr == nil {
@@ -240,13 +248,20 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 		if cred, err = s.storeCredential(ctx, tx, r, cluster, rcpt, mint); err != nil {
 			return err
 		}
-		return audit(
+		err = audit(
 			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note)),
 			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, map[string]any{
 				"request_id": id, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format(time.RFC3339),
 				"key_fingerprint": cred.KeyFingerprint,
 			}),
 		)
+		if err != nil {
+			return err
+		}
+		return tell(ctx, tx)(s.notify.toCustomer(message.Facts{
+			Event: portal.ActionRequestApproved, Link: s.notify.requestLink(id, false), Cluster: cluster.Name,
+			RequestID: id, CredentialID: cred.ID, Actor: a.name(), Note: note, ExpiresAt: cred.ExpiresAt,
+		}, r.UserID, r.RequesterEmail, r.RequesterVerified))
 	})
 	if err != nil {
 		return nil, err
@@ -296,7 +311,14 @@ func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*po
 		if err := tx.DecideRequest(ctx, id, portal.StatusDenied, a.User.ID, note); err != nil {
 			return err
 		}
-		return audit(a.event(portal.ActionRequestDenied, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note)))
+		if err := audit(a.event(portal.ActionRequestDenied, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note))); err != nil {
+			return err
+		}
+		return tell(ctx, tx)(s.notify.toCustomer(message.Facts{
+			Event: portal.ActionRequestDenied, Link: s.notify.requestLink(id, false),
+			NewRequestLink: s.notify.newRequestLink(r.ClusterName), Cluster: r.ClusterName, RequestID: id,
+			Actor: a.name(), Note: note,
+		}, r.UserID, r.RequesterEmail, r.RequesterVerified))
 	})
 	if err != nil {
 		return nil, err

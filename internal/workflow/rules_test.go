@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
@@ -313,6 +314,49 @@ func TestRules(t *testing.T) {
 				n, err := c.svc.RecentCompromises(t.Context(), c.actor)
 				if err == nil && n != 1 {
 					t.Errorf("%d recent compromises, want 1", n)
+				}
+				return err
+			},
+		},
+		{
+			// The outbox is the staff's: a customer's request tells them.
+			action:   "Outbox",
+			isolated: true,
+			want:     rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				r := c.request(t, c.owner)
+				page, err := c.svc.Outbox(t.Context(), c.actor, "", 0, 0)
+				if err == nil {
+					c.checkListed(t, slices.ContainsFunc(page.Messages, func(m *portal.Message) bool {
+						return m.Event == portal.ActionRequestCreated && strings.HasSuffix(m.Link, fmt.Sprintf("#request-%d", r.ID))
+					}))
+				}
+				return err
+			},
+		},
+		{
+			action:   "RetryMessage",
+			isolated: true,
+			want:     rule{forbidden, forbidden, forbidden, allowed, allowed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				m := c.failedMessage(t)
+				err := c.svc.RetryMessage(t.Context(), c.actor, m.ID)
+				if got, gerr := c.st.MessageByID(t.Context(), m.ID); err == nil && (gerr != nil || got.Status != portal.MessageQueued) {
+					t.Errorf("message after retry: %v, %v; want queued", got, gerr)
+				}
+				return err
+			},
+		},
+		{
+			action:   "StaffSummary",
+			isolated: true,
+			want:     rule{forbidden, forbidden, forbidden, allowed, allowed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				c.request(t, c.owner)
+				c.failedMessage(t)
+				sum, err := c.svc.StaffSummary(t.Context(), c.actor)
+				if err == nil && (sum.Pending != 1 || sum.Failing != 1) {
+					t.Errorf("summary %+v, want 1 pending and 1 failing", sum)
 				}
 				return err
 			},

@@ -8,6 +8,7 @@ package workflow
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
@@ -23,6 +24,8 @@ type Options struct {
 	Now func() time.Time
 	// Log receives one line per audit event, for shipping elsewhere.
 	Log *slog.Logger
+	// Notify says how people are told of what happens.
+	Notify NotifyOptions
 }
 
 // Service carries out the portal's actions on a store.
@@ -31,6 +34,8 @@ type Service struct {
 	cost  int
 	now   func() time.Time
 	log   *slog.Logger
+
+	notify NotifyOptions
 }
 
 // New returns a Service on st.
@@ -44,7 +49,13 @@ func New(st *store.Store, opts Options) *Service {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: st, cost: opts.BcryptCost, now: opts.Now, log: opts.Log}
+	if opts.Notify.RequestTTL == 0 {
+		opts.Notify.RequestTTL = DefaultRequestTTL
+	}
+	if opts.Notify.BaseURL == nil {
+		opts.Notify.BaseURL = &url.URL{Scheme: "http", Host: "localhost:8080"}
+	}
+	return &Service{store: st, cost: opts.BcryptCost, now: opts.Now, log: opts.Log, notify: opts.Notify}
 }
 
 // Actor is who acts and from where: the user (nil for someone not signed in
