@@ -102,6 +102,9 @@ func newAuditRow(r *portal.AuditRecord) auditRow {
 			if r.ClusterID != nil && *r.ClusterID == id && r.ClusterName != "" {
 				row.SubjectLabel = "cluster " + r.ClusterName
 			}
+		case portal.SubjectMessage:
+			row.SubjectLabel = fmt.Sprintf("message #%d", id)
+			row.SubjectURL = fmt.Sprintf("%s#message-%d", notificationsURL("", id+1), id) // the page it heads
 		case portal.SubjectUser:
 			if r.SubjectEmail != "" {
 				row.SubjectLabel = r.SubjectEmail

@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/devidp"
 	"github.com/2i2c-org/credential-portal/internal/logtest"
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/outbox"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -62,6 +64,14 @@ func (p *testPortal) count(query string, args ...any) int {
 		p.t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// exec runs a statement on the portal's database.
+func (p *testPortal) exec(query string, args ...any) {
+	p.t.Helper()
+	if _, err := p.Store.Pool().Exec(context.Background(), query, args...); err != nil {
+		p.t.Fatalf("%s: %v", query, err)
+	}
 }
 
 // wantAudited checks that the portal holds n audit events of action.
@@ -162,6 +172,9 @@ func (b *browser) apiPost(path, body string) response {
 	return b.do(req)
 }
 
+// testStaffAddress is where test portals mail staff.
+const testStaffAddress = "staff@2i2c.org"
+
 // testPolicy is the access policy of test portals: 2i2c.org is staff.
 var testPolicy = portal.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
 
@@ -188,6 +201,17 @@ type portalOptions struct {
 	store                          *store.Store // share a database with another portal
 	noDiscover                     bool
 	sessions                       *SessionConfig
+	// channels are the notification channels the workflow believes
+	// configured; none by default.
+	channels workflow.Channels
+	// devMail, when set, makes the portal a development one showing what
+	// it holds at /dev/mail.
+	devMail    interface{ Messages() []*portal.Message }
+	collectors []prometheus.Collector
+	// senders, when set, deliver the portal's messages: an outbox worker
+	// runs with them, retrying within milliseconds, and the channels are
+	// theirs.
+	senders map[portal.Channel]outbox.Sender
 }
 
 func newPortal(t *testing.T, opts portalOptions) *testPortal {
@@ -211,6 +235,10 @@ func newPortal(t *testing.T, opts portalOptions) *testPortal {
 	if opts.sessions != nil {
 		cfg.Sessions = *opts.sessions
 	}
+	if opts.devMail != nil {
+		cfg.Dev, cfg.DevMail = true, opts.devMail
+	}
+	cfg.Collectors = opts.collectors
 	oc := oidc.Config{Issuer: opts.issuer, ClientID: opts.clientID, ClientSecret: opts.clientSecret,
 		RedirectURL: RedirectURL(base), Scopes: []string{"openid", "email", "profile", "groups"}, GroupsClaim: "groups"}
 	if opts.issuer == "" {
@@ -226,7 +254,20 @@ func newPortal(t *testing.T, opts portalOptions) *testPortal {
 	t.Cleanup(cancel)
 	hub := notify.New(st.Pool(), log)
 	go hub.Run(ctx)
-	srv, err := New(cfg, st, workflow.New(st, workflow.Options{Log: log}), client, hub, log)
+	if opts.senders != nil {
+		_, opts.channels.Email = opts.senders[portal.ChannelEmail]
+		_, opts.channels.Webhook = opts.senders[portal.ChannelWebhook]
+		worker := outbox.NewWorker(st, opts.senders, outbox.Options{
+			FirstRetry: 20 * time.Millisecond, MaxRetry: 100 * time.Millisecond, Poll: 100 * time.Millisecond,
+			Wake: hub.MessagesQueued(), Log: log,
+		})
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); worker.Run(ctx) }()
+		// Before the database is dropped: cleanups run last registered first.
+		t.Cleanup(func() { cancel(); <-stopped })
+	}
+	srv, err := New(cfg, st, workflow.New(st, workflow.Options{Log: log,
+		Notify: workflow.NotifyOptions{BaseURL: base, Channels: opts.channels, StaffEmails: []string{testStaffAddress}}}), client, hub, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,9 +56,9 @@ func (s *Server) apiCreateRequest(call apiCall[newRequestJSON]) (any, error) {
 func (s *Server) apiRequests(call apiCall[struct{}]) (any, error) {
 	status := portal.RequestStatus(call.c.QueryParam("status"))
 	switch status {
-	case "", portal.StatusPending, portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled:
+	case "", portal.StatusPending, portal.StatusApproved, portal.StatusDenied, portal.StatusCancelled, portal.StatusExpired:
 	default:
-		return nil, portal.Invalid("status", "status is one of pending, approved, denied, cancelled")
+		return nil, portal.Invalid("status", "status is one of pending, approved, denied, cancelled, expired")
 	}
 	return shownAll("requests", requestJSON)(s.wf.Requests(call.ctx, call.actor, status))
 }
@@ -183,7 +183,13 @@ func (s *Server) queue(cl call) (page, error) {
 		return page{}, err
 	}
 	n, err := s.wf.RecentCompromises(cl.ctx, cl.actor)
-	return page{Title: "Pending requests", Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}}, err
+	if err != nil {
+		return page{}, err
+	}
+	// The queue warns of failing messages, so it counts them itself: here a
+	// failure to count fails the page, where the navigation does without.
+	sum, err := s.wf.StaffSummary(cl.ctx, cl.actor)
+	return page{Title: "Pending requests", Staff: sum, Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}}, err
 }
 
 func (s *Server) approve(f call) (done, error) {

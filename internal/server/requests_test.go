@@ -59,7 +59,7 @@ func (p *testPortal) checkCredentialsFile(t *testing.T, file string, cluster *po
 // captured logs for secret.
 func (p *testPortal) assertSecretNowhere(t *testing.T, secret string) {
 	t.Helper()
-	for _, table := range []string{"users", "sessions", "clusters", "requests", "credentials", "audit_events"} {
+	for _, table := range []string{"users", "sessions", "clusters", "requests", "credentials", "audit_events", "messages"} {
 		n := p.count(`SELECT count(*) FROM `+table+` t WHERE strpos(row_to_json(t)::text, $1) > 0`, secret)
 		if n != 0 {
 			t.Errorf("the plaintext password is in %d rows of %s", n, table)

@@ -45,6 +45,11 @@ func (s *Server) routes() {
 	public.GET("/login", s.login, signInLimit)
 	public.GET("/auth/callback", s.callback, signInLimit)
 	public.POST("/logout", s.logout)
+	if s.cfg.DevMail != nil {
+		// What development mode would have sent; `portal serve` has none.
+		public.GET("/dev/mail", pageHandler(s, "dev_mail", s.devMail))
+		public.GET("/dev/mail/:id/html", s.devMailHTML)
+	}
 
 	// Signed in: customers and staff.
 	signedIn := public.Group("", s.requireUser)
@@ -72,6 +77,8 @@ func (s *Server) routes() {
 	staff.POST("/clusters/:id", s.saveCluster)
 	staff.POST("/clusters/:id/sync-token", pageHandler(s, "staff_sync_token", s.rotateSyncToken))
 	staff.GET("/revocations", pageHandler(s, "staff_revocations", s.revocations))
+	staff.GET("/notifications", pageHandler(s, "staff_notifications", s.notifications))
+	staff.POST("/notifications/:id/retry", formHandler(s, nil, s.retryMessage))
 	staff.GET("/audit", s.auditPage)
 	staff.POST("/audit/verify", s.verifyAudit)
 	staff.GET("/audit/export.csv", s.exportAudit(exportCSV))

@@ -18,6 +18,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/2i2c-org/credential-portal/internal/notify"
@@ -66,6 +67,13 @@ type Config struct {
 	// DevIdentityProvider, when set, is served under /oidc/: the development
 	// sign-in of `portal dev`, never set by `portal serve`.
 	DevIdentityProvider http.Handler
+	// DevMail, when set, holds the messages development mode captured
+	// instead of sending, shown at /dev/mail; never set by `portal serve`.
+	// Messages is called from concurrent requests.
+	DevMail interface{ Messages() []*portal.Message }
+	// Collectors are other parts' metrics (the outbox worker's), served
+	// at /metrics with the server's own.
+	Collectors []prometheus.Collector
 }
 
 // Server handles the portal's HTTP requests.
@@ -89,8 +97,8 @@ type Server struct {
 
 // New builds a Server with every route registered: st holds the sessions
 // and users, wf carries out the actions, signIn signs people in, hub wakes
-// the agents' long-polls. It fails if a template
-// does not parse.
+// the agents' long-polls. It fails if a template does not parse or a
+// collector of cfg's cannot be registered.
 func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client, hub *notify.Hub, log *slog.Logger) (*Server, error) {
 	if cfg.BaseURL == nil {
 		return nil, errors.New("server: no base URL")
@@ -100,11 +108,13 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	}
 	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{})}
 	s.sessions = s.newSessions(cfg.Sessions)
-	s.metrics = newMetrics()
+	var err error
+	if s.metrics, err = newMetrics(cfg.Collectors...); err != nil {
+		return nil, err
+	}
 	s.refusals = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
 		Rate: rate.Every(6 * time.Second), Burst: 10, ExpiresIn: 10 * time.Minute,
 	})
-	var err error
 	if s.assets, err = loadAssets(); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 	"github.com/2i2c-org/credential-portal/web"
 )
 
@@ -24,7 +25,14 @@ type page struct {
 	Dev       bool
 	Flash     *flash
 	RequestID string
-	Data      any
+	// Staff is what the staff navigation counts, on a staff member's pages
+	// only (nil on a customer's).
+	Staff *workflow.StaffSummary
+	// DevMail is set when development mail is captured; DevMailCount is
+	// how many messages it holds.
+	DevMail      bool
+	DevMailCount int
+	Data         any
 }
 
 type flash struct {
@@ -94,6 +102,13 @@ func (s *Server) render(c echo.Context, status int, name string, p page) error {
 	if p.User == nil {
 		p.User = currentUser(c)
 	}
+	// A server error's cause may be the database: its page does without.
+	if p.Staff == nil && p.User.IsStaff() && status < 500 {
+		p.Staff = s.staffSummary(c)
+	}
+	if s.cfg.DevMail != nil {
+		p.DevMail, p.DevMailCount = true, len(s.cfg.DevMail.Messages())
+	}
 	if p.CSRF == "" {
 		p.CSRF, _ = c.Get(csrfContextKey).(string)
 	}
@@ -109,6 +124,19 @@ func (s *Server) render(c echo.Context, status int, name string, p page) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// staffSummary is what the staff navigation counts, or nil when it cannot
+// be had. The counts adorn the page; they do not decide it: a failure here
+// is logged and the page shown with the navigation's plain links.
+func (s *Server) staffSummary(c echo.Context) *workflow.StaffSummary {
+	ctx := c.Request().Context()
+	sum, err := s.wf.StaffSummary(ctx, s.actor(c))
+	if err != nil {
+		s.log.ErrorContext(ctx, "counting for the staff navigation", "error", err.Error())
+		return nil
+	}
+	return sum
 }
 
 // ago says roughly how long ago t was: "4 minutes", "3 hours", "12 days".
