@@ -13,6 +13,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/devidp"
 	"github.com/2i2c-org/credential-portal/internal/loopback"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/outbox"
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/server"
@@ -34,6 +35,10 @@ const devClientID = "portal-dev"
 // 2i2c-staff) staff, as production does with 2i2c's domain.
 var devAccess = portal.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffEmailDomains: []string{"2i2c.org"}}
 
+// devStaffEmail is the demo staff identity's address, where staff mail goes
+// in development unless PORTAL_STAFF_NOTIFY_EMAILS says otherwise.
+const devStaffEmail = "sam@2i2c.org"
+
 // devDataDir holds the private PostgreSQL of `portal dev`.
 const devDataDir = ".portal-dev"
 
@@ -42,10 +47,11 @@ type devConfig struct {
 	Listen      string
 	LogLevel    slog.Level
 	Reset       bool
+	Notify      notifyConfig
 }
 
 func (c *devConfig) settings() []setting {
-	return []setting{
+	return append([]setting{
 		{env: "DATABASE_URL", flag: "database-url", secret: true, parse: optional(databaseURLVar(&c.DatabaseURL)),
 			usage: "use this PostgreSQL instead of starting a private one in " + devDataDir + "/"},
 		{env: "PORTAL_LISTEN", flag: "listen", def: "127.0.0.1:8080", parse: loopbackAddrVar(&c.Listen),
@@ -53,7 +59,7 @@ func (c *devConfig) settings() []setting {
 		logLevelSetting(&c.LogLevel),
 		{flag: "reset", isBool: true, def: "false", parse: boolVar(&c.Reset),
 			usage: "delete the private database in " + devDataDir + "/ and start fresh"},
-	}
+	}, c.Notify.settings()...)
 }
 
 func optional(next func(string) error) func(string) error {
@@ -87,6 +93,15 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	}
 	log := applog.New(e.stderr, cfg.LogLevel)
 	baseURL := baseURLFor(cfg.Listen)
+	// With no mail relay set, mail stays in the process, shown at /dev/mail.
+	var devMail *outbox.Capture
+	if cfg.Notify.SMTPURL == "" {
+		devMail = outbox.NewCapture(200)
+	}
+	senders, notify, err := cfg.Notify.channels(devMail, []string{devStaffEmail})
+	if err != nil {
+		return err
+	}
 
 	databaseURL := cfg.DatabaseURL
 	if databaseURL == "" {
@@ -132,7 +147,8 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		Access:   devAccess,
 		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
 		Seed:     seedDemo,
-		Dev:      true, DevIdentityProvider: idp.Handler(),
+		Notify:   notify, Senders: senders, DevMail: devMail,
+		Dev: true, DevIdentityProvider: idp.Handler(),
 		Listening: func(net.Addr) {
 			fmt.Fprintf(e.stdout, "\nDEVELOPMENT MODE: demo data and a built-in sign-in; not for production.\nPortal at %s  (Ctrl-C to stop)\n\n", baseURL)
 		},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/notify"
 	"github.com/2i2c-org/credential-portal/internal/oidc"
+	"github.com/2i2c-org/credential-portal/internal/outbox"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -30,6 +31,13 @@ type instanceConfig struct {
 	Sessions        server.SessionConfig
 	BcryptCost      int    // 0 for issue.DefaultBcryptCost
 	ClustersFile    string // imported once the database answers; "" for none
+	// Notify and Senders are how people are told: the workflow's options
+	// (its BaseURL is filled in here) and the outbox's senders by channel.
+	Notify  workflow.NotifyOptions
+	Senders map[portal.Channel]outbox.Sender
+	// DevMail, in `portal dev` without a mail relay, holds the mail sent,
+	// shown at /dev/mail.
+	DevMail *outbox.Capture
 	// Seed runs before the portal listens, with its workflow: the demo data
 	// of `portal dev`.
 	Seed func(context.Context, *workflow.Service) error
@@ -43,11 +51,14 @@ type instanceConfig struct {
 
 // runInstance wires one portal on pool and serves it until ctx ends: the
 // workflow and the HTTP server, the sign-in client, the notification hub
-// that wakes the agents' long-polls, and the background loops (sessions,
-// reminders, the clusters file). Every replica runs the same.
+// that wakes the agents' long-polls and the outbox worker, the worker, and
+// the background loops (sessions, reminders, expiry, the clusters file).
+// Every replica runs the same. It returns once the server has shut down and
+// the worker has finished the message in hand.
 func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, log *slog.Logger) error {
 	st := store.New(pool)
-	wf := workflow.New(st, workflow.Options{BcryptCost: cfg.BcryptCost, Log: log})
+	cfg.Notify.BaseURL = cfg.BaseURL
+	wf := workflow.New(st, workflow.Options{BcryptCost: cfg.BcryptCost, Log: log, Notify: cfg.Notify})
 	if cfg.Seed != nil {
 		if err := cfg.Seed(ctx, wf); err != nil {
 			return err
@@ -60,17 +71,29 @@ func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, lo
 	signIn := oidc.New(cfg.OIDC, log)
 	hub := notify.New(pool, log)
 	go hub.Run(ctx)
-	srv, err := server.New(server.Config{
+	worker := outbox.NewWorker(st, cfg.Senders, outbox.Options{Wake: hub.MessagesQueued(), Log: log})
+	srvCfg := server.Config{
 		BaseURL: cfg.BaseURL, Dev: cfg.Dev, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
-		DevIdentityProvider: cfg.DevIdentityProvider,
-	}, st, wf, signIn, hub, log)
+		DevIdentityProvider: cfg.DevIdentityProvider, Collectors: worker.Collectors(),
+	}
+	if cfg.DevMail != nil {
+		srvCfg.DevMail = cfg.DevMail
+	}
+	srv, err := server.New(srvCfg, st, wf, signIn, hub, log)
 	if err != nil {
 		return err
 	}
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		worker.Run(ctx)
+	}()
+	defer func() { <-delivered }()
 	// Sessions expire by query; their rows are swept now and then.
 	go every(ctx, 5*time.Minute, log, "expired sessions deleted", st.DeleteExpiredSessions)
 	// Under an advisory lock: one replica records each reminder.
 	go every(ctx, 5*time.Minute, log, "expiry reminders due", wf.RecordDueReminders)
+	go every(ctx, 5*time.Minute, log, "unanswered requests expired", wf.ExpireRequests)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)

@@ -33,10 +33,11 @@ type serveConfig struct {
 	Sessions        server.SessionConfig
 	BcryptCost      int
 	ClustersFile    string
+	Notify          notifyConfig
 }
 
 func (c *serveConfig) settings() []setting {
-	return []setting{
+	return append([]setting{
 		{env: "DATABASE_URL", flag: "database-url", secret: true, parse: required(databaseURLVar(&c.DatabaseURL)),
 			usage: "PostgreSQL connection URL"},
 		{env: "PORTAL_LISTEN", flag: "listen", def: ":8080", parse: addrVar(&c.Listen),
@@ -72,7 +73,7 @@ func (c *serveConfig) settings() []setting {
 			usage: "sign out after this long without a request"},
 		{env: "PORTAL_SESSION_LIFETIME", flag: "session-lifetime", def: "12h", parse: durationVar(&c.Sessions.Lifetime),
 			usage: "sign out this long after sign-in, however active"},
-	}
+	}, c.Notify.settings()...)
 }
 
 // baseURLVar takes the portal's own address: scheme and host only, since
@@ -137,6 +138,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	log := applog.New(e.stderr, cfg.LogLevel)
+	senders, notify, err := cfg.Notify.channels(nil, nil)
+	if err != nil {
+		return err
+	}
 	if cfg.ClustersFile != "" {
 		// Checked now, so a broken file stops start-up with its reason.
 		if _, err := parseClustersFile(cfg.ClustersFile); err != nil {
@@ -154,6 +159,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	return runInstance(ctx, pool, instanceConfig{
 		Listen: cfg.Listen, BaseURL: cfg.BaseURL, ShutdownTimeout: cfg.ShutdownTimeout, OIDC: cfg.OIDC,
 		Access: cfg.Access, Sessions: cfg.Sessions, BcryptCost: cfg.BcryptCost, ClustersFile: cfg.ClustersFile,
+		Notify: notify, Senders: senders,
 	}, log)
 }
 
