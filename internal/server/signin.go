@@ -26,7 +26,20 @@ func localPath(next string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return ""
 	}
-	return u.RequestURI()
+	// The value returned is checked, not only the one given: re-encoding
+	// can turn "/%2F/host" into "///host". And as a browser reads it:
+	// decoded, with tabs and newlines dropped and backslashes read as
+	// slashes, it must still be a path on this host.
+	out := u.RequestURI()
+	decoded, err := url.PathUnescape(out)
+	if err != nil {
+		return ""
+	}
+	browser := strings.NewReplacer("\t", "", "\r", "", "\n", "", "\\", "/").Replace(decoded)
+	if strings.HasPrefix(browser, "//") || strings.ContainsAny(decoded, "\\\x00") {
+		return ""
+	}
+	return out
 }
 
 // login starts a sign-in: the attempt's secrets go into the session, the

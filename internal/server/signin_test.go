@@ -127,6 +127,36 @@ func TestNextIsOnlyHonouredForLocalPaths(t *testing.T) {
 	}
 }
 
+// TestNoOpenRedirectThroughEncodedSlashes performs the open redirect a
+// percent-encoded path used to give: the Location a signed-in browser is
+// sent to must never leave the portal, however next is encoded.
+func TestNoOpenRedirectThroughEncodedSlashes(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t, portalOptions{})
+	b := p.signedIn("alice@example.org").noFollow()
+	for _, raw := range []string{
+		"%2F%252F%2Fevil.example%2Fx%7C", // the reported attack: ends at ///evil.example/x%7C
+		"%2F%252Fevil.example",
+		"%2F%255Cevil.example",
+		"%2F%2F%2Fevil.example",
+		"%2F%5C%5Cevil.example",
+		"%2F%09%2Fevil.example",
+	} {
+		r := b.get("/login?next=" + raw)
+		loc := r.Header.Get("Location")
+		target, err := url.Parse(loc)
+		if r.StatusCode != http.StatusSeeOther || err != nil || target.Host != "" || strings.HasPrefix(loc, "//") ||
+			strings.HasPrefix(loc, "/\\") || strings.ContainsAny(loc, "\\\t") {
+			t.Errorf("next=%s: %d to %q, want a redirect within the portal", raw, r.StatusCode, loc)
+		}
+		// What a browser does with it: resolved against the portal, it stays there.
+		base, _ := url.Parse(p.URL + "/login")
+		if dest := base.ResolveReference(target); dest.Host != base.Host {
+			t.Errorf("next=%s: a browser follows %q to %s", raw, loc, dest.Host)
+		}
+	}
+}
+
 func TestLocalPath(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
@@ -139,6 +169,9 @@ func TestLocalPath(t *testing.T) {
 		"/%0d%0aSet-Cookie:x":  "/%0d%0aSet-Cookie:x",
 		"/x\r\nLocation: y":    "",
 		"dashboard":            "",
+		"/%2F/evil.example/x|": "",
+		"/%5Cevil.example":     "",
+		"/%09/evil.example":    "",
 	}
 	for in, want := range tests {
 		if got := localPath(in); got != want {
