@@ -35,6 +35,11 @@ func (s *Store) EnabledClusters(ctx context.Context) ([]*portal.Cluster, error) 
 // ClusterByName returns the cluster called name. Returns portal.ErrNotFound if
 // there is none.
 func (s *Store) ClusterByName(ctx context.Context, name string) (*portal.Cluster, error) {
+	// A name no cluster can have is not asked for: a NUL or invalid UTF-8
+	// would reach PostgreSQL as an error, not as "no such cluster".
+	if !portal.ValidClusterName(name) {
+		return nil, fmt.Errorf("store: cluster %q: %w", name, portal.ErrNotFound)
+	}
 	c, err := scanCluster(s.db.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE name = $1`, name))
 	if err != nil {
 		return nil, mapErr("cluster "+name, err)

@@ -42,6 +42,12 @@ type AuditPage struct {
 // portal.KindInvalid naming the parameter at fault.
 func (s *Service) filter(ctx context.Context, q AuditQuery) (portal.AuditFilter, error) {
 	var f portal.AuditFilter
+	// Typed text reaches PostgreSQL only once it is text: no NUL, valid UTF-8.
+	for _, p := range []struct{ name, value string }{{"actor", q.Actor}, {"q", q.Text}, {"cluster", q.Cluster}} {
+		if _, err := portal.CleanText(p.name, p.value, len(p.value)); err != nil {
+			return f, err
+		}
+	}
 	if utf8.RuneCountInString(q.Actor) > maxActorFilter {
 		return f, portal.Invalid("actor", "actor is an email address of at most %d characters, or its beginning followed by *.", maxActorFilter)
 	}
