@@ -197,6 +197,11 @@ func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor,
 // the requester, an Error of portal.KindConflict when the request is no
 // longer pending, portal.ErrNotFound when it does not exist.
 func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (*portal.Credential, error) {
+	// Who acts is checked before any hashing: a refused caller costs no
+	// bcrypt.
+	if !a.isStaff() {
+		return nil, portal.ErrForbidden
+	}
 	// The password's bcrypt hash, most of the time issuance takes, starts now
 	// and runs while the request is locked and read; wasted only when the
 	// approval is refused.
