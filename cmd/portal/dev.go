@@ -43,11 +43,12 @@ const devStaffEmail = "sam@2i2c.org"
 const devDataDir = ".portal-dev"
 
 type devConfig struct {
-	DatabaseURL string
-	Listen      string
-	LogLevel    slog.Level
-	Reset       bool
-	Notify      notifyConfig
+	DatabaseURL  string
+	Listen       string
+	LogLevel     slog.Level
+	Reset        bool
+	ClustersFile string
+	Notify       notifyConfig
 }
 
 func (c *devConfig) settings() []setting {
@@ -59,6 +60,8 @@ func (c *devConfig) settings() []setting {
 		logLevelSetting(&c.LogLevel),
 		{flag: "reset", isBool: true, def: "false", parse: boolVar(&c.Reset),
 			usage: "delete the private database in " + devDataDir + "/ and start fresh"},
+		{env: "PORTAL_CLUSTERS_FILE", flag: "clusters-file", parse: fileVar(&c.ClustersFile),
+			usage: "YAML file of clusters and their policies to import at start, after the demo clusters"},
 	}, c.Notify.settings()...)
 }
 
@@ -93,6 +96,12 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	}
 	log := applog.New(e.stderr, cfg.LogLevel)
 	baseURL := baseURLFor(cfg.Listen)
+	if cfg.ClustersFile != "" {
+		// Checked now, so a broken file stops start-up with its reason.
+		if _, err := parseClustersFile(cfg.ClustersFile); err != nil {
+			return err
+		}
+	}
 	// With no mail relay set, mail stays in the process, shown at /dev/mail.
 	var devMail *outbox.Capture
 	if cfg.Notify.SMTPURL == "" {
@@ -144,10 +153,11 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		Listen: cfg.Listen, BaseURL: baseURL, ShutdownTimeout: 5 * time.Second,
 		OIDC: oidc.Config{Issuer: idp.Issuer(), ClientID: devClientID, ClientSecret: secret,
 			Scopes: []string{"openid", "email", "profile", "groups"}, GroupsClaim: "groups"},
-		Access:   devAccess,
-		Sessions: server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
-		Seed:     seedDemo,
-		Notify:   notify, Senders: senders, DevMail: devMail,
+		Access:       devAccess,
+		Sessions:     server.SessionConfig{IdleTimeout: 12 * time.Hour, Lifetime: 7 * 24 * time.Hour},
+		Seed:         seedDemo,
+		ClustersFile: cfg.ClustersFile,
+		Notify:       notify, Senders: senders, DevMail: devMail,
 		Dev: true, DevIdentityProvider: idp.Handler(),
 		Listening: func(net.Addr) {
 			fmt.Fprintf(e.stdout, "\nDEVELOPMENT MODE: demo data and a built-in sign-in; not for production.\nPortal at %s  (Ctrl-C to stop)\n\n", baseURL)
@@ -155,15 +165,21 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	}, log)
 }
 
-// seedDemo adds the demo clusters. It runs at every start and changes
-// nothing the second time.
+// seedDemo adds the demo clusters, one for each kind of policy: one staff
+// approval, two (awi-ciroh), and approval at once for verified
+// @earthscope.org addresses (earthscope). It runs at every start and
+// changes nothing the second time.
 func seedDemo(ctx context.Context, wf *workflow.Service) error {
 	demo := []*portal.Cluster{
 		{Name: "2i2c", DisplayName: "2i2c shared cluster", PrometheusURL: "https://prometheus.pilot.2i2c.cloud",
-			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true,
+			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true, Policy: portal.DefaultPolicy(),
 			Note: "One credential covers every hub on this shared cluster."},
 		{Name: "awi-ciroh", DisplayName: "AWI-CIROH", PrometheusURL: "https://prometheus.ciroh.awi.2i2c.cloud",
-			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true},
+			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true,
+			Policy: portal.Policy{ApprovalsRequired: 2, MaxTTLDays: 180}},
+		{Name: "earthscope", DisplayName: "EarthScope", PrometheusURL: "https://prometheus.earthscope.2i2c.cloud",
+			CredentialTTLDays: portal.DefaultCredentialTTLDays, Enabled: true,
+			Policy: portal.Policy{AutoApproveEmailDomains: []string{"earthscope.org"}, ApprovalsRequired: 1, RequestTTLDays: 7}},
 	}
 	if _, err := wf.ImportClusters(ctx, demo); err != nil {
 		return fmt.Errorf("seed demo clusters: %w", err)

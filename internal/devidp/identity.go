@@ -28,12 +28,15 @@ func (i Identity) Subject() string {
 }
 
 // DemoIdentities returns the identities the sign-in page offers: two customers
-// and one member of 2i2c staff.
+// and one member of 2i2c staff, then a customer whose domain a demo cluster
+// approves at once and a second member of staff, for two-person approval.
 func DemoIdentities() []Identity {
 	return []Identity{
 		{Email: "alice@example.org", Name: "Alice Example"},
 		{Email: "bob@example.org", Name: "Bob Example"},
 		{Email: "sam@2i2c.org", Name: "Sam Staff", Groups: []string{"2i2c-staff"}},
+		{Email: "erin@earthscope.org", Name: "Erin Earthscope"},
+		{Email: "kai@2i2c.org", Name: "Kai Staff", Groups: []string{"2i2c-staff"}},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/bcrypt"
@@ -54,7 +55,7 @@ type Issued struct {
 // with one already issued for the cluster, the database refuses it and the
 // caller may call Issue again.
 func Issue(c *portal.Cluster, r *Recipient, now time.Time, bcryptCost int) (*Issued, error) {
-	return NewSecrets(bcryptCost).Issue(c, r, now)
+	return NewSecrets(bcryptCost).Issue(c, r, now, time.Time{})
 }
 
 // Secrets are a new credential's username and password, with the password's
@@ -86,9 +87,10 @@ func NewSecrets(bcryptCost int) *Secrets {
 
 // Issue makes the credential of these secrets for cluster c, encrypted to r,
 // as the package-level Issue describes, and returns the same errors. It
-// renders and encrypts credentials.txt while the hash is computed, then waits
-// for the hash. Call it once.
-func (sec *Secrets) Issue(c *portal.Cluster, r *Recipient, now time.Time) (*Issued, error) {
+// expires at expiresAt (truncated to the second), or when that is zero after
+// c.CredentialTTL(). It renders and encrypts credentials.txt while the hash is
+// computed, then waits for the hash. Call it once.
+func (sec *Secrets) Issue(c *portal.Cluster, r *Recipient, now, expiresAt time.Time) (*Issued, error) {
 	// The hash must be collected whatever happens, so the goroutine ends.
 	hash := func() (string, error) { res := <-sec.hashed; return res.hash, res.err }
 	switch {
@@ -108,7 +110,10 @@ func (sec *Secrets) Issue(c *portal.Cluster, r *Recipient, now time.Time) (*Issu
 	}
 
 	issuedAt := now.UTC().Truncate(time.Second)
-	expiresAt := issuedAt.Add(c.CredentialTTL())
+	if expiresAt.IsZero() {
+		expiresAt = issuedAt.Add(c.CredentialTTL())
+	}
+	expiresAt = expiresAt.UTC().Truncate(time.Second)
 	plaintext, err := RenderCredentialsFile(&CredentialsFile{
 		Cluster:   c,
 		Username:  sec.username,
@@ -213,7 +218,6 @@ var credentialsTemplate = template.Must(template.New("credentials.txt").Option("
 var (
 	usernamePattern = regexp.MustCompile(`^[a-z0-9-]{3,64}$`)
 	passwordPattern = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]{16,72}$`)
-	urlPattern      = regexp.MustCompile(`^https?://[^\s'"\\]+$`)
 )
 
 // RenderCredentialsFile returns the text of credentials.txt for f: where and
@@ -224,8 +228,10 @@ func RenderCredentialsFile(f *CredentialsFile) ([]byte, error) {
 	switch {
 	case f == nil || f.Cluster == nil:
 		return nil, portal.Invalid("cluster", "No cluster to describe.")
-	case !urlPattern.MatchString(f.Cluster.PrometheusURL):
+	case !portal.ValidPrometheusURL(f.Cluster.PrometheusURL):
 		return nil, portal.Invalid("prometheus_url", "Cluster %s has no usable Prometheus URL.", f.Cluster.Name)
+	case strings.ContainsFunc(f.Cluster.Title(), unicode.IsControl):
+		return nil, portal.Invalid("display_name", "Cluster %s's display name must be a single line of text.", f.Cluster.Name)
 	case !usernamePattern.MatchString(f.Username):
 		return nil, portal.Invalid("username", "The username must be 3 to 64 characters from a-z, 0-9 and -.")
 	case !passwordPattern.MatchString(f.Password):

@@ -45,6 +45,12 @@ type Facts struct {
 	DaysLeft  int
 	// Since is when a request was made.
 	Since time.Time
+	// Rule is the policy rule that approved a request at once, as a person
+	// reads it ("verified @earthscope.org address"); "" when staff did.
+	Rule string
+	// Approvals a request has, of the ApprovalsRequired its cluster asks for.
+	Approvals         int
+	ApprovalsRequired int
 }
 
 // Composed is one message, rendered.

@@ -16,7 +16,8 @@ func facts(event portal.Action) Facts {
 		Actor: "sam@2i2c.org", Justification: "Dashboards for <script>alert(1)</script>\nand more & more",
 		KeyType: "age X25519", Note: "Use it <b>well</b>", Reason: "laptop stolen <img src=x>", Username: "earthscope-alice-1234",
 		ExpiresAt: time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC), DaysLeft: 14,
-		Since: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC),
+		Since: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), Rule: "verified @earthscope.org <u>address</u>",
+		Approvals: 1, ApprovalsRequired: 2,
 	}
 }
 
@@ -30,6 +31,8 @@ func TestEveryEventHasAMessage(t *testing.T) {
 		{portal.ActionRequestApproved, false, "age --decrypt -i key.txt -o credentials.txt credentials.txt.age"},
 		{portal.ActionRequestDenied, false, "> Use it <b>well</b>"},
 		{portal.ActionRequestExpired, false, "waited since 1 November 2026"},
+		{portal.ActionRequestAutoApproved, true, "approved request #7 at once: verified @earthscope.org"},
+		{portal.ActionApprovalRecorded, true, "it has 1."},
 		{portal.ActionCredentialRevoked, false, "> laptop stolen"},
 		{portal.ActionCredentialCompromised, true, "earthscope-alice-1234"},
 		{portal.ActionCredentialReminder, false, "in 14 days"},
@@ -53,7 +56,7 @@ func TestEveryEventHasAMessage(t *testing.T) {
 				}
 			}
 			// What a customer typed is text in the HTML, never markup.
-			for _, tag := range []string{"<script>", "<b>", "<img"} {
+			for _, tag := range []string{"<script>", "<b>", "<img", "<u>"} {
 				if strings.Contains(c.HTML, tag) {
 					t.Errorf("html holds %s unescaped", tag)
 				}

@@ -25,6 +25,12 @@ const (
 	ActionRequestApproved  Action = "request.approved"
 	ActionRequestDenied    Action = "request.denied"
 	ActionRequestExpired   Action = "request.expired" // unanswered for too long
+	// ActionApprovalRecorded is one staff approval of a request that needs
+	// more than one; the request stays pending.
+	ActionApprovalRecorded Action = "request.approval_recorded"
+	// ActionRequestAutoApproved tells staff that a policy rule approved a
+	// request; the audit log has request.approved by the policy.
+	ActionRequestAutoApproved Action = "request.auto_approved"
 
 	ActionCredentialIssued      Action = "credential.issued"
 	ActionCredentialDownloaded  Action = "credential.downloaded"
@@ -44,7 +50,7 @@ func Actions() []Action {
 	return []Action{
 		ActionSignedIn, ActionSignedOut, ActionSignInFailed, ActionAccessRefused,
 		ActionRequestCreated, ActionRequestCancelled, ActionRequestApproved, ActionRequestDenied,
-		ActionRequestExpired,
+		ActionRequestExpired, ActionApprovalRecorded,
 		ActionCredentialIssued, ActionCredentialDownloaded, ActionCredentialRevoked,
 		ActionCredentialCompromised, ActionCredentialReminder,
 		ActionClusterCreated, ActionClusterUpdated, ActionClusterSyncTokenRotated,
@@ -64,6 +70,7 @@ const (
 // Actors that are not users.
 const (
 	ActorSystem    = "system"    // the portal itself
+	ActorPolicy    = "policy"    // a cluster's access policy, approving by a rule
 	ActorAnonymous = "anonymous" // someone not signed in
 )
 

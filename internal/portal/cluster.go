@@ -25,6 +25,8 @@ type Cluster struct {
 	// nil until staff create one.
 	SyncTokenHash      []byte
 	SyncTokenCreatedAt *time.Time
+	// Policy says who is approved at once and how many staff must agree.
+	Policy Policy
 }
 
 // Title is the name to show: the display name, else the DNS name.
@@ -64,6 +66,7 @@ func (c *Cluster) Normalize() {
 	c.DisplayName = strings.TrimSpace(c.DisplayName)
 	c.PrometheusURL = strings.TrimRight(strings.TrimSpace(c.PrometheusURL), "/")
 	c.Note = strings.TrimSpace(c.Note)
+	c.Policy.normalize()
 }
 
 // Validate checks c's fields and returns an Error of KindInvalid naming the first
@@ -72,12 +75,13 @@ func (c *Cluster) Validate() error {
 	if !ValidClusterName(c.Name) {
 		return Invalid("name", "The name must be a DNS label: lower-case letters, digits and dashes, at most 63, not starting or ending with a dash (for example awi-ciroh).")
 	}
-	if _, err := CleanText("display_name", c.DisplayName, MaxClusterDisplayName); err != nil {
+	if _, err := CleanLine("display_name", c.DisplayName, MaxClusterDisplayName); err != nil {
 		return err
 	}
 	u, err := url.Parse(c.PrometheusURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query or credentials.", c.Name)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
+		!ValidPrometheusURL(c.PrometheusURL) {
+		return Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes or backslashes.", c.Name)
 	}
 	if c.CredentialTTLDays < 1 || c.CredentialTTLDays > MaxClusterTTLDays {
 		return Invalid("credential_ttl_days", "The credential lifetime must be between 1 and %d days.", MaxClusterTTLDays)
@@ -85,5 +89,14 @@ func (c *Cluster) Validate() error {
 	if _, err := CleanText("note", c.Note, MaxClusterNote); err != nil {
 		return err
 	}
-	return nil
+	return c.Policy.validate(c.CredentialTTLDays)
 }
+
+// prometheusURLPattern admits the URLs credentials.txt can quote in a shell
+// command: no white space, quote or backslash.
+var prometheusURLPattern = regexp.MustCompile(`^https?://[^\s'"\\]+$`)
+
+// ValidPrometheusURL reports whether u can be written into credentials.txt.
+// Cluster validation and issuance both check with it, so a cluster that
+// saves is a cluster whose credentials can be issued.
+func ValidPrometheusURL(u string) bool { return prometheusURLPattern.MatchString(u) }

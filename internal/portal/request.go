@@ -1,6 +1,9 @@
 package portal
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // RequestStatus is where a request stands. Only a pending request can change.
 type RequestStatus string
@@ -72,6 +75,35 @@ type Request struct {
 	RequesterName     string
 	DeciderEmail      string
 	CredentialID      *int64 // the credential issued for it, once approved
+	// DecidedByRule names the cluster policy's rule that approved the
+	// request at once ("email_domain:earthscope.org"); "" when staff decided.
+	DecidedByRule string
+	// ApprovalsRequired is how many staff approvals the cluster's policy asks
+	// for now, and Approvers who approved so far, in order.
+	ApprovalsRequired int
+	Approvers         []string
+}
+
+// Approval is one member of staff's approval of a request. A request needs
+// as many as its cluster's policy requires, from different people.
+type Approval struct {
+	RequestID  int64
+	ApproverID int64
+	Note       string
+	// ExpiresOn is the last day the approver agreed the credential may work;
+	// zero for the cluster's default lifetime.
+	ExpiresOn  time.Time
+	ApprovedAt time.Time
+}
+
+// ApprovedByRule says, when the cluster's policy approved r at once, which
+// rule did, as a person reads it; "" when staff decided.
+func (r *Request) ApprovedByRule() string {
+	rule, matched, ok := strings.Cut(r.DecidedByRule, ":")
+	if !ok {
+		return ""
+	}
+	return DescribeRule(rule, matched)
 }
 
 // Owner is the ID of the user the request is for: its requester.

@@ -27,6 +27,15 @@ func CleanText(field, text string, max int) (string, error) {
 	return text, nil
 }
 
+// CleanLine is CleanText for a value that must stay on one line, such as a
+// name written into a file: line breaks and tabs are refused too.
+func CleanLine(field, text string, max int) (string, error) {
+	if strings.ContainsAny(text, "\r\n\t") {
+		return "", Invalid(field, "This must be a single line, without line breaks or tabs.")
+	}
+	return CleanText(field, text, max)
+}
+
 // Printable returns s as valid UTF-8 without control characters, cut to at
 // most max bytes, for values taken from request headers (user agents) that
 // are kept but not typed by anyone the portal must answer.

@@ -138,7 +138,7 @@ func (b *browser) download(requestID int64) ([]byte, response) {
 	return []byte(r.Body), r
 }
 
-func decryptWith(t *testing.T, ciphertext []byte, id age.Identity) string {
+func decryptWith(t testing.TB, ciphertext []byte, id age.Identity) string {
 	t.Helper()
 	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
 	if err != nil {
@@ -181,7 +181,7 @@ var testPolicy = portal.AccessPolicy{StaffGroups: []string{"2i2c-staff"}, StaffE
 // testPortal is a whole portal on a real PostgreSQL, served over real HTTP, with
 // its log lines captured.
 type testPortal struct {
-	t      *testing.T
+	t      testing.TB
 	URL    string
 	Store  *store.Store
 	Server *Server
@@ -214,7 +214,7 @@ type portalOptions struct {
 	senders map[portal.Channel]outbox.Sender
 }
 
-func newPortal(t *testing.T, opts portalOptions) *testPortal {
+func newPortal(t testing.TB, opts portalOptions) *testPortal {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	base, _ := url.Parse("http://" + ts.Listener.Addr().String())
@@ -284,7 +284,7 @@ func newPortal(t *testing.T, opts portalOptions) *testPortal {
 
 // browser is a person's browser: a cookie jar, redirects followed.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	p      *testPortal
 	client *http.Client
 }
@@ -369,7 +369,7 @@ func (b *browser) cookie(name string) string {
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // csrfToken is the CSRF token of the forms on page.
-func csrfToken(t *testing.T, page string) string {
+func csrfToken(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfField.FindStringSubmatch(page)
 	if m == nil {

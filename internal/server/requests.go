@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,15 +28,33 @@ type apiRequestJSON struct {
 	DecisionNote       string     `json:"decision_note,omitempty"`
 	CredentialID       *int64     `json:"credential_id,omitempty"`
 	RenewsCredentialID *int64     `json:"renews_credential_id,omitempty"`
+	// ApprovedByRule names the policy rule that approved the request at
+	// once; DecidedBy is then "policy".
+	ApprovedByRule    string   `json:"approved_by_rule,omitempty"`
+	Approvals         []string `json:"approvals"`
+	ApprovalsRequired int      `json:"approvals_required"`
 }
 
 func requestJSON(r *portal.Request) apiRequestJSON {
-	return apiRequestJSON{
+	j := apiRequestJSON{
 		ID: r.ID, Status: string(r.Status), Cluster: r.ClusterName, Requester: r.RequesterEmail,
 		KeyType: string(r.KeyType), KeyFingerprint: r.KeyFingerprint, Justification: r.Justification,
 		CreatedAt: r.CreatedAt, DecidedAt: r.DecidedAt, DecidedBy: r.DeciderEmail, DecisionNote: r.DecisionNote,
 		CredentialID: r.CredentialID, RenewsCredentialID: r.RenewsCredentialID,
+		ApprovedByRule: r.DecidedByRule, Approvals: nonNilStrings(r.Approvers), ApprovalsRequired: r.ApprovalsRequired,
 	}
+	if r.DecidedByRule != "" {
+		j.DecidedBy = portal.ActorPolicy
+	}
+	return j
+}
+
+// nonNilStrings is list, or an empty list for nil, so JSON shows [].
+func nonNilStrings(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }
 
 // newRequestJSON is the body of a new request.
@@ -71,11 +90,28 @@ type noteJSON struct {
 	Note string `json:"note"`
 }
 
-func (s *Server) apiApprove(call apiCall[noteJSON]) (any, error) {
-	if _, err := s.wf.Approve(call.ctx, call.actor, call.id, call.in.Note); err != nil {
+// approveJSON is the body of an approval: a note, and the last day the
+// credential may work (YYYY-MM-DD), or none for the cluster's default.
+type approveJSON struct {
+	Note      string `json:"note"`
+	ExpiresOn string `json:"expires_on"`
+}
+
+func approveInput(note, expiresOn string) (workflow.ApproveInput, error) {
+	day, err := portal.ParseDay("expires_on", expiresOn)
+	return workflow.ApproveInput{Note: note, ExpiresOn: day}, err
+}
+
+func (s *Server) apiApprove(call apiCall[approveJSON]) (any, error) {
+	in, err := approveInput(call.in.Note, call.in.ExpiresOn)
+	if err != nil {
 		return nil, err
 	}
-	return shown(requestJSON)(s.wf.Request(call.ctx, call.actor, call.id))
+	ap, err := s.wf.Approve(call.ctx, call.actor, call.id, in)
+	if err != nil {
+		return nil, err
+	}
+	return requestJSON(ap.Request), nil
 }
 
 func (s *Server) apiDeny(call apiCall[noteJSON]) (any, error) {
@@ -172,9 +208,19 @@ func (s *Server) staffHome(c echo.Context) error {
 
 // queuePage is the staff queue of pending requests.
 type queuePage struct {
-	Requests    []*portal.Request
+	Requests    []queueItem
 	Compromised int // credentials reported compromised in the last week
 	Now         time.Time
+}
+
+// queueItem is a pending request with what its approve form offers: the
+// lifetime its cluster grants by default and the longest it allows, as the
+// last day the credential works, and whether the viewer approved it
+// already.
+type queueItem struct {
+	*portal.Request
+	DefaultLastDay, MaxLastDay string
+	ApprovedByMe               bool
 }
 
 func (s *Server) queue(cl call) (page, error) {
@@ -182,23 +228,53 @@ func (s *Server) queue(cl call) (page, error) {
 	if err != nil {
 		return page{}, err
 	}
+	cs, err := s.wf.Clusters(cl.ctx, cl.actor)
+	if err != nil {
+		return page{}, err
+	}
 	n, err := s.wf.RecentCompromises(cl.ctx, cl.actor)
 	if err != nil {
 		return page{}, err
 	}
+	now := time.Now()
+	byID := make(map[int64]*portal.Cluster, len(cs))
+	for _, c := range cs {
+		byID[c.ID] = c
+	}
+	items := make([]queueItem, len(rs))
+	for i, r := range rs {
+		items[i] = queueItem{Request: r, ApprovedByMe: slices.Contains(r.Approvers, cl.actor.User.Email)}
+		if c := byID[r.ClusterID]; c != nil {
+			items[i].DefaultLastDay = lastDay(now.Add(c.CredentialTTL()))
+			items[i].MaxLastDay = lastDay(now.Add(c.MaxTTL()))
+		}
+	}
 	// The queue warns of failing messages, so it counts them itself: here a
 	// failure to count fails the page, where the navigation does without.
 	sum, err := s.wf.StaffSummary(cl.ctx, cl.actor)
-	return page{Title: "Pending requests", Staff: sum, Data: queuePage{Requests: rs, Compromised: n, Now: time.Now()}}, err
+	return page{Title: "Pending requests", Staff: sum, Data: queuePage{Requests: items, Compromised: n, Now: now}}, err
 }
 
+// lastDay is the day, in UTC, of a credential expiring at t: the last day
+// it works, as the approve form writes it.
+func lastDay(t time.Time) string { return t.UTC().Format(portal.DateFormat) }
+
 func (s *Server) approve(f call) (done, error) {
-	cred, err := s.wf.Approve(f.ctx, f.actor, f.id, f.c.FormValue("note"))
+	in, err := approveInput(f.c.FormValue("note"), f.c.FormValue("expires_on"))
 	if err != nil {
 		return done{}, err
 	}
-	return done{"success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
-		f.id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")), queueURL(f.id)}, nil
+	ap, err := s.wf.Approve(f.ctx, f.actor, f.id, in)
+	if err != nil {
+		return done{}, err
+	}
+	if cred := ap.Credential; cred != nil {
+		return done{"success", fmt.Sprintf("Request #%d approved: credential %s issued for %s, valid until %s.",
+			f.id, cred.Username, cred.ClusterName, cred.ExpiresAt.UTC().Format("2 Jan 2006")), queueURL(f.id)}, nil
+	}
+	r := ap.Request
+	return done{"success", fmt.Sprintf("Your approval of request #%d is recorded: %d of %d approvals. Another member of staff must approve it too.",
+		f.id, len(r.Approvers), r.ApprovalsRequired), queueURL(f.id)}, nil
 }
 
 func (s *Server) deny(f call) (done, error) {

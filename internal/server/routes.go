@@ -88,6 +88,9 @@ func (s *Server) routes() {
 	// the workflow's, as for the pages.
 	api := e.Group("/api/v1", echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.requireUser, s.apiGuard)
 	api.GET("/clusters", apiHandler(s, http.StatusOK, s.apiClusters))
+	api.POST("/clusters", apiHandler(s, http.StatusCreated, s.apiCreateCluster))
+	api.GET("/clusters/:name", apiHandler(s, http.StatusOK, s.apiCluster))
+	api.PUT("/clusters/:name", apiHandler(s, http.StatusOK, s.apiUpdateCluster))
 	api.GET("/requests", apiHandler(s, http.StatusOK, s.apiRequests))
 	api.POST("/requests", apiHandler(s, http.StatusCreated, s.apiCreateRequest), requestLimit())
 	api.GET("/requests/:id", apiHandler(s, http.StatusOK, s.apiRequest))

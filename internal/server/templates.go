@@ -54,6 +54,8 @@ func parsePages(a *assets) (*pages, error) {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"ago":   ago,
+		"join":  strings.Join,
+		"sub":   func(a, b int) int { return a - b },
 		"until": func(t time.Time) string { return ago(time.Now().Add(-time.Until(t))) },
 		// soon: within the first reminder's reach, when renewing is due.
 		"soon":    func(t time.Time) bool { return time.Until(t) < 14*24*time.Hour },

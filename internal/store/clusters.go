@@ -11,13 +11,43 @@ import (
 )
 
 const clusterColumns = `id, name, display_name, prometheus_url, credential_ttl_days, note, enabled, created_at, updated_at,
-	sync_token_hash, sync_token_created_at`
+	sync_token_hash, sync_token_created_at,
+	auto_approve_email_domains, auto_approve_groups, approvals_required, max_ttl_days, request_ttl_days`
 
 func scanCluster(row pgx.Row) (*portal.Cluster, error) {
 	var c portal.Cluster
+	p := &c.Policy
 	err := row.Scan(&c.ID, &c.Name, &c.DisplayName, &c.PrometheusURL, &c.CredentialTTLDays,
-		&c.Note, &c.Enabled, &c.CreatedAt, &c.UpdatedAt, &c.SyncTokenHash, &c.SyncTokenCreatedAt)
+		&c.Note, &c.Enabled, &c.CreatedAt, &c.UpdatedAt, &c.SyncTokenHash, &c.SyncTokenCreatedAt,
+		&p.AutoApproveEmailDomains, &p.AutoApproveGroups, &p.ApprovalsRequired, &p.MaxTTLDays, &p.RequestTTLDays)
+	p.AutoApproveEmailDomains, p.AutoApproveGroups = nilIfEmpty(p.AutoApproveEmailDomains), nilIfEmpty(p.AutoApproveGroups)
 	return &c, err
+}
+
+// clusterValues are c's name and editable columns in the order the writes
+// below take them, $1 to $11. A policy's zero ApprovalsRequired is the
+// default, one.
+func clusterValues(c *portal.Cluster) []any {
+	p := &c.Policy
+	return []any{c.Name, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+		nonNil(p.AutoApproveEmailDomains), nonNil(p.AutoApproveGroups), p.Required(), p.MaxTTLDays, p.RequestTTLDays}
+}
+
+// nilIfEmpty is list, or nil when it is empty, as a policy with no rules
+// holds them.
+func nilIfEmpty(list []string) []string {
+	if len(list) == 0 {
+		return nil
+	}
+	return list
+}
+
+// nonNil is list, or an empty list for nil: the columns are NOT NULL.
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }
 
 // Clusters lists every cluster, enabled or not, by name.
@@ -62,10 +92,11 @@ func (s *Store) ClusterByID(ctx context.Context, id int64) (*portal.Cluster, err
 // rules refuse a field.
 func (s *Store) CreateCluster(ctx context.Context, c *portal.Cluster) error {
 	err := s.db.QueryRow(ctx, `
-		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled,
+		                      auto_approve_email_domains, auto_approve_groups, approvals_required, max_ttl_days, request_ttl_days)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		RETURNING id, created_at, updated_at`,
-		c.Name, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+		clusterValues(c)...,
 	).Scan(&c.ID, &c.CreatedAt, &c.UpdatedAt)
 	return mapErr("create cluster "+c.Name, err)
 }
@@ -75,11 +106,12 @@ func (s *Store) CreateCluster(ctx context.Context, c *portal.Cluster) error {
 func (s *Store) UpdateCluster(ctx context.Context, c *portal.Cluster) error {
 	err := s.db.QueryRow(ctx, `
 		UPDATE clusters
-		SET display_name = $2, prometheus_url = $3, credential_ttl_days = $4, note = $5,
-		    enabled = $6, updated_at = now()
+		SET display_name = $2, prometheus_url = $3, credential_ttl_days = $4, note = $5, enabled = $6,
+		    auto_approve_email_domains = $7, auto_approve_groups = $8, approvals_required = $9,
+		    max_ttl_days = $10, request_ttl_days = $11, updated_at = now()
 		WHERE id = $1
 		RETURNING updated_at`,
-		c.ID, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+		append([]any{c.ID}, clusterValues(c)[1:]...)...,
 	).Scan(&c.UpdatedAt)
 	return mapErr("update cluster "+c.Name, err)
 }
@@ -89,16 +121,23 @@ func (s *Store) UpdateCluster(ctx context.Context, c *portal.Cluster) error {
 // same file twice is a no-op. c's ID and times are filled in.
 func (s *Store) UpsertCluster(ctx context.Context, c *portal.Cluster) (changed bool, err error) {
 	err = s.db.QueryRow(ctx, `
-		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO clusters (name, display_name, prometheus_url, credential_ttl_days, note, enabled,
+		                      auto_approve_email_domains, auto_approve_groups, approvals_required, max_ttl_days, request_ttl_days)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (name) DO UPDATE
 		SET display_name = EXCLUDED.display_name, prometheus_url = EXCLUDED.prometheus_url,
 		    credential_ttl_days = EXCLUDED.credential_ttl_days, note = EXCLUDED.note,
-		    enabled = EXCLUDED.enabled, updated_at = now()
-		WHERE (clusters.display_name, clusters.prometheus_url, clusters.credential_ttl_days, clusters.note, clusters.enabled)
-		   IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.prometheus_url, EXCLUDED.credential_ttl_days, EXCLUDED.note, EXCLUDED.enabled)
+		    enabled = EXCLUDED.enabled, auto_approve_email_domains = EXCLUDED.auto_approve_email_domains,
+		    auto_approve_groups = EXCLUDED.auto_approve_groups, approvals_required = EXCLUDED.approvals_required,
+		    max_ttl_days = EXCLUDED.max_ttl_days, request_ttl_days = EXCLUDED.request_ttl_days, updated_at = now()
+		WHERE (clusters.display_name, clusters.prometheus_url, clusters.credential_ttl_days, clusters.note, clusters.enabled,
+		       clusters.auto_approve_email_domains, clusters.auto_approve_groups, clusters.approvals_required,
+		       clusters.max_ttl_days, clusters.request_ttl_days)
+		   IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.prometheus_url, EXCLUDED.credential_ttl_days, EXCLUDED.note, EXCLUDED.enabled,
+		       EXCLUDED.auto_approve_email_domains, EXCLUDED.auto_approve_groups, EXCLUDED.approvals_required,
+		       EXCLUDED.max_ttl_days, EXCLUDED.request_ttl_days)
 		RETURNING id, created_at, updated_at`,
-		c.Name, c.DisplayName, c.PrometheusURL, c.CredentialTTLDays, c.Note, c.Enabled,
+		clusterValues(c)...,
 	).Scan(&c.ID, &c.CreatedAt, &c.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The row exists and already holds these values.

@@ -54,7 +54,7 @@ func openPool(t *testing.T, cfg *pgxpool.Config) *pgxpool.Pool {
 
 func demoCluster(name string) *portal.Cluster {
 	return &portal.Cluster{Name: name, DisplayName: "Demo " + name, PrometheusURL: "https://prometheus." + name + ".2i2c.cloud",
-		CredentialTTLDays: 90, Enabled: true}
+		CredentialTTLDays: 90, Enabled: true, Policy: portal.DefaultPolicy()}
 }
 
 func newCluster(t *testing.T, s *Store, name string) *portal.Cluster {
@@ -114,6 +114,7 @@ func approvedRequest(t *testing.T, s *Store, u, staff *portal.User, c *portal.Cl
 func readRequest(r *portal.Request, c *portal.Cluster, u *portal.User) *portal.Request {
 	read := *r
 	read.ClusterName, read.RequesterEmail, read.RequesterName = c.Name, u.Email, u.Name
+	read.ApprovalsRequired = c.Policy.Required()
 	return &read
 }
 

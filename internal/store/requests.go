@@ -18,7 +18,10 @@ const requestSelect = `
 	SELECT requests.id, requests.user_id, requests.cluster_id, requests.public_key, requests.key_type,
 	       requests.key_fingerprint, requests.justification, requests.status, requests.decided_by,
 	       requests.decided_at, requests.decision_note, requests.renews_credential_id, requests.created_at,
-	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''), credentials.id
+	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''), credentials.id,
+	       requests.decided_by_rule, clusters.approvals_required,
+	       ARRAY(SELECT approver.email FROM request_approvals JOIN users approver ON approver.id = request_approvals.approver_id
+	             WHERE request_approvals.request_id = requests.id ORDER BY request_approvals.approved_at)
 	FROM requests
 	JOIN clusters ON clusters.id = requests.cluster_id
 	JOIN users requester ON requester.id = requests.user_id
@@ -30,7 +33,9 @@ func scanRequest(row pgx.Row) (*portal.Request, error) {
 	err := row.Scan(&r.ID, &r.UserID, &r.ClusterID, &r.PublicKey, &r.KeyType,
 		&r.KeyFingerprint, &r.Justification, &r.Status, &r.DecidedBy,
 		&r.DecidedAt, &r.DecisionNote, &r.RenewsCredentialID, &r.CreatedAt,
-		&r.ClusterName, &r.RequesterEmail, &r.RequesterVerified, &r.RequesterName, &r.DeciderEmail, &r.CredentialID)
+		&r.ClusterName, &r.RequesterEmail, &r.RequesterVerified, &r.RequesterName, &r.DeciderEmail, &r.CredentialID,
+		&r.DecidedByRule, &r.ApprovalsRequired, &r.Approvers)
+	r.Approvers = nilIfEmpty(r.Approvers)
 	return &r, err
 }
 
@@ -112,6 +117,20 @@ func (s *Store) RequestsByStatus(ctx context.Context, status portal.RequestStatu
 	return rs, nil
 }
 
+// ApproveByRule moves pending request id to approved by the cluster's
+// policy, naming the rule that matched, with no decider. Returns what
+// DecideRequest returns.
+func (s *Store) ApproveByRule(ctx context.Context, id int64, rule string) error {
+	return changedOnce(fmt.Sprintf("approve request %d by rule", id), "no longer pending", s.db.QueryRow(ctx, `
+		WITH decided AS (
+			UPDATE requests SET status = 'approved', decided_by_rule = $2, decided_at = now()
+			WHERE id = $1 AND status = 'pending'
+			RETURNING id
+		)
+		SELECT EXISTS (SELECT FROM decided), EXISTS (SELECT FROM requests WHERE id = $1)`,
+		id, rule))
+}
+
 // DecideRequest moves a pending request to status (approved, denied, or
 // cancelled by its requester), decided by decidedBy now, with note. Returns
 // portal.ErrNotFound if there is no such request, portal.ErrConflict if it is
@@ -130,18 +149,22 @@ func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.Reque
 		id, status, decidedBy, note))
 }
 
-// ExpireRequests moves every request pending since before cutoff to
+// ExpireRequests moves every request that has been pending longer than its
+// cluster's request lifetime at now (def for a cluster that sets none) to
 // expired, decided by no one, and returns them, oldest first, with their
 // new status (their DecidedAt is not read back). A new request for the same
 // cluster is then allowed.
-func (s *Store) ExpireRequests(ctx context.Context, cutoff time.Time) ([]*portal.Request, error) {
+func (s *Store) ExpireRequests(ctx context.Context, now time.Time, def time.Duration) ([]*portal.Request, error) {
 	rs, err := collect(scanRequest)(s.db.Query(ctx, `
 		WITH expired AS (
 			UPDATE requests SET status = 'expired', decided_at = now()
-			WHERE status = 'pending' AND created_at < $1
-			RETURNING id
+			FROM clusters
+			WHERE clusters.id = requests.cluster_id AND requests.status = 'pending'
+			  AND requests.created_at < $1::timestamptz - CASE WHEN clusters.request_ttl_days > 0
+			      THEN make_interval(days => clusters.request_ttl_days) ELSE make_interval(secs => $2) END
+			RETURNING requests.id
 		)`+strings.Replace(requestSelect, "FROM requests", "FROM expired JOIN requests USING (id)", 1)+`
-		ORDER BY requests.created_at, requests.id`, cutoff))
+		ORDER BY requests.created_at, requests.id`, now, def.Seconds()))
 	// The statement's own read sees the rows as they were before its update.
 	for _, r := range rs {
 		r.Status = portal.StatusExpired

@@ -30,7 +30,7 @@ func TestRefusedApprovalHashesNothing(t *testing.T) {
 	r := f.request(t, f.customerB)
 	before := cpuTime(t)
 	for range 3 {
-		if _, err := f.svc.Approve(t.Context(), as(f.customerA), r.ID, ""); !errors.Is(err, portal.ErrForbidden) {
+		if _, err := f.svc.Approve(t.Context(), as(f.customerA), r.ID, workflow.ApproveInput{}); !errors.Is(err, portal.ErrForbidden) {
 			t.Fatalf("a customer's approval: %v, want forbidden", err)
 		}
 	}

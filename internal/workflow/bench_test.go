@@ -135,12 +135,12 @@ func BenchmarkApprove(b *testing.B) {
 		for _, id := range ids {
 			// Approve's own code, with the secrets made beforehand: only
 			// the username is new each time, as usernames are unique.
-			premade := func(*portal.Cluster, *issue.Recipient) (*issue.Issued, error) {
+			premade := func(*portal.Cluster, *issue.Recipient, time.Time) (*issue.Issued, error) {
 				i := *issued
 				i.Username = issue.NewUsername()
 				return &i, nil
 			}
-			if _, err := svc.approve(ctx, sam, id, "", premade); err != nil {
+			if _, err := svc.approve(ctx, sam, id, ApproveInput{}, premade); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -170,7 +170,7 @@ func BenchmarkApprove(b *testing.B) {
 		ids := pending(b, b.N)
 		b.ResetTimer()
 		for _, id := range ids {
-			if _, err := svc.Approve(ctx, sam, id, ""); err != nil {
+			if _, err := svc.Approve(ctx, sam, id, ApproveInput{}); err != nil {
 				b.Fatal(err)
 			}
 		}

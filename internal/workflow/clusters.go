@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -37,6 +38,24 @@ func (s *Service) Cluster(ctx context.Context, a Actor, id int64) (*portal.Clust
 	}
 	return s.store.ClusterByID(ctx, id)
 }
+
+// ClusterNamed returns cluster name: to staff any, to others an enabled
+// one. Returns portal.ErrNotFound for an unknown cluster, and for a disabled
+// one to customers.
+func (s *Service) ClusterNamed(ctx context.Context, a Actor, name string) (*portal.Cluster, error) {
+	c, err := s.store.ClusterByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Enabled && !a.isStaff() {
+		return nil, fmt.Errorf("cluster %s: %w", name, portal.ErrNotFound)
+	}
+	return c, nil
+}
+
+// DefaultRequestTTL is how long a request waits for a decision on a cluster
+// whose policy sets no request lifetime.
+func (s *Service) DefaultRequestTTL() time.Duration { return s.notify.RequestTTL }
 
 // CreateCluster adds a cluster. Returns portal.ErrForbidden for customers, an
 // Error of portal.KindInvalid naming a wrong field, or an Error of
@@ -87,19 +106,61 @@ func (s *Service) UpdateCluster(ctx context.Context, a Actor, c *portal.Cluster)
 // clusterFile is the YAML form of PORTAL_CLUSTERS_FILE.
 type clusterFile struct {
 	Clusters []struct {
-		Name              string `yaml:"name"`
-		DisplayName       string `yaml:"display_name"`
-		PrometheusURL     string `yaml:"prometheus_url"`
-		CredentialTTLDays int    `yaml:"credential_ttl_days"`
-		Note              string `yaml:"note"`
-		Enabled           *bool  `yaml:"enabled"`
+		Name              string      `yaml:"name"`
+		DisplayName       string      `yaml:"display_name"`
+		PrometheusURL     string      `yaml:"prometheus_url"`
+		CredentialTTLDays int         `yaml:"credential_ttl_days"`
+		Note              string      `yaml:"note"`
+		Enabled           *bool       `yaml:"enabled"`
+		Policy            *PolicySpec `yaml:"policy"`
 	} `yaml:"clusters"`
 }
 
+// PolicySpec is a cluster's access policy as the clusters file and the API
+// write it. Absent keys take their defaults: no auto-approval, one
+// approval, no longer than the cluster's credential lifetime, the portal's
+// request lifetime.
+type PolicySpec struct {
+	AutoApprove struct {
+		EmailDomains []string `yaml:"email_domains" json:"email_domains"`
+		Groups       []string `yaml:"groups" json:"groups"`
+	} `yaml:"auto_approve" json:"auto_approve"`
+	ApprovalsRequired int `yaml:"approvals_required" json:"approvals_required"`
+	MaxTTLDays        int `yaml:"max_ttl_days" json:"max_ttl_days"`
+	RequestTTLDays    int `yaml:"request_ttl_days" json:"request_ttl_days"`
+}
+
+// Policy is the portal.Policy the spec describes; nil is the default.
+func (p *PolicySpec) Policy() portal.Policy {
+	if p == nil {
+		return portal.DefaultPolicy()
+	}
+	return portal.Policy{
+		AutoApproveEmailDomains: p.AutoApprove.EmailDomains, AutoApproveGroups: p.AutoApprove.Groups,
+		ApprovalsRequired: p.ApprovalsRequired, MaxTTLDays: p.MaxTTLDays, RequestTTLDays: p.RequestTTLDays,
+	}
+}
+
+// SpecOf is p as the clusters file and the API write it.
+func SpecOf(p portal.Policy) PolicySpec {
+	var s PolicySpec
+	s.AutoApprove.EmailDomains, s.AutoApprove.Groups = nonNil(p.AutoApproveEmailDomains), nonNil(p.AutoApproveGroups)
+	s.ApprovalsRequired, s.MaxTTLDays, s.RequestTTLDays = p.ApprovalsRequired, p.MaxTTLDays, p.RequestTTLDays
+	return s
+}
+
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
 // ParseClusters reads a clusters file: a `clusters:` list of name,
-// display_name, prometheus_url, credential_ttl_days (default 90), note and
-// enabled (default true). Unknown keys are refused, so a typo cannot pass
-// unnoticed. Returns an error naming the entry and field at fault.
+// display_name, prometheus_url, credential_ttl_days (default 90), note,
+// enabled (default true) and policy (a PolicySpec). Unknown keys are
+// refused, so a typo cannot pass unnoticed. Returns an error naming the
+// entry and field at fault.
 func ParseClusters(r io.Reader) ([]*portal.Cluster, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -115,7 +176,8 @@ func ParseClusters(r io.Reader) ([]*portal.Cluster, error) {
 	out := make([]*portal.Cluster, 0, len(f.Clusters))
 	for i, e := range f.Clusters {
 		c := &portal.Cluster{Name: e.Name, DisplayName: e.DisplayName, PrometheusURL: e.PrometheusURL,
-			CredentialTTLDays: e.CredentialTTLDays, Note: e.Note, Enabled: e.Enabled == nil || *e.Enabled}
+			CredentialTTLDays: e.CredentialTTLDays, Note: e.Note, Enabled: e.Enabled == nil || *e.Enabled,
+			Policy: e.Policy.Policy()}
 		if c.CredentialTTLDays == 0 {
 			c.CredentialTTLDays = portal.DefaultCredentialTTLDays
 		}
@@ -183,8 +245,15 @@ func (s *Service) ImportClusters(ctx context.Context, clusters []*portal.Cluster
 }
 
 func clusterDetails(c *portal.Cluster) map[string]any {
+	p := &c.Policy
 	return map[string]any{"name": c.Name, "display_name": c.DisplayName, "prometheus_url": c.PrometheusURL,
-		"credential_ttl_days": c.CredentialTTLDays, "enabled": c.Enabled, "note": c.Note}
+		"credential_ttl_days": c.CredentialTTLDays, "enabled": c.Enabled, "note": c.Note,
+		"policy.auto_approve.email_domains": nonNil(p.AutoApproveEmailDomains),
+		"policy.auto_approve.groups":        nonNil(p.AutoApproveGroups),
+		"policy.approvals_required":         p.ApprovalsRequired,
+		"policy.max_ttl_days":               p.MaxTTLDays,
+		"policy.request_ttl_days":           p.RequestTTLDays,
+	}
 }
 
 // clusterChanges lists the fields that differ, as {"field": [old, new]}.
@@ -192,7 +261,8 @@ func clusterChanges(old, c *portal.Cluster) map[string]any {
 	changes := map[string]any{"name": c.Name}
 	before, after := clusterDetails(old), clusterDetails(c)
 	for k, v := range after {
-		if before[k] != v {
+		// Printed, as lists do not compare with !=.
+		if fmt.Sprint(before[k]) != fmt.Sprint(v) {
 			changes[k] = []any{before[k], v}
 		}
 	}

@@ -86,18 +86,24 @@ func (s *Service) RecordDueReminders(ctx context.Context) (int, error) {
 	})
 }
 
-// ExpireRequests expires the requests that waited longer than the request
-// lifetime without a decision: each audited as the system's, with a message
+// ExpireRequests expires the requests that waited longer than their
+// cluster's request lifetime (the policy's request_ttl_days, else
+// PORTAL_REQUEST_TTL) without a decision: each audited as the system's, with a message
 // to its requester, who may then ask again. Only one replica at a time does
 // it. Returns how many expired.
 func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 	return s.sweep(ctx, expiryLock, func(tx *store.Store) ([]told, error) {
-		expired, err := tx.ExpireRequests(ctx, s.now().Add(-s.notify.RequestTTL))
+		expired, err := tx.ExpireRequests(ctx, s.now(), s.notify.RequestTTL)
 		var done []told
 		for _, r := range expired {
+			c, cerr := tx.ClusterByID(ctx, r.ClusterID)
+			if cerr != nil {
+				return nil, cerr
+			}
 			done = append(done, told{
 				event: System.event(portal.ActionRequestExpired, portal.SubjectRequest, r.ID, &r.ClusterID,
-					map[string]any{"created_at": r.CreatedAt.UTC().Format(time.RFC3339), "waited_longer_than": s.notify.RequestTTL.String()}),
+					map[string]any{"created_at": r.CreatedAt.UTC().Format(time.RFC3339),
+						"waited_longer_than": c.RequestTTL(s.notify.RequestTTL).String()}),
 				facts: message.Facts{
 					Event: portal.ActionRequestExpired, Link: s.notify.requestLink(r.ID, false),
 					NewRequestLink: s.notify.newRequestLink(r.ClusterName), Cluster: r.ClusterName, RequestID: r.ID,

@@ -122,11 +122,11 @@ func (f *fixture) request(t *testing.T, owner *portal.User) *portal.Request {
 func (f *fixture) credential(t *testing.T, owner *portal.User) *portal.Credential {
 	t.Helper()
 	r := f.request(t, owner)
-	c, err := f.svc.Approve(t.Context(), as(f.staff), r.ID, "")
+	ap, err := f.svc.Approve(t.Context(), as(f.staff), r.ID, workflow.ApproveInput{})
 	if err != nil {
 		t.Fatalf("approving request %d of %s: %v", r.ID, owner.Subject, err)
 	}
-	return c
+	return ap.Credential
 }
 
 // revoked is a credential of owner's that owner revoked, reporting it

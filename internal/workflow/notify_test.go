@@ -86,10 +86,11 @@ func TestWhoIsTold(t *testing.T) {
 	queue := "https://credentials.example.org/staff/requests#request-" + itoa(r.ID)
 	wantTold(t, box.since(t), portal.ActionRequestCreated, staffTo, queue, "Dashboards for the research team.")
 
-	cred, err := f.svc.Approve(ctx, as(f.staff), r.ID, "Welcome aboard.")
+	ap, err := f.svc.Approve(ctx, as(f.staff), r.ID, workflow.ApproveInput{Note: "Welcome aboard."})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cred := ap.Credential
 	wantTold(t, box.since(t), portal.ActionRequestApproved, aliceTo,
 		"https://credentials.example.org/requests/"+itoa(r.ID), "Welcome aboard.", "age --decrypt -i key.txt -o credentials.txt credentials.txt.age")
 
@@ -223,7 +224,7 @@ func TestNoApprovalWithoutItsMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Approve(t.Context(), as(f.staff), r.ID, ""); err == nil || !strings.Contains(err.Error(), "outbox is full") {
+	if _, err := f.svc.Approve(t.Context(), as(f.staff), r.ID, workflow.ApproveInput{}); err == nil || !strings.Contains(err.Error(), "outbox is full") {
 		t.Fatalf("Approve with a broken outbox: %v; want the outbox's error", err)
 	}
 	if got := f.requestStatus(t, r.ID); got != portal.StatusPending {

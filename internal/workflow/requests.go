@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -63,11 +64,24 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 	r := &portal.Request{
 		UserID: a.User.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
 		KeyFingerprint: rcpt.Fingerprint, Justification: justification, ClusterName: cluster.Name,
+		RequesterEmail: a.User.Email, RequesterVerified: a.User.EmailVerified,
 	}
 	details := map[string]any{"cluster": cluster.Name, "key_type": string(rcpt.Type), "key_fingerprint": rcpt.Fingerprint}
 	if renews != 0 {
 		r.RenewsCredentialID = &renews
 		details["renews_credential_id"] = renews
+	}
+	facts := message.Facts{
+		Event: portal.ActionRequestCreated, Link: s.notify.requestLink(0, true),
+		Cluster: cluster.Name, Renews: renews, Customer: customerName(a.User.Name, a.User.Email),
+		Justification: justification, KeyType: rcpt.Type.Label(),
+	}
+	// A request a rule of the cluster's policy approves is issued in the
+	// transaction that makes it; its password's hash starts now.
+	rule, matched, auto := cluster.Policy.AutoApproves(a.User)
+	var secrets *issue.Secrets
+	if auto {
+		secrets = issue.NewSecrets(s.cost)
 	}
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		if err := tx.CreateRequest(ctx, r); err != nil {
@@ -76,11 +90,11 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 		if err := audit(a.event(portal.ActionRequestCreated, portal.SubjectRequest, r.ID, &cluster.ID, details)); err != nil {
 			return err
 		}
-		return tell(ctx, tx)(s.notify.toStaff(message.Facts{
-			Event: portal.ActionRequestCreated, Link: s.notify.requestLink(r.ID, true),
-			Cluster: cluster.Name, RequestID: r.ID, Renews: renews, Customer: customerName(a.User.Name, a.User.Email),
-			Justification: justification, KeyType: rcpt.Type.Label(),
-		}))
+		facts.RequestID, facts.Link = r.ID, s.notify.requestLink(r.ID, true)
+		if auto {
+			return s.approveByRule(ctx, tx, audit, r, cluster, rcpt, rule, matched, facts, secrets)
+		}
+		return tell(ctx, tx)(s.notify.toStaff(facts))
 	})
 	if errors.Is(err, portal.ErrConflict) {
 		if existing, ferr := s.store.PendingRequestFor(ctx, a.User.ID, cluster.ID); ferr == nil {
@@ -191,12 +205,34 @@ func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor,
 	return r, nil
 }
 
-// Approve approves a pending request and issues its credential in the same
-// transaction: two staff approving at once, or one approving twice, yield
-// exactly one credential. Returns portal.ErrForbidden for customers and for
-// the requester, an Error of portal.KindConflict when the request is no
-// longer pending, portal.ErrNotFound when it does not exist.
-func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (*portal.Credential, error) {
+// ApproveInput is a member of staff's approval of a request.
+type ApproveInput struct {
+	// Note is shown to the customer.
+	Note string
+	// ExpiresOn is the last day the credential may work, no later than the
+	// cluster's longest lifetime; zero for the cluster's default lifetime.
+	ExpiresOn time.Time
+}
+
+// Approved is what an approval did: the request as it stands, and the
+// credential when this approval issued it (nil while the request waits for
+// another approval).
+type Approved struct {
+	Request    *portal.Request
+	Credential *portal.Credential
+}
+
+// Approve records a member of staff's approval of a pending request. When it
+// is the last approval the cluster's policy asks for (the first, unless two
+// are required), the request is approved and its credential issued in the
+// same transaction: staff approving at once, or one approving twice, yield
+// exactly one credential. The policy in force when the approval is given
+// decides. Returns portal.ErrForbidden for customers and for the requester,
+// an Error of portal.KindConflict when the request is no longer pending or
+// this person approved it already, an Error of portal.KindInvalid for a
+// lifetime the cluster does not allow, portal.ErrNotFound when the request
+// does not exist.
+func (s *Service) Approve(ctx context.Context, a Actor, id int64, in ApproveInput) (*Approved, error) {
 	// Who acts is checked before any hashing: a refused caller costs no
 	// bcrypt.
 	if !a.isStaff() {
@@ -204,24 +240,31 @@ func (s *Service) Approve(ctx context.Context, a Actor, id int64, note string) (
 	}
 	// The password's bcrypt hash, most of the time issuance takes, starts now
 	// and runs while the request is locked and read; wasted only when the
-	// approval is refused.
+	// approval is refused or is not the last one needed.
 	secrets := issue.NewSecrets(s.cost)
-	first := true
-	return s.approve(ctx, a, id, note, func(c *portal.Cluster, r *issue.Recipient) (*issue.Issued, error) {
-		if first {
-			first = false
-			return secrets.Issue(c, r, s.now())
-		}
-		return issue.Issue(c, r, s.now(), s.cost) // a username clash: new secrets
-	})
+	return s.approve(ctx, a, id, in, s.mintFrom(secrets))
 }
 
-// mintFunc makes a credential's secrets for a cluster and recipient:
-// issue.Issue, or in benchmarks of the database part, one made beforehand.
-type mintFunc func(*portal.Cluster, *issue.Recipient) (*issue.Issued, error)
+// mintFrom mints with secrets made beforehand, then, should a username
+// clash, with new ones.
+func (s *Service) mintFrom(secrets *issue.Secrets) mintFunc {
+	first := true
+	return func(c *portal.Cluster, r *issue.Recipient, expiresAt time.Time) (*issue.Issued, error) {
+		if first {
+			first = false
+			return secrets.Issue(c, r, s.now(), expiresAt)
+		}
+		return issue.NewSecrets(s.cost).Issue(c, r, s.now(), expiresAt)
+	}
+}
 
-func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, mint mintFunc) (*portal.Credential, error) {
-	note, err := portal.CleanText("note", note, portal.MaxJustification)
+// mintFunc makes a credential's secrets for a cluster and recipient, to
+// expire at expiresAt (zero: the cluster's default lifetime): issue.Issue,
+// or in benchmarks of the database part, one made beforehand.
+type mintFunc func(c *portal.Cluster, r *issue.Recipient, expiresAt time.Time) (*issue.Issued, error)
+
+func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInput, mint mintFunc) (*Approved, error) {
+	note, err := portal.CleanText("note", in.Note, portal.MaxJustification)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +275,28 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 			return err
 		}
 		cluster, err := tx.ClusterByID(ctx, r.ClusterID)
+		if err != nil {
+			return err
+		}
+		if _, err := cluster.Expiry(s.now(), in.ExpiresOn); err != nil {
+			return err
+		}
+		ap := &portal.Approval{RequestID: id, ApproverID: a.User.ID, Note: note, ExpiresOn: in.ExpiresOn}
+		if err := tx.AddApproval(ctx, ap); errors.Is(err, portal.ErrConflict) {
+			return portal.Errorf(portal.KindConflict,
+				"You approved this request already. %s needs the approval of %d different staff members: another must give the next one.",
+				cluster.Title(), cluster.Policy.Required())
+		} else if err != nil {
+			return err
+		}
+		approvals, err := tx.Approvals(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(approvals) < cluster.Policy.Required() {
+			return s.recordApproval(ctx, tx, audit, a, r, cluster, ap, len(approvals))
+		}
+		expiresAt, err := grantedExpiry(cluster, s.now(), approvals)
 		if err != nil {
 			return err
 		}
@@ -250,15 +315,13 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 		if err := tx.LockAuditChain(ctx); err != nil {
 			return err
 		}
-		if cred, err = s.storeCredential(ctx, tx, r, cluster, rcpt, mint); err != nil {
+		if cred, err = s.storeCredential(ctx, tx, r, cluster, rcpt, expiresAt, mint); err != nil {
 			return err
 		}
+		details := approvalDetails(note, approvals)
 		err = audit(
-			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note)),
-			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, map[string]any{
-				"request_id": id, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format(time.RFC3339),
-				"key_fingerprint": cred.KeyFingerprint,
-			}),
+			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, details),
+			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, issuedDetails(id, cred)),
 		)
 		if err != nil {
 			return err
@@ -271,16 +334,135 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, note string, m
 	if err != nil {
 		return nil, err
 	}
-	return cred, nil
+	req, err := s.store.RequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Approved{Request: req, Credential: cred}, nil
+}
+
+// recordApproval audits an approval that is not yet the last one needed,
+// the nth, and tells staff that the request waits for another.
+func (s *Service) recordApproval(ctx context.Context, tx *store.Store, audit auditFunc, a Actor, r *portal.Request,
+	c *portal.Cluster, ap *portal.Approval, n int) error {
+	details := map[string]any{"approvals": n, "approvals_required": c.Policy.Required()}
+	if ap.Note != "" {
+		details["note"] = ap.Note
+	}
+	if !ap.ExpiresOn.IsZero() {
+		details["expires_on"] = ap.ExpiresOn.Format(portal.DateFormat)
+	}
+	if err := audit(a.event(portal.ActionApprovalRecorded, portal.SubjectRequest, r.ID, &r.ClusterID, details)); err != nil {
+		return err
+	}
+	return tell(ctx, tx)(s.notify.toStaff(message.Facts{
+		Event: portal.ActionApprovalRecorded, Link: s.notify.requestLink(r.ID, true), Cluster: c.Name, RequestID: r.ID,
+		Customer: customerName(r.RequesterName, r.RequesterEmail), Actor: a.name(), Note: ap.Note,
+		Approvals: n, ApprovalsRequired: c.Policy.Required(),
+	}))
+}
+
+// grantedExpiry is when the credential of a request with these approvals
+// expires: at the earliest last day any approver chose, or the cluster's
+// default lifetime when none chose one. Zero stands for the default.
+func grantedExpiry(c *portal.Cluster, now time.Time, approvals []*portal.Approval) (time.Time, error) {
+	var earliest time.Time
+	for _, ap := range approvals {
+		if !ap.ExpiresOn.IsZero() && (earliest.IsZero() || ap.ExpiresOn.Before(earliest)) {
+			earliest = ap.ExpiresOn
+		}
+	}
+	if earliest.IsZero() {
+		return time.Time{}, nil
+	}
+	at, err := c.Expiry(now, earliest)
+	if err != nil {
+		return time.Time{}, portal.Errorf(portal.KindConflict,
+			"An earlier approval chose %s as the credential's last day, which %s no longer allows. Deny the request and ask the customer to request again.",
+			earliest.Format(portal.DateFormat), c.Title())
+	}
+	return at, nil
+}
+
+// approvalDetails are the audit details of the approval that decides a
+// request: its note, who approved it when more than one did, and the last
+// day chosen when staff chose one.
+func approvalDetails(note string, approvals []*portal.Approval) map[string]any {
+	details := map[string]any{}
+	if note != "" {
+		details["note"] = note
+	}
+	if len(approvals) > 1 {
+		ids := make([]int64, len(approvals))
+		for i, ap := range approvals {
+			ids[i] = ap.ApproverID
+		}
+		details["approver_ids"] = ids
+	}
+	var chosen []string
+	for _, ap := range approvals {
+		if !ap.ExpiresOn.IsZero() {
+			chosen = append(chosen, ap.ExpiresOn.Format(portal.DateFormat))
+		}
+	}
+	if len(chosen) > 0 {
+		details["expires_on"] = slices.Min(chosen)
+	}
+	if len(details) == 0 {
+		return nil
+	}
+	return details
+}
+
+func issuedDetails(requestID int64, cred *portal.Credential) map[string]any {
+	return map[string]any{
+		"request_id": requestID, "username": cred.Username, "expires_at": cred.ExpiresAt.UTC().Format(time.RFC3339),
+		"key_fingerprint": cred.KeyFingerprint,
+	}
+}
+
+// approveByRule approves request r, just made, by the rule of c's policy
+// that matched its requester, and issues its credential with secrets made
+// beforehand: the actor is the policy. Staff are told after the fact, the
+// customer at once.
+func (s *Service) approveByRule(ctx context.Context, tx *store.Store, audit auditFunc, r *portal.Request, c *portal.Cluster,
+	rcpt *issue.Recipient, rule, matched string, facts message.Facts, secrets *issue.Secrets) error {
+	if err := tx.ApproveByRule(ctx, r.ID, rule+":"+matched); err != nil {
+		return err
+	}
+	cred, err := s.storeCredential(ctx, tx, r, c, rcpt, time.Time{}, s.mintFrom(secrets))
+	if err != nil {
+		return err
+	}
+	err = audit(
+		Policy.event(portal.ActionRequestApproved, portal.SubjectRequest, r.ID, &c.ID, map[string]any{"rule": rule, "matched": matched}),
+		Policy.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &c.ID, issuedDetails(r.ID, cred)),
+	)
+	if err != nil {
+		return err
+	}
+	how := portal.DescribeRule(rule, matched)
+	facts.Event, facts.Link, facts.Rule, facts.CredentialID, facts.ExpiresAt =
+		portal.ActionRequestAutoApproved, s.notify.requestLink(r.ID, false), how, cred.ID, cred.ExpiresAt
+	staff, err := s.notify.toStaff(facts)
+	if err != nil {
+		return err
+	}
+	customer, err := s.notify.toCustomer(message.Facts{
+		Event: portal.ActionRequestApproved, Link: s.notify.requestLink(r.ID, false), Cluster: c.Name,
+		RequestID: r.ID, CredentialID: cred.ID, Actor: portal.ActorPolicy, Rule: how, ExpiresAt: cred.ExpiresAt,
+	}, r.UserID, r.RequesterEmail, r.RequesterVerified)
+	return tell(ctx, tx)(append(staff, customer...), err)
 }
 
 // storeCredential mints and stores the credential of request r. A username
 // that clashes with one already issued on the cluster is drawn again; the
 // clash does not abort the transaction.
-func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *portal.Request, c *portal.Cluster, rcpt *issue.Recipient, mint mintFunc) (*portal.Credential, error) {
+func (s *Service) storeCredential(ctx context.Context, tx *store.Store, r *portal.Request, c *portal.Cluster, rcpt *issue.Recipient,
+	expiresAt time.Time, mint mintFunc) (*portal.Credential, error) {
 	const attempts = 3
 	for i := 0; ; i++ {
-		issued, err := mint(c, rcpt)
+		issued, err := mint(c, rcpt, expiresAt)
 		if err != nil {
 			return nil, err
 		}

@@ -168,11 +168,11 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, forbidden, forbidden, allowed, forbidden, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				r := c.request(t, c.owner)
-				cred, err := c.svc.Approve(t.Context(), c.actor, r.ID, "")
+				ap, err := c.svc.Approve(t.Context(), c.actor, r.ID, workflow.ApproveInput{})
 				wantStatus := portal.StatusPending
 				if err == nil {
 					wantStatus = portal.StatusApproved
-					if cred.RequestID != r.ID || cred.UserID != c.owner.ID {
+					if cred := ap.Credential; cred.RequestID != r.ID || cred.UserID != c.owner.ID {
 						t.Errorf("credential for request %d of user %d, want %d of %d", cred.RequestID, cred.UserID, r.ID, c.owner.ID)
 					}
 				}
@@ -383,6 +383,19 @@ func TestRules(t *testing.T) {
 			run: func(t *testing.T, c *cell) error {
 				got, err := c.svc.Cluster(t.Context(), c.actor, c.closed.ID)
 				if err == nil && got.Name != c.closed.Name {
+					t.Errorf("got cluster %s, want %s", got.Name, c.closed.Name)
+				}
+				return err
+			},
+		},
+		{
+			// A closed cluster is staff's to see; to others it does not
+			// exist, as on the request form.
+			action: "ClusterNamed",
+			want:   rule{notFound, notFound, notFound, allowed, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				got, err := c.svc.ClusterNamed(t.Context(), c.actor, c.closed.Name)
+				if err == nil && got.ID != c.closed.ID {
 					t.Errorf("got cluster %s, want %s", got.Name, c.closed.Name)
 				}
 				return err

@@ -73,12 +73,19 @@ type Actor struct {
 // System is the actor of what the portal does by itself.
 var System = Actor{system: portal.ActorSystem}
 
+// Policy is the actor of what a cluster's access policy decides: a request
+// approved at once by one of its rules.
+var Policy = Actor{system: portal.ActorPolicy}
+
 // Command is the system acting through the command line, as in
 // `portal audit verify`; records that name their maker (the audit
 // verifications) name the command. The audit log's actor is the system.
 func Command(name string) Actor { return Actor{system: name} }
 
 func (a Actor) name() string {
+	if a.system == portal.ActorPolicy {
+		return portal.ActorPolicy
+	}
 	if a.isSystem() {
 		return portal.ActorSystem
 	}
