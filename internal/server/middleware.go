@@ -67,6 +67,27 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 	})
 }
 
+// devBaseHost sends a browser that opened the development portal on another
+// name for it (http://127.0.0.1:8080 when the base URL says localhost) to the
+// base URL, before a sign-in can start: the identity provider returns to the
+// base URL, where a session begun on the other name does not exist. Probes
+// and metrics answer on any name. Only `portal dev` does this: behind a
+// proxy that rewrites Host, a production portal would redirect for ever.
+func (s *Server) devBaseHost(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		switch {
+		case strings.EqualFold(r.Host, s.cfg.BaseURL.Host),
+			r.Method != http.MethodGet && r.Method != http.MethodHead,
+			r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics":
+			return next(c)
+		}
+		to := *s.cfg.BaseURL
+		to.Path, to.RawPath, to.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
+		return c.Redirect(http.StatusTemporaryRedirect, to.String())
+	}
+}
+
 // signInLimit limits sign-in starts and callbacks per client address: enough
 // for people, too few for a script hammering the provider. The count is per
 // replica, which is what a brake on one client needs.

@@ -22,6 +22,9 @@ func (s *Server) routes() {
 		s.securityHeaders(),
 		middleware.BodyLimit(bodyLimit),
 	)
+	if s.cfg.Dev {
+		e.Use(s.devBaseHost)
+	}
 
 	// Probes and static files: no session.
 	e.GET("/healthz", s.healthz)
