@@ -64,7 +64,7 @@ func (s *Service) EndSession(ctx context.Context, a Actor, id int64) (*portal.Se
 		}
 		ended = sess
 		return audit(a.event(portal.ActionSessionEnded, portal.SubjectUser, sess.UserID, nil,
-			map[string]any{"session_id": sess.ID, "by": a.role(sess.UserID)}))
+			map[string]any{"session_id": sess.ID, "by": a.endedBy(sess.UserID)}))
 	})
 	return ended, err
 }
@@ -89,14 +89,14 @@ func (s *Service) EndSessions(ctx context.Context, a Actor, userID int64) (int, 
 			return err
 		}
 		return audit(a.event(portal.ActionSessionsEnded, portal.SubjectUser, userID, nil,
-			map[string]any{"sessions": n, "by": a.role(userID)}))
+			map[string]any{"sessions": n, "by": a.endedBy(userID)}))
 	})
 	return n, err
 }
 
-// role says in an audit record whose doing an ending of ownerID's sessions
+// endedBy says in an audit record whose doing an ending of ownerID's sessions
 // was: the owner's own, or staff's.
-func (a Actor) role(ownerID int64) string {
+func (a Actor) endedBy(ownerID int64) string {
 	if a.is(ownerID) {
 		return "owner"
 	}
