@@ -20,6 +20,9 @@ const (
 	ActionSignInFailed  Action = "user.sign_in_failed"
 	ActionAccessRefused Action = "access.refused" // a 403: someone tried what they may not
 
+	ActionSessionEnded  Action = "user.session_ended"  // one of a person's sessions, by them or staff
+	ActionSessionsEnded Action = "user.sessions_ended" // all of a person's sessions: signed out everywhere
+
 	ActionRequestCreated   Action = "request.created"
 	ActionRequestCancelled Action = "request.cancelled"
 	ActionRequestApproved  Action = "request.approved"
@@ -49,6 +52,7 @@ const (
 func Actions() []Action {
 	return []Action{
 		ActionSignedIn, ActionSignedOut, ActionSignInFailed, ActionAccessRefused,
+		ActionSessionEnded, ActionSessionsEnded,
 		ActionRequestCreated, ActionRequestCancelled, ActionRequestApproved, ActionRequestDenied,
 		ActionRequestExpired, ActionApprovalRecorded,
 		ActionCredentialIssued, ActionCredentialDownloaded, ActionCredentialRevoked,

@@ -102,14 +102,12 @@ func (w *auditWorld) eventsAfter(id int64) []storedEvent {
 }
 
 // collectSecrets adds what the action left that must stay out of the log:
-// session and CSRF cookies, password hashes.
+// session cookies, password hashes.
 func (w *auditWorld) collectSecrets(browsers ...*browser) {
 	w.t.Helper()
 	for _, b := range append(browsers, w.alice, w.sam) {
-		for _, name := range []string{"portal_session", "portal_csrf"} {
-			if v := b.cookie(name); v != "" {
-				w.secrets = append(w.secrets, v)
-			}
+		if v := b.cookie("portal_session"); v != "" {
+			w.secrets = append(w.secrets, v)
 		}
 	}
 	rows, err := w.p.Store.Pool().Query(context.Background(), `SELECT password_hash FROM credentials`)

@@ -181,7 +181,8 @@ func TestFailingReceiverIsRetried(t *testing.T) {
 // TestNoSecretInAnyMessage follows a whole flow (request, approve,
 // download, report compromised, renew, a sync token rotated) and finds no
 // password, private key, sync token, cookie value or ciphertext in any
-// message sent, nor in the outbox.
+// message sent, nor in the outbox, nor (the session cookies included)
+// anywhere in the database.
 func TestNoSecretInAnyMessage(t *testing.T) {
 	t.Parallel()
 	hook := newChat(t, 0)
@@ -232,10 +233,12 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 			p.assertSecretNowhere(t, secret)
 		}
 	}
+	// The session cookies: the database holds only their hashes.
 	for _, b := range []*browser{alice, sam} {
 		u, _ := url.Parse(p.URL)
 		for _, c := range b.client.Jar.Cookies(u) {
 			secrets["cookie "+c.Name] = c.Value
+			p.assertSecretNowhere(t, c.Value)
 		}
 	}
 	for what, secret := range secrets {

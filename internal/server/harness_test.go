@@ -212,12 +212,20 @@ type portalOptions struct {
 	// runs with them, retrying within milliseconds, and the channels are
 	// theirs.
 	senders map[portal.Channel]outbox.Sender
+	// tls serves the portal over https (a test certificate its browsers
+	// trust); it needs an external issuer, as the development provider
+	// serves plain http only.
+	tls bool
 }
 
 func newPortal(t testing.TB, opts portalOptions) *testPortal {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
-	base, _ := url.Parse("http://" + ts.Listener.Addr().String())
+	scheme := "http"
+	if opts.tls {
+		scheme = "https"
+	}
+	base, _ := url.Parse(scheme + "://" + ts.Listener.Addr().String())
 	logs := &logtest.Buffer{}
 	log := applog.New(logs, slog.LevelDebug)
 
@@ -272,7 +280,11 @@ func newPortal(t testing.TB, opts portalOptions) *testPortal {
 		t.Fatal(err)
 	}
 	ts.Config.Handler = srv
-	ts.Start()
+	if opts.tls {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(ts.Close)
 	if !opts.noDiscover {
 		if err := client.Discover(context.Background()); err != nil {
@@ -291,7 +303,8 @@ type browser struct {
 
 func (p *testPortal) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: p.t, p: p, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+	// The test server's client trusts its certificate, when it has one.
+	return &browser{t: p.t, p: p, client: &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: p.ts.Client().Transport}}
 }
 
 // noFollow makes b stop at the first redirect.
@@ -326,9 +339,9 @@ func (b *browser) get(path string) response {
 	return b.do(req)
 }
 
-// post sends a form as a browser would, minus the Sec-Fetch-Site header:
-// echo trusts that header alone for same-origin requests, so leaving it out
-// makes the CSRF token the only thing that lets a form through.
+// post sends a form as a browser would, minus the Sec-Fetch-Site and Origin
+// headers, as a script or a browser older than those headers sends it: the
+// session's CSRF token is then the only thing that lets a form through.
 func (b *browser) post(path string, form url.Values) response {
 	b.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, b.abs(path), strings.NewReader(form.Encode()))

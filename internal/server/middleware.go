@@ -2,7 +2,10 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -44,27 +47,132 @@ func (s *Server) requireStaff(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// csrf checks a token on every state-changing form. The JSON API is exempt:
-// it takes only application/json from the portal's own origin, which a
-// cross-site form cannot send.
-func (s *Server) csrf() echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
-		Skipper: func(c echo.Context) bool {
-			p := c.Request().URL.Path
-			return isAPI(c) || strings.HasPrefix(p, "/oidc/")
-		},
-		TokenLookup:    "form:csrf,header:X-CSRF-Token",
-		ContextKey:     csrfContextKey,
-		CookieName:     "portal_csrf",
-		CookiePath:     "/",
-		CookieHTTPOnly: true,
-		CookieSecure:   secureCookies(s.cfg.BaseURL),
-		CookieSameSite: http.SameSiteLaxMode,
-		ErrorHandler: func(err error, c echo.Context) error {
+// safeMethod reports whether HTTP counts a request's method as safe, one
+// that changes nothing. The download is a GET that does count and audit;
+// crossSiteNavigation guards it.
+func safeMethod(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// canonicalOrigin is u's origin as browsers send it in Origin: scheme and
+// host in lower case, and the port only when it is not the scheme's own.
+func canonicalOrigin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") { // IPv6
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
+}
+
+// newCrossOrigin is the standard library's check of Sec-Fetch-Site and
+// Origin, trusting the portal's own origin also when a proxy in front
+// rewrites the Host header it compares Origin with. It fails if base has no
+// usable origin.
+func newCrossOrigin(base *url.URL) (*http.CrossOriginProtection, error) {
+	cop := http.NewCrossOriginProtection()
+	if err := cop.AddTrustedOrigin(canonicalOrigin(base)); err != nil {
+		return nil, fmt.Errorf("server: base URL %s: %w", base, err)
+	}
+	return cop, nil
+}
+
+// crossOrigin refuses a state-changing request that a page of another
+// origin sent, before anything reads its body: one the browser marks
+// Sec-Fetch-Site: same-site (a sibling subdomain, which can also set cookies
+// for the portal's host) or cross-site, or whose Origin is not the portal's
+// own. The Sec-Fetch-Site part is net/http's CrossOriginProtection; the
+// Origin must moreover be the base URL's origin exactly, where the standard
+// library accepts any that matches the Host header. A request with neither
+// header (a script, a browser older than 2023) passes here, and the form's
+// token (csrf) or the API's JSON-only rule stops it if it is forged.
+func (s *Server) crossOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if safeMethod(r) {
+			return next(c)
+		}
+		o := r.Header.Get(echo.HeaderOrigin)
+		if err := s.cop.Check(r); err != nil || (o != "" && o != s.origin) {
+			if isAPI(c) {
+				return echo.NewHTTPError(http.StatusForbidden, "Cross-origin requests are refused.")
+			}
+			return echo.NewHTTPError(http.StatusForbidden, "This form was sent from another site, so the portal refused it. "+
+				"Open the portal at "+s.origin+" and submit the form there.")
+		}
+		return next(c)
+	}
+}
+
+// newCSRFToken draws a session's CSRF token: 256 random bits.
+func newCSRFToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// csrf checks the session's token on every state-changing form, and leaves
+// it in the context for the pages' forms. The token lives in the
+// server-side session, drawn at sign-in: a page of a sibling subdomain can
+// plant cookies for the portal's host, but cannot read or write the
+// session, so it cannot know the token a form must carry. (The CSRF
+// middleware of echo, gorilla/csrf and justinas/nosurf all keep the token in
+// a cookie of its own, the double submit such a page defeats; none keeps it
+// in an scs session. Hence these few lines: a random token per session,
+// compared in constant time.) Only signed-in sessions hold one, so a visitor
+// who is not signed in can post nothing, and no page view makes a session.
+// The JSON API is exempt: it takes only application/json from the portal's
+// own origin, which no form of another site can send.
+func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		want := s.sessions.GetString(c.Request().Context(), sessCSRF)
+		c.Set(csrfContextKey, want)
+		if safeMethod(c.Request()) || isAPI(c) {
+			return next(c)
+		}
+		got := c.FormValue("csrf")
+		if got == "" {
+			got = c.Request().Header.Get("X-CSRF-Token")
+		}
+		if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 			return echo.NewHTTPError(http.StatusForbidden,
 				"This form has expired or did not come from the portal. Go back, reload the page and try again.")
-		},
-	})
+		}
+		return next(c)
+	}
+}
+
+// crossSiteNavigation refuses a GET that changes state (a download is
+// counted and audited) when a page of another site set it off: a link on
+// another site, or a redirect from one, is a top-level navigation, which
+// carries the SameSite=Lax session cookie, and the browser marks it
+// Sec-Fetch-Site: cross-site (same-site from a sibling subdomain). The
+// portal's own download button (same-origin), an address typed or
+// bookmarked (none) and scripts (no header) pass. The refusal points at the
+// credential's page, where the button is.
+func crossSiteNavigation(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Request().Header.Get("Sec-Fetch-Site") {
+		case "cross-site", "same-site":
+			e := &portal.Error{Kind: portal.KindForbidden,
+				Message: "Downloads start from the credential's page in the portal, not from a link on another site. " +
+					"Open the credential's page and download it there."}
+			if id, err := idParam(c, "id"); err == nil {
+				e.Link = &portal.Link{Subject: portal.SubjectCredential, ID: id}
+			}
+			return e
+		}
+		return next(c)
+	}
 }
 
 // devBaseHost sends a browser that opened the development portal on another

@@ -41,7 +41,9 @@ func (s *Server) routes() {
 	e.GET(webconfig.PublicationPath(":name"), s.webConfig)
 
 	// Public pages, with a session so the header knows who is signed in.
-	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.csrf()}
+	// Every state-changing request comes from the portal's own pages, with
+	// the session's CSRF token.
+	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.crossOrigin, s.csrf}
 	public := e.Group("", browser...)
 	public.GET("/", pageHandler(s, "home", s.home))
 	signInLimit := signInLimit() // one budget for both steps of a sign-in
@@ -62,10 +64,13 @@ func (s *Server) routes() {
 	signedIn.GET("/requests/:id", pageHandler(s, "request", s.showRequest))
 	signedIn.POST("/requests/:id/cancel", formHandler(s, nil, s.cancelRequest))
 	signedIn.GET("/credentials/:id", pageHandler(s, "credential", s.showCredential))
-	signedIn.GET("/credentials/:id/credentials.txt.age", s.download)
+	signedIn.GET("/credentials/:id/credentials.txt.age", s.download, crossSiteNavigation)
 	signedIn.POST("/credentials/:id/revoke", formHandler(s, credentialURL, s.revoke))
 	signedIn.POST("/credentials/:id/report-compromised", formHandler(s, credentialURL, s.reportCompromised))
 	signedIn.POST("/credentials/:id/renew", formHandler(s, nil, s.renew), requestLimit())
+	signedIn.GET("/sessions", pageHandler(s, "sessions", s.ownSessions))
+	signedIn.POST("/sessions/:id/end", formHandler(s, nil, s.endSession))
+	signedIn.POST("/sessions/end-all", formHandler(s, nil, s.signOutEverywhere))
 
 	// Staff only.
 	staff := signedIn.Group("/staff", s.requireStaff)
@@ -80,6 +85,9 @@ func (s *Server) routes() {
 	staff.POST("/clusters/:id", s.saveCluster)
 	staff.POST("/clusters/:id/sync-token", pageHandler(s, "staff_sync_token", s.rotateSyncToken))
 	staff.GET("/revocations", pageHandler(s, "staff_revocations", s.revocations))
+	staff.GET("/people", pageHandler(s, "staff_people", s.people))
+	staff.GET("/people/:id/sessions", pageHandler(s, "sessions", s.personSessions))
+	staff.POST("/people/:id/sessions/end", formHandler(s, nil, s.endPersonSessions))
 	staff.GET("/notifications", pageHandler(s, "staff_notifications", s.notifications))
 	staff.POST("/notifications/:id/retry", formHandler(s, nil, s.retryMessage))
 	staff.GET("/audit", s.auditPage)
@@ -89,7 +97,7 @@ func (s *Server) routes() {
 
 	// The JSON API: the browser session authenticates it; authorization is
 	// the workflow's, as for the pages.
-	api := e.Group("/api/v1", echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.requireUser, s.apiGuard)
+	api := e.Group("/api/v1", echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.requireUser, s.crossOrigin, s.apiGuard)
 	api.GET("/clusters", apiHandler(s, http.StatusOK, s.apiClusters))
 	api.POST("/clusters", apiHandler(s, http.StatusCreated, s.apiCreateCluster))
 	api.GET("/clusters/:name", apiHandler(s, http.StatusOK, s.apiCluster))
@@ -101,7 +109,7 @@ func (s *Server) routes() {
 	api.POST("/requests/:id/deny", apiHandler(s, http.StatusOK, s.apiDeny))
 	api.POST("/requests/:id/cancel", apiHandler(s, http.StatusOK, s.apiCancel))
 	api.GET("/credentials/:id", apiHandler(s, http.StatusOK, s.apiCredential))
-	api.GET("/credentials/:id/credentials.txt.age", s.download)
+	api.GET("/credentials/:id/credentials.txt.age", s.download, crossSiteNavigation)
 	api.POST("/credentials/:id/revoke", apiHandler(s, http.StatusOK, s.apiRevoke))
 	api.POST("/credentials/:id/report-compromised", apiHandler(s, http.StatusOK, s.apiReportCompromised))
 	api.POST("/credentials/:id/renew", apiHandler(s, http.StatusCreated, s.apiRenew), requestLimit())

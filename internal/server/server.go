@@ -33,7 +33,7 @@ func (s *Server) actor(c echo.Context) workflow.Actor {
 	// Both are kept in the audit log: cut to a sane size and to printable
 	// text, whatever a client sends.
 	return workflow.Actor{User: currentUser(c), IP: portal.Printable(c.RealIP(), 64),
-		UserAgent: portal.Printable(c.Request().UserAgent(), 512)}
+		UserAgent: portal.Printable(c.Request().UserAgent(), 512), SessionKey: s.sessionKey(c)}
 }
 
 // idParam reads a numeric path parameter; anything else names nothing.
@@ -90,6 +90,8 @@ type Server struct {
 	assets   *assets
 	metrics  *metrics
 	refusals *middleware.RateLimiterMemoryStore // anonymous refusals audited per address
+	cop      *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
+	origin   string                             // the portal's origin, as browsers send it in Origin
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when shutdown begins: long-polls answer at once
@@ -106,9 +108,13 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	if cfg.Sessions.Lifetime <= 0 || cfg.Sessions.IdleTimeout <= 0 {
 		return nil, errors.New("server: session lifetime and idle timeout must be positive")
 	}
-	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{})}
+	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{}),
+		origin: canonicalOrigin(cfg.BaseURL)}
 	s.sessions = s.newSessions(cfg.Sessions)
 	var err error
+	if s.cop, err = newCrossOrigin(cfg.BaseURL); err != nil {
+		return nil, err
+	}
 	if s.metrics, err = newMetrics(cfg.Collectors...); err != nil {
 		return nil, err
 	}

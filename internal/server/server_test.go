@@ -1,20 +1,13 @@
 package server
 
 import (
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/2i2c-org/credential-portal/internal/notify"
-	"github.com/2i2c-org/credential-portal/internal/oidc"
-	"github.com/2i2c-org/credential-portal/internal/pgtest"
-	"github.com/2i2c-org/credential-portal/internal/store"
-	"github.com/2i2c-org/credential-portal/internal/workflow"
+	"github.com/oauth2-proxy/mockoidc"
 )
 
 func TestErrorPagesKeepDetailsOut(t *testing.T) {
@@ -100,31 +93,45 @@ func (u uaTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// TestHTTPSPortal: behind TLS, every response asks for HTTPS next time and
-// the cookies are Secure.
+// TestHTTPSPortal: behind TLS, every response asks for HTTPS next time, and
+// the session cookie has the __Host- prefix (Secure, for / and without a
+// Domain, which is what the prefix makes browsers demand), so a sibling
+// subdomain can neither set nor overwrite it. Signing in and out works with
+// it.
 func TestHTTPSPortal(t *testing.T) {
 	t.Parallel()
-	base, _ := url.Parse("https://credentials.example.org")
-	st := store.New(pgtest.New(t))
-	log := slog.New(slog.DiscardHandler)
-	srv, err := New(Config{BaseURL: base, Version: "test", Sessions: SessionConfig{IdleTimeout: time.Hour, Lifetime: time.Hour}},
-		st, workflow.New(st, workflow.Options{}), oidc.New(oidc.Config{Issuer: "https://idp.example"}, log), notify.New(st.Pool(), log), log)
-	if err != nil {
-		t.Fatal(err)
+	idp := startMockIdP(t)
+	p := newPortal(t, portalOptions{tls: true, issuer: idp.m.Issuer(), clientID: idp.m.ClientID, clientSecret: idp.m.ClientSecret})
+	b := p.browser()
+	if r := b.get("/"); !strings.Contains(r.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Errorf("no HSTS behind TLS: %q", r.Header.Get("Strict-Transport-Security"))
 	}
-	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://credentials.example.org/", nil))
-	if h := rec.Header().Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
-		t.Errorf("no HSTS behind TLS: %q", h)
-	}
-	cookies := rec.Result().Cookies()
-	if len(cookies) == 0 {
-		t.Fatal("the start page set no cookie to check")
-	}
-	for _, c := range cookies {
-		if !c.Secure || !c.HttpOnly {
-			t.Errorf("cookie %s is not Secure and HttpOnly behind TLS", c.Name)
+	idp.m.QueueUser(&mockoidc.MockUser{Subject: "s-tls", Email: "alice@example.org", EmailVerified: true})
+	r := b.noFollow().get("/login")
+	checkCookies := func(step string, cookies []*http.Cookie) {
+		t.Helper()
+		if len(cookies) == 0 {
+			t.Fatalf("%s set no cookie to check", step)
 		}
+		for _, c := range cookies {
+			if c.Name != "__Host-portal_session" || !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" ||
+				c.SameSite != http.SameSiteLaxMode {
+				t.Errorf("%s set cookie %s (Secure %t, HttpOnly %t, Path %q, Domain %q, SameSite %d); want __Host-portal_session, "+
+					"Secure, HttpOnly, Path /, no Domain, Lax", step, c.Name, c.Secure, c.HttpOnly, c.Path, c.Domain, c.SameSite)
+			}
+		}
+	}
+	checkCookies("/login", r.Cookies())
+	r = b.noFollow().get(r.Header.Get("Location")) // the provider
+	r = b.noFollow().get(r.Header.Get("Location")) // the callback
+	checkCookies("the sign-in callback", r.Cookies())
+	r = b.get(r.Header.Get("Location"))
+	if r.Request.URL.Path != "/dashboard" || !strings.Contains(r.Body, "Sign out") {
+		t.Fatalf("sign-in over https ended at %s (%d)", r.Request.URL, r.StatusCode)
+	}
+	r = b.post("/logout", url.Values{"csrf": {csrfToken(t, r.Body)}})
+	if r.Request.URL.Path != "/" || strings.Contains(r.Body, "Sign out") {
+		t.Errorf("sign-out over https: %s (%d)", r.Request.URL, r.StatusCode)
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/loopback"
 	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // Keys of values the middleware leaves in the echo context.
@@ -24,6 +27,9 @@ const (
 // Keys in the server-side session.
 const (
 	sessUserID = "user_id"
+	// sessCSRF is the session's CSRF token: drawn at sign-in, sent in
+	// every form, and compared with what a form sends back.
+	sessCSRF = "csrf"
 	// sessAttempt + state holds a sign-in under way: its nonce, PKCE
 	// verifier and where to go next. Keyed by state, so that sign-ins begun
 	// in two tabs both finish.
@@ -54,14 +60,26 @@ func secureCookies(base *url.URL) bool {
 	return !loopback.Host(base.Hostname())
 }
 
+// sessionCookie is the session cookie's name. Under https it has the
+// __Host- prefix: browsers then take it only if it is Secure, for the path /
+// and without a Domain, so no sibling subdomain (and no plain-http page of
+// this host) can set or overwrite it. A plain-http portal (development) cannot
+// have such a cookie.
+func sessionCookie(base *url.URL) string {
+	if base.Scheme == "https" {
+		return "__Host-portal_session"
+	}
+	return "portal_session"
+}
+
 func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	sm := scs.New()
 	// No cleanup goroutine of the store's own (its stop races with its
 	// start); expired rows are deleted by the portal's background loop.
-	sm.Store = pgxstore.NewWithCleanupInterval(s.store.Pool(), 0)
+	sm.Store = hashedTokens{pgxstore.NewWithCleanupInterval(s.store.Pool(), 0)}
 	sm.Lifetime = cfg.Lifetime
 	sm.IdleTimeout = cfg.IdleTimeout
-	sm.Cookie.Name = "portal_session"
+	sm.Cookie.Name = sessionCookie(s.cfg.BaseURL)
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Path = "/"
 	sm.Cookie.SameSite = http.SameSiteLaxMode
@@ -73,14 +91,50 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	return sm
 }
 
-// loadUser puts the signed-in user, if any, in the context. A session whose
-// user no longer exists is ended.
+// hashedTokens is the session store as PostgreSQL sees it: pgxstore, with
+// every token replaced by its store.SessionKey, so the sessions table holds
+// no token that opens a session. (scs's own HashTokenInStore hashes with an
+// unexported function; this wrapper keeps the one definition that
+// user_sessions, keyed the same way, is written with.)
+type hashedTokens struct{ store scs.Store }
+
+func (h hashedTokens) Find(token string) ([]byte, bool, error) {
+	return h.store.Find(store.SessionKey(token))
+}
+
+func (h hashedTokens) Commit(token string, b []byte, expiry time.Time) error {
+	return h.store.Commit(store.SessionKey(token), b, expiry)
+}
+
+func (h hashedTokens) Delete(token string) error {
+	return h.store.Delete(store.SessionKey(token))
+}
+
+// sessionKey is the stored key of the request's session, or "" when the
+// request has none (no session loaded on its route, or none committed yet).
+func (s *Server) sessionKey(c echo.Context) string {
+	if c.Get(sessionLoaded) == nil {
+		return ""
+	}
+	if tok := s.sessions.Token(c.Request().Context()); tok != "" {
+		return store.SessionKey(tok)
+	}
+	return ""
+}
+
+// loadUser puts the signed-in user, if any, in the context. The session's
+// data names the user, and its record in user_sessions must still say so: a
+// session ended elsewhere (signed out everywhere, ended by staff), or whose
+// user no longer exists, is ended here too, and the browser is signed out.
+// A signed-in session has a CSRF token from its sign-in; should one lack it,
+// it gets one here, before any page is rendered with it.
 func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		c.Set(sessionLoaded, true)
 		if id := s.sessions.GetInt64(ctx, sessUserID); id != 0 {
-			u, err := s.wf.User(ctx, id)
+			a := s.actor(c)
+			u, err := s.wf.SessionUser(ctx, a.SessionKey, id, a.IP, a.UserAgent)
 			switch {
 			case errors.Is(err, portal.ErrNotFound):
 				if err := s.sessions.Destroy(ctx); err != nil {
@@ -90,8 +144,118 @@ func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 				return err
 			default:
 				c.Set(userContextKey, u)
+				if s.sessions.GetString(ctx, sessCSRF) == "" {
+					s.sessions.Put(ctx, sessCSRF, newCSRFToken())
+				}
 			}
 		}
 		return next(c)
 	}
+}
+
+// sessionsPage is a person's open sessions: one's own ("Your sessions") or,
+// for staff, anyone's.
+type sessionsPage struct {
+	Person   *portal.User
+	Sessions []*portal.Session
+	Own      bool // the person is the one asking
+}
+
+// ownSessions lists the browsers signed in as the person asking.
+func (s *Server) ownSessions(cl call) (page, error) {
+	return s.sessionsOf(cl, cl.actor.User.ID)
+}
+
+// personSessions lists a person's sessions for staff.
+func (s *Server) personSessions(cl call) (page, error) {
+	return s.sessionsOf(cl, cl.id)
+}
+
+func (s *Server) sessionsOf(cl call, userID int64) (page, error) {
+	ps, err := s.wf.Sessions(cl.ctx, cl.actor, userID)
+	if err != nil {
+		return page{}, err
+	}
+	p := sessionsPage{Person: ps.Person, Sessions: ps.Sessions, Own: userID == cl.actor.User.ID}
+	title := "Your sessions"
+	if !p.Own {
+		title = "Sessions of " + ps.Person.DisplayName()
+	}
+	return page{Title: title, Data: p}, nil
+}
+
+// sessionsURL is where the list of userID's sessions is, for the person
+// asking.
+func sessionsURL(a workflow.Actor, userID int64) string {
+	if a.User != nil && a.User.ID == userID {
+		return "/sessions"
+	}
+	return fmt.Sprintf("/staff/people/%d/sessions", userID)
+}
+
+// sessionCount says "1 session" or "n sessions".
+func sessionCount(n int) string {
+	if n == 1 {
+		return "1 session"
+	}
+	return fmt.Sprintf("%d sessions", n)
+}
+
+// endSession signs one browser out: one of the person's own, or anyone's
+// for staff. Ending the asking browser's own session signs it out now.
+func (s *Server) endSession(f call) (done, error) {
+	sess, err := s.wf.EndSession(f.ctx, f.actor, f.id)
+	if err != nil {
+		return done{}, err
+	}
+	if sess.Current {
+		if err := s.sessions.Destroy(f.ctx); err != nil {
+			return done{}, err
+		}
+		return done{"success", "You are signed out.", "/"}, nil
+	}
+	return done{"success", "That session is ended: its browser is signed out at its next request.",
+		sessionsURL(f.actor, sess.UserID)}, nil
+}
+
+// signOutEverywhere ends every session of the person asking, this
+// browser's too.
+func (s *Server) signOutEverywhere(f call) (done, error) {
+	n, err := s.wf.EndSessions(f.ctx, f.actor, f.actor.User.ID)
+	if err != nil {
+		return done{}, err
+	}
+	if err := s.sessions.Destroy(f.ctx); err != nil {
+		return done{}, err
+	}
+	return done{"success", fmt.Sprintf("Signed out everywhere: %s ended, this browser's too.", sessionCount(n)), "/"}, nil
+}
+
+// endPersonSessions ends every session of a person, for staff.
+func (s *Server) endPersonSessions(f call) (done, error) {
+	n, err := s.wf.EndSessions(f.ctx, f.actor, f.id)
+	if err != nil {
+		return done{}, err
+	}
+	if f.id == f.actor.User.ID {
+		if err := s.sessions.Destroy(f.ctx); err != nil {
+			return done{}, err
+		}
+		return done{"success", fmt.Sprintf("Signed out everywhere: %s ended, this browser's too.", sessionCount(n)), "/"}, nil
+	}
+	return done{"success", fmt.Sprintf("%s ended. Each browser is signed out at its next request; "+
+		"the next sign-in takes the person's role afresh from the identity provider.", sessionCount(n)), sessionsURL(f.actor, f.id)}, nil
+}
+
+// peoplePage is the staff's list of people, to find whose sessions to see.
+type peoplePage struct {
+	Query  string
+	People []*portal.Person
+	Max    int
+}
+
+func (s *Server) people(cl call) (page, error) {
+	q := cl.c.QueryParam("q")
+	ps, err := s.wf.People(cl.ctx, cl.actor, q)
+	return page{Title: "People", Data: peoplePage{Query: q, People: ps, Max: workflow.MaxPeople}}, err
 }

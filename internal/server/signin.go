@@ -138,20 +138,28 @@ func (s *Server) callback(c echo.Context) error {
 		Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
 		Name: id.Name, Groups: id.Groups, Role: s.cfg.Access.Role(id),
 	}
-	if err := s.wf.SignIn(ctx, s.actor(c), u); err != nil {
-		return err
-	}
-	// Only now, with the user and the audit row committed, is the browser
-	// signed in; a new token, so one fixed before sign-in is worth nothing.
+	// A new session token, so one fixed before sign-in is worth nothing, and
+	// a new CSRF token with it. The session is stored now, before the
+	// sign-in records it as the user's.
 	if err := s.sessions.RenewToken(ctx); err != nil {
 		return err
 	}
+	s.sessions.Put(ctx, sessCSRF, newCSRFToken())
+	if _, _, err := s.sessions.Commit(ctx); err != nil {
+		return err
+	}
+	if err := s.wf.SignIn(ctx, s.actor(c), u); err != nil {
+		return err
+	}
+	// Only now, with the user, the session's record and the audit row
+	// committed, is the browser signed in.
 	s.sessions.Put(ctx, sessUserID, u.ID)
 	s.log.InfoContext(ctx, "signed in", "user_id", u.ID, "role", string(u.Role))
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
-// logout ends the session on the server, not just in the browser.
+// logout ends the session on the server, not just in the browser: its row
+// and its record as the user's go.
 func (s *Server) logout(c echo.Context) error {
 	ctx := c.Request().Context()
 	if u := currentUser(c); u != nil {

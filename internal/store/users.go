@@ -45,8 +45,8 @@ func (s *Store) UserByID(ctx context.Context, id int64) (*portal.User, error) {
 	return u, nil
 }
 
-// DeleteExpiredSessions removes the sessions past their expiry and returns
-// how many there were.
+// DeleteExpiredSessions removes the sessions past their expiry, and with
+// them their records in user_sessions, and returns how many there were.
 func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 	tag, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE expiry < now()`)
 	if err != nil {

@@ -41,6 +41,8 @@ func newWorldWith(t *testing.T, opts workflow.Options) *world {
 type fixture struct {
 	*world
 	n int64
+	// sessions numbers the fixture's browser sessions.
+	sessions atomic.Int64
 
 	customerA, customerB *portal.User
 	// staff decides what the others ask for; staffRequester is a staff
@@ -195,4 +197,35 @@ func (f *fixture) failedMessage(t *testing.T) *portal.Message {
 		t.Fatalf("message not delivered: failed %t, %v; want failed", failed, err)
 	}
 	return m
+}
+
+// browserSession is a new session as scs stores it, signed in as nobody
+// yet, and its key: what an actor acting from that browser carries.
+func (f *fixture) browserSession(t *testing.T) string {
+	t.Helper()
+	key := store.SessionKey(fmt.Sprintf("token-%d-%d", f.n, f.sessions.Add(1)))
+	if _, err := f.st.Pool().Exec(t.Context(), `INSERT INTO sessions (token, data, expiry) VALUES ($1, '\x00', now() + interval '1 hour')`, key); err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	return key
+}
+
+// signedIn is a session of owner's, as a sign-in records it, and its key.
+func (f *fixture) signedIn(t *testing.T, owner *portal.User) (*portal.Session, string) {
+	t.Helper()
+	key := f.browserSession(t)
+	if err := f.st.CreateUserSession(t.Context(), key, owner.ID, "192.0.2.1", "test"); err != nil {
+		t.Fatalf("session of %s: %v", owner.Subject, err)
+	}
+	ss, err := f.st.UserSessions(t.Context(), owner.ID, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		if s.Current {
+			return s, key
+		}
+	}
+	t.Fatalf("the new session of %s is not listed", owner.Subject)
+	return nil, ""
 }

@@ -530,11 +530,96 @@ func TestRules(t *testing.T) {
 			run: func(t *testing.T, c *cell) error {
 				u := &portal.User{Issuer: "https://idp.example.org", Subject: fmt.Sprintf("carol-%d", c.n),
 					Email: "carol@example.org", Role: portal.RoleCustomer}
+				c.actor.SessionKey = c.browserSession(t)
 				err := c.svc.SignIn(t.Context(), c.actor, u)
 				if err == nil {
 					es := c.auditEvents(t, portal.SubjectUser, u.ID, portal.ActionSignedIn)
 					if u.ID == 0 || len(es) != 1 || es[0].ActorID == nil || *es[0].ActorID != u.ID || es[0].Actor != u.Email {
 						t.Errorf("user %d signed in; %d events, want one by %s", u.ID, len(es), u.Email)
+					}
+					// The browser's session is now Carol's, and listed as hers.
+					got, err := c.svc.SessionUser(t.Context(), c.actor.SessionKey, u.ID, "192.0.2.1", "test")
+					if err != nil || got.ID != u.ID {
+						t.Errorf("the signed-in session's user: %v, %v; want user %d", got, err, u.ID)
+					}
+				}
+				return err
+			},
+		},
+		{
+			// A person's sessions are theirs and staff's to see.
+			action: "Sessions",
+			want:   rule{notFound, listed, notFound, listed, listed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				sess, _ := c.signedIn(t, c.owner)
+				ps, err := c.svc.Sessions(t.Context(), c.actor, c.owner.ID)
+				if err == nil {
+					if ps.Person.ID != c.owner.ID {
+						t.Errorf("sessions of user %d, want %d", ps.Person.ID, c.owner.ID)
+					}
+					c.checkListed(t, slices.ContainsFunc(ps.Sessions, func(s *portal.Session) bool { return s.ID == sess.ID }))
+				}
+				return err
+			},
+		},
+		{
+			// The owner signs another browser out; staff end anyone's.
+			action: "EndSession",
+			want:   rule{notFound, allowed, notFound, allowed, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				sess, key := c.signedIn(t, c.owner)
+				ended, err := c.svc.EndSession(t.Context(), c.actor, sess.ID)
+				_, gone := c.svc.SessionUser(t.Context(), key, c.owner.ID, "192.0.2.1", "test")
+				if (err == nil) != errors.Is(gone, portal.ErrNotFound) {
+					t.Errorf("EndSession: %v; the session after: %v", err, gone)
+				}
+				if err == nil {
+					if ended.ID != sess.ID {
+						t.Errorf("ended session %d, want %d", ended.ID, sess.ID)
+					}
+					if es := c.auditEvents(t, portal.SubjectUser, c.owner.ID, portal.ActionSessionEnded); len(es) != 1 || es[0].Actor != c.name {
+						t.Errorf("%d session_ended events, want one by %s", len(es), c.name)
+					}
+				}
+				return err
+			},
+		},
+		{
+			// Signing out everywhere is the owner's; staff do it for anyone.
+			action: "EndSessions",
+			want:   rule{notFound, allowed, notFound, allowed, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				_, first := c.signedIn(t, c.owner)
+				_, second := c.signedIn(t, c.owner)
+				n, err := c.svc.EndSessions(t.Context(), c.actor, c.owner.ID)
+				for _, key := range []string{first, second} {
+					_, gone := c.svc.SessionUser(t.Context(), key, c.owner.ID, "192.0.2.1", "test")
+					if (err == nil) != errors.Is(gone, portal.ErrNotFound) {
+						t.Errorf("EndSessions: %v; a session after: %v", err, gone)
+					}
+				}
+				if err == nil {
+					if n != 2 {
+						t.Errorf("ended %d sessions, want 2", n)
+					}
+					if es := c.auditEvents(t, portal.SubjectUser, c.owner.ID, portal.ActionSessionsEnded); len(es) != 1 || es[0].Actor != c.name {
+						t.Errorf("%d sessions_ended events, want one by %s", len(es), c.name)
+					}
+				}
+				return err
+			},
+		},
+		{
+			action: "People",
+			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				c.signedIn(t, c.owner)
+				ps, err := c.svc.People(t.Context(), c.actor, c.owner.Subject[:3])
+				if err == nil {
+					i := slices.IndexFunc(ps, func(p *portal.Person) bool { return p.ID == c.owner.ID })
+					c.checkListed(t, i >= 0)
+					if i >= 0 && ps[i].OpenSessions != 1 {
+						t.Errorf("%d open sessions of the owner, want 1", ps[i].OpenSessions)
 					}
 				}
 				return err

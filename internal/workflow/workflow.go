@@ -7,6 +7,7 @@ package workflow
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
@@ -64,6 +65,10 @@ type Actor struct {
 	User      *portal.User
 	IP        string
 	UserAgent string
+	// SessionKey is the store.SessionKey of the browser session the actor
+	// acts in, "" when there is none: a sign-in records it, and a list of
+	// sessions marks it as the asking browser's.
+	SessionKey string
 	// system names the part of the portal that acts by itself (a command, a
 	// background job); "" for people and visitors. Only System and Command
 	// set it, so no request, whatever its headers, is ever the system.
@@ -198,18 +203,21 @@ func (s *Service) Record(ctx context.Context, a Actor, action portal.Action, sub
 	})
 }
 
-// User returns the user whose ID a session holds, to sign the session's
-// browser in. Returns portal.ErrNotFound when the user no longer exists.
-func (s *Service) User(ctx context.Context, id int64) (*portal.User, error) {
-	return s.store.UserByID(ctx, id)
-}
-
 // SignIn records a sign-in: the user is created or refreshed (email, name,
-// groups, role) and the sign-in audited, in one transaction, so that no one
-// is signed in without the record of it. u's ID and times are filled in.
+// groups, role), the session a.SessionKey names recorded as theirs, and the
+// sign-in audited, in one transaction, so that no one is signed in without
+// the record of it, and every signed-in session can be listed and ended.
+// u's ID and times are filled in. The session must be stored already; an
+// actor without one is portal.ErrInvalid.
 func (s *Service) SignIn(ctx context.Context, a Actor, u *portal.User) error {
+	if a.SessionKey == "" {
+		return fmt.Errorf("sign-in without a session: %w", portal.ErrInvalid)
+	}
 	return s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		if err := tx.UpsertUser(ctx, u); err != nil {
+			return err
+		}
+		if err := tx.CreateUserSession(ctx, a.SessionKey, u.ID, a.IP, a.UserAgent); err != nil {
 			return err
 		}
 		a.User, a.system = u, "" // the person signing in acts, whoever asked

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
+)
+
+// SessionKey is what the database holds in place of a session token: its
+// SHA-256, base64url without padding. The token is 256 random bits (scs
+// draws them), so a fast hash is enough: nobody can search for a token that
+// has a given hash. Both the sessions table and user_sessions are keyed by
+// it, so what the database holds, or a backup of it, opens no session.
+func SessionKey(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+const sessionColumns = `us.id, us.user_id, us.created_at, us.last_seen_at, s.expiry, us.ip, us.user_agent`
+
+// scanSession reads sessionColumns and then whether the session is the
+// asking browser's.
+func scanSession(row pgx.Row) (*portal.Session, error) {
+	var s portal.Session
+	err := row.Scan(&s.ID, &s.UserID, &s.CreatedAt, &s.LastSeenAt, &s.ExpiresAt, &s.IP, &s.UserAgent, &s.Current)
+	return &s, err
+}
+
+// CreateUserSession records that the session keyed key signs in user
+// userID, from ip with userAgent. The session's row must exist already
+// (scs has committed it); a key recorded already is portal.ErrConflict, a
+// missing session or user portal.ErrInvalid.
+func (s *Store) CreateUserSession(ctx context.Context, key string, userID int64, ip, userAgent string) error {
+	_, err := s.db.Exec(ctx, `
+		INSERT INTO user_sessions (token_hash, user_id, ip, user_agent) VALUES ($1, $2, $3, $4)`,
+		key, userID, ip, userAgent)
+	return mapErr("create user session", err)
+}
+
+// SessionUser returns the user the session keyed key signs in, if that is
+// userID, and notes that the session was seen now from ip with userAgent (at
+// most once a minute from one address, to spare a write per request).
+// Returns portal.ErrNotFound if the session signs in nobody, or someone else:
+// it was ended, or never recorded.
+func (s *Store) SessionUser(ctx context.Context, key string, userID int64, ip, userAgent string) (*portal.User, error) {
+	u, err := scanUser(s.db.QueryRow(ctx, `
+		WITH seen AS (
+			UPDATE user_sessions SET last_seen_at = now(), ip = $3, user_agent = $4
+			WHERE token_hash = $1 AND user_id = $2 AND (last_seen_at < now() - interval '1 minute' OR ip <> $3)
+		)
+		SELECT `+userColumns+` FROM users
+		WHERE id = (SELECT user_id FROM user_sessions WHERE token_hash = $1 AND user_id = $2)`,
+		key, userID, ip, userAgent))
+	if err != nil {
+		return nil, mapErr("session user", err)
+	}
+	return u, nil
+}
+
+// UserSessions lists user userID's open (unexpired) sessions, the most
+// recently seen first; the one keyed current is marked.
+func (s *Store) UserSessions(ctx context.Context, userID int64, current string) ([]*portal.Session, error) {
+	out, err := collect(scanSession)(s.db.Query(ctx, `
+		SELECT `+sessionColumns+`, us.token_hash = $2
+		FROM user_sessions us JOIN sessions s ON s.token = us.token_hash
+		WHERE us.user_id = $1 AND s.expiry > now()
+		ORDER BY us.last_seen_at DESC, us.id DESC`, userID, current))
+	return out, mapErr(fmt.Sprintf("sessions of user %d", userID), err)
+}
+
+// SessionByID returns the open session id; the one keyed current is marked.
+// Returns portal.ErrNotFound if there is none, or it has expired.
+func (s *Store) SessionByID(ctx context.Context, id int64, current string) (*portal.Session, error) {
+	sess, err := scanSession(s.db.QueryRow(ctx, `
+		SELECT `+sessionColumns+`, us.token_hash = $2
+		FROM user_sessions us JOIN sessions s ON s.token = us.token_hash
+		WHERE us.id = $1 AND s.expiry > now()`, id, current))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("session %d", id), err)
+	}
+	return sess, nil
+}
+
+// EndSession deletes session id, and with it its record: the browser is
+// signed out at its next request. Returns portal.ErrNotFound if there is no
+// such session.
+func (s *Store) EndSession(ctx context.Context, id int64) error {
+	tag, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE token = (SELECT token_hash FROM user_sessions WHERE id = $1)`, id)
+	if err != nil {
+		return mapErr(fmt.Sprintf("end session %d", id), err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: end session %d: %w", id, portal.ErrNotFound)
+	}
+	return nil
+}
+
+// EndUserSessions deletes every session of user userID, and their records,
+// and returns how many were open (not yet expired).
+func (s *Store) EndUserSessions(ctx context.Context, userID int64) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `
+		WITH ended AS (
+			DELETE FROM sessions WHERE token IN (SELECT token_hash FROM user_sessions WHERE user_id = $1)
+			RETURNING expiry
+		)
+		SELECT count(*) FILTER (WHERE expiry > now()) FROM ended`, userID).Scan(&n)
+	return n, mapErr(fmt.Sprintf("end sessions of user %d", userID), err)
+}
+
+// People lists up to limit users whose email or name holds text (all users
+// when text is ""), with their open sessions, the most recently signed in
+// first.
+func (s *Store) People(ctx context.Context, text string, limit int) ([]*portal.Person, error) {
+	out, err := collect(func(row pgx.Row) (*portal.Person, error) {
+		var p portal.Person
+		u := &portal.User{}
+		err := row.Scan(&u.ID, &u.Issuer, &u.Subject, &u.Email, &u.EmailVerified, &u.Name, &u.Groups,
+			&u.Role, &u.CreatedAt, &u.LastLoginAt, &p.OpenSessions, &p.LastSeenAt)
+		p.User = u
+		return &p, err
+	})(s.db.Query(ctx, `
+		SELECT u.id, u.issuer, u.subject, u.email, u.email_verified, u.name, u.groups, u.role, u.created_at, u.last_login_at,
+		       count(s.token), max(us.last_seen_at) FILTER (WHERE s.token IS NOT NULL)
+		FROM users u
+		LEFT JOIN user_sessions us ON us.user_id = u.id
+		LEFT JOIN sessions s ON s.token = us.token_hash AND s.expiry > now()
+		WHERE $1 = '' OR strpos(lower(u.email), lower($1)) > 0 OR strpos(lower(u.name), lower($1)) > 0
+		GROUP BY u.id
+		ORDER BY u.last_login_at DESC NULLS LAST, u.id DESC
+		LIMIT $2`, text, limit))
+	return out, mapErr("people", err)
+}
