@@ -140,6 +140,8 @@ func (p *standIn) render() (body, contentType string) {
 		return "basic_auth_users:\n  c-alice: [\"$2a$04$", "application/yaml"
 	case "extra-key":
 		return full + "tls_server_config:\n  cert_file: /etc/shadow\n", "application/yaml"
+	case "second-document":
+		return full + "---\nbasic_auth_users:\n  mallory: " + p.users["c-alice"] + "\n", "application/yaml"
 	default:
 		return full, "application/yaml"
 	}
@@ -361,7 +363,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 		}
 	})
 
-	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key"} {
+	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key", "second-document"} {
 		t.Run("the file survives a portal answering "+mode, func(t *testing.T) {
 			f.keepsFileThroughFailure(t, a, func() { portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, mode) })
 			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
