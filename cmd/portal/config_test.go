@@ -75,6 +75,10 @@ func TestConfigErrors(t *testing.T) {
 			`--listen="0.0.0.0:8080"`, "loopback only"},
 		{"migrate without database", map[string]string{}, []string{"migrate", "up"},
 			"DATABASE_URL", "required"},
+		{"bcrypt cost above what agents accept", complete(map[string]string{"PORTAL_BCRYPT_COST": "13"}), []string{"serve"},
+			`PORTAL_BCRYPT_COST="13"`, "from 4 to 12: `portal agent` refuses hashes above cost 12"},
+		{"bcrypt cost below bcrypt's least", complete(map[string]string{"PORTAL_BCRYPT_COST": "3"}), []string{"serve"},
+			`PORTAL_BCRYPT_COST="3"`, "from 4 to 12"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

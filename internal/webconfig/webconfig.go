@@ -33,6 +33,14 @@ import (
 // requests after a minute or so.
 const MaxWait = 60 * time.Second
 
+// MaxBcryptCost is the highest bcrypt cost `portal agent` accepts in the
+// portal's answer, and so the highest the portal may issue at.
+// exporter-toolkit checks one bcrypt hash at a time, behind one mutex, for
+// every uncached login: a hash of cost 12 takes about a quarter of a second
+// of one core; cost 31 takes about 2^19 times that, a day and a half, during
+// which no other user (2i2c's internal user included) can sign in.
+const MaxBcryptCost = 12
+
 // PublicationPath is the path, from the portal's base URL, of the document
 // the portal serves for the cluster named cluster.
 func PublicationPath(cluster string) string {
