@@ -75,6 +75,16 @@ func TestConfigErrors(t *testing.T) {
 			`--listen="0.0.0.0:8080"`, "loopback only"},
 		{"migrate without database", map[string]string{}, []string{"migrate", "up"},
 			"DATABASE_URL", "required"},
+		{"bcrypt cost above what agents accept", complete(map[string]string{"PORTAL_BCRYPT_COST": "13"}), []string{"serve"},
+			`PORTAL_BCRYPT_COST="13"`, "from 4 to 12: `portal agent` refuses hashes above cost 12"},
+		{"bcrypt cost below bcrypt's least", complete(map[string]string{"PORTAL_BCRYPT_COST": "3"}), []string{"serve"},
+			`PORTAL_BCRYPT_COST="3"`, "from 4 to 12"},
+		{"agent max bytes not a size", map[string]string{"PORTAL_AGENT_MAX_BYTES": "lots"}, []string{"agent"},
+			`PORTAL_AGENT_MAX_BYTES="lots"`, "such as 1MiB"},
+		{"agent max bytes too large", map[string]string{"PORTAL_AGENT_MAX_BYTES": "65537KiB"}, []string{"agent"},
+			`PORTAL_AGENT_MAX_BYTES="65537KiB"`, "from 4KiB to 64MiB"},
+		{"agent max users zero", map[string]string{"PORTAL_AGENT_MAX_USERS": "0"}, []string{"agent"},
+			`PORTAL_AGENT_MAX_USERS="0"`, "from 1 to 1000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,5 +167,42 @@ func TestBrokenClustersFileStopsServe(t *testing.T) {
 	status, _, stderr = runPortal(t, complete(map[string]string{"PORTAL_CLUSTERS_FILE": path + ".missing"}), "serve")
 	if status != 2 || !strings.Contains(stderr, "PORTAL_CLUSTERS_FILE") {
 		t.Errorf("serve with a missing clusters file: exit %d, %q", status, stderr)
+	}
+}
+
+// TestAgentDefaultsAvoidExporterPorts: `portal agent` listens by default on
+// 10095, outside Prometheus's allocated exporter ports, not on
+// node_exporter's 9100, which distributions install beside Prometheus.
+func TestAgentDefaultsAvoidExporterPorts(t *testing.T) {
+	t.Parallel()
+	status, stdout, _ := runPortal(t, nil, "agent", "--help")
+	if status != 0 {
+		t.Fatalf("status %d, stdout %q", status, stdout)
+	}
+	for _, want := range []string{"--listen, PORTAL_AGENT_LISTEN (default :10095)", "--interval, PORTAL_AGENT_INTERVAL (default 1s)",
+		"--max-users, PORTAL_AGENT_MAX_USERS (default 5000)", "--max-bytes, PORTAL_AGENT_MAX_BYTES (default 1MiB)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("agent --help does not say %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "9100") {
+		t.Errorf("agent --help mentions 9100:\n%s", stdout)
+	}
+}
+
+// TestByteSizes reads the sizes PORTAL_AGENT_MAX_BYTES takes.
+func TestByteSizes(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]int{"1MiB": 1 << 20, "512KiB": 512 << 10, "1048576": 1 << 20, " 2 MiB ": 2 << 20, "64MiB": 64 << 20, "4KiB": 4 << 10} {
+		var got int
+		if err := byteSizeVar(&got, 4<<10, 64<<20)(v); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"", "1GiB", "1MB", "-1MiB", "0", "4095", "65MiB", "1.5MiB"} {
+		var got int
+		if err := byteSizeVar(&got, 4<<10, 64<<20)(v); err == nil {
+			t.Errorf("%q: accepted as %d", v, got)
+		}
 	}
 }

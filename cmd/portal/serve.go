@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
 	"github.com/2i2c-org/credential-portal/internal/issue"
@@ -19,6 +20,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/server"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 // serveConfig is the configuration of `portal serve`.
@@ -65,7 +67,7 @@ func (c *serveConfig) settings() []setting {
 			usage: "verified email addresses that are staff, comma separated"},
 		{env: "PORTAL_ALLOWED_EMAIL_DOMAINS", flag: "allowed-email-domains", parse: listVar(&c.Access.AllowedEmailDomains),
 			usage: "when set, only verified addresses in these domains may sign in at all, comma separated"},
-		{env: "PORTAL_BCRYPT_COST", flag: "bcrypt-cost", def: strconv.Itoa(issue.DefaultBcryptCost), parse: intVar(&c.BcryptCost, 4, 14),
+		{env: "PORTAL_BCRYPT_COST", flag: "bcrypt-cost", def: strconv.Itoa(issue.DefaultBcryptCost), parse: bcryptCostVar(&c.BcryptCost),
 			usage: "bcrypt cost of issued credentials' password hashes; the passwords are 130-bit random, so a low cost keeps Prometheus's basic auth fast at no loss"},
 		{env: "PORTAL_CLUSTERS_FILE", flag: "clusters-file", parse: fileVar(&c.ClustersFile),
 			usage: "YAML file of clusters to create or update at start-up (see README)"},
@@ -74,6 +76,21 @@ func (c *serveConfig) settings() []setting {
 		{env: "PORTAL_SESSION_LIFETIME", flag: "session-lifetime", def: "12h", parse: durationVar(&c.Sessions.Lifetime),
 			usage: "sign out this long after sign-in, however active"},
 	}, c.Notify.settings()...)
+}
+
+// bcryptCostVar takes a bcrypt cost the agents will accept: from bcrypt's
+// least, 4, to webconfig.MaxBcryptCost. Above it every `portal agent`
+// refuses the cluster's whole publication, so no new credential would work.
+func bcryptCostVar(p *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < bcrypt.MinCost || n > webconfig.MaxBcryptCost {
+			return fmt.Errorf("want a whole number from %d to %d: `portal agent` refuses hashes above cost %d, since Prometheus checks one hash at a time and a slow one stalls every login (the passwords are random, so the default %d loses nothing)",
+				bcrypt.MinCost, webconfig.MaxBcryptCost, webconfig.MaxBcryptCost, issue.DefaultBcryptCost)
+		}
+		*p = n
+		return nil
+	}
 }
 
 // baseURLVar takes the portal's own address: scheme and host only, since

@@ -40,17 +40,91 @@ type standIn struct {
 	users   webconfig.Users
 	expires webconfig.Expiries // written as the portal writes them
 	mode    string             // "yaml", or one of the broken answers in render
+	padding int                // bytes of comment after the users
 	version int
-	changed chan struct{} // closed at the next change
+	changed chan struct{}        // closed at the next change
+	tokens  map[string]bool      // the sync tokens accepted
+	seen    map[string]time.Time // when each token was first accepted
 	srv     *httptest.Server
 }
 
 func newStandIn(t *testing.T, users webconfig.Users) *standIn {
 	t.Helper()
-	p := &standIn{users: users, mode: "yaml", version: 1, changed: make(chan struct{})}
+	p := &standIn{users: users, mode: "yaml", version: 1, changed: make(chan struct{}),
+		tokens: map[string]bool{syncToken: true}, seen: map[string]time.Time{}}
 	p.srv = httptest.NewServer(p)
-	t.Cleanup(p.srv.Close)
+	t.Cleanup(func() { p.srv.Close() })
 	return p
+}
+
+// stop takes the portal away as a restart does: held requests are cut and
+// new connections refused.
+func (p *standIn) stop() {
+	p.srv.CloseClientConnections()
+	p.srv.Close()
+}
+
+// restart serves again on the address stop left, as a restarted portal
+// does, and returns when it accepts connections.
+func (p *standIn) restart(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("listen again on the portal's address: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(p)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	p.srv = srv
+}
+
+// rotate makes tokens the only ones accepted. With wake, held requests
+// wake, and one whose token is no longer accepted ends with 401, as the
+// portal ends it; without, they go on being held.
+func (p *standIn) rotate(wake bool, tokens ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tokens = map[string]bool{}
+	for _, tok := range tokens {
+		p.tokens[tok] = true
+	}
+	if wake {
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+}
+
+// accepts reports whether the request's token is accepted, noting when a
+// token was first accepted.
+func (p *standIn) accepts(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !ok || !p.tokens[tok] {
+		return false
+	}
+	if _, ok := p.seen[tok]; !ok {
+		p.seen[tok] = time.Now()
+	}
+	return true
+}
+
+// firstSeen is when tok was first accepted; zero if it was not yet.
+func (p *standIn) firstSeen(tok string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[tok]
+}
+
+// pad adds n bytes of comment to every answer.
+func (p *standIn) pad(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.padding = n
+	p.version++
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 func (p *standIn) url(t *testing.T) *url.URL {
@@ -86,7 +160,7 @@ func (p *standIn) state() (etag string, changed chan struct{}) {
 }
 
 func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+syncToken {
+	if !p.accepts(r) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -103,6 +177,10 @@ func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 				return
 			}
+		}
+		if !p.accepts(r) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
 		}
 		if etag, _ = p.state(); r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
@@ -131,6 +209,9 @@ func (p *standIn) render() (body, contentType string) {
 		}
 		b.WriteString("\n")
 	}
+	for n := p.padding; n > 0; n -= 64 {
+		b.WriteString("#" + strings.Repeat("x", max(min(n, 64)-2, 0)) + "\n")
+	}
 	switch full := b.String(); p.mode {
 	case "html":
 		return "<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>\n", "text/html"
@@ -140,6 +221,8 @@ func (p *standIn) render() (body, contentType string) {
 		return "basic_auth_users:\n  c-alice: [\"$2a$04$", "application/yaml"
 	case "extra-key":
 		return full + "tls_server_config:\n  cert_file: /etc/shadow\n", "application/yaml"
+	case "second-document":
+		return full + "---\nbasic_auth_users:\n  mallory: " + p.users["c-alice"] + "\n", "application/yaml"
 	default:
 		return full, "application/yaml"
 	}
@@ -361,7 +444,7 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 		}
 	})
 
-	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key"} {
+	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key", "second-document"} {
 		t.Run("the file survives a portal answering "+mode, func(t *testing.T) {
 			f.keepsFileThroughFailure(t, a, func() { portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, mode) })
 			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
@@ -738,13 +821,15 @@ func TestAgentBaseReload(t *testing.T) {
 	}
 }
 
-// TestFailurePauses follows runs of pauses after failed rounds in a row, each
-// run started over as a success does: at least the interval, about doubling
-// (half to one and a half of interval·2^(n-1)), and once grown, spread over
-// the third of a minute to a minute under the cap.
-func TestFailurePauses(t *testing.T) {
-	interval := 5 * time.Second
-	nominalCap := time.Minute * 2 / 3 // the longest nominal pause: its jitter reaches a minute
+// TestFailurePausesStayUnderFourSeconds follows runs of pauses after failed
+// rounds in a row, each run started over as a success does, at the default
+// interval of `portal agent` (1 s): at least the interval, about doubling
+// (half to one and a half of interval·2^(n-1)), and once grown, spread
+// between a third of 4 s and 4 s, never longer: a portal that comes back
+// must find its agents within 5 s, however long it was away.
+func TestFailurePausesStayUnderFourSeconds(t *testing.T) {
+	interval := time.Second
+	nominalCap := 4 * time.Second * 2 / 3 // the longest nominal pause: its jitter reaches 4 s
 	lowest, highest := time.Duration(1<<62), time.Duration(0)
 	a := agentWithInterval(t, interval)
 	for range 200 {
@@ -753,19 +838,19 @@ func TestFailurePauses(t *testing.T) {
 			nominal := min(interval<<(n-1), nominalCap)
 			lo, hi := max(interval, nominal/2), nominal*3/2
 			d := a.failurePause()
-			if d < lo || d > hi {
-				t.Fatalf("pause after failure %d = %s, want within [%s, %s]", n, d, lo, hi)
+			if d < lo || d > hi || d > 4*time.Second {
+				t.Fatalf("pause after failure %d = %s, want within [%s, %s] and at most 4s", n, d, lo, hi)
 			}
 			if n == 12 {
 				lowest, highest = min(lowest, d), max(highest, d)
 			}
 		}
 	}
-	if lowest > 30*time.Second || highest < 50*time.Second {
-		t.Errorf("capped pauses range over [%s, %s], want them jittered across [20s, 1m]", lowest, highest)
+	if lowest > 2*time.Second || highest < 3500*time.Millisecond {
+		t.Errorf("capped pauses range over [%s, %s], want them jittered across [1.33s, 4s]", lowest, highest)
 	}
 
-	t.Run("an interval above a minute", func(t *testing.T) {
+	t.Run("an interval above 4s", func(t *testing.T) {
 		a := agentWithInterval(t, 2*time.Minute)
 		for n := 1; n <= 5; n++ {
 			if d := a.failurePause(); d != 2*time.Minute {
@@ -859,4 +944,374 @@ func hashOf(t testing.TB, password string) string {
 		t.Fatal(err)
 	}
 	return string(h)
+}
+
+// costly is a hash of password at cost 4 relabelled as cost 31: bcrypt reads
+// the cost from the prefix, so exporter-toolkit would spend 2^27 times the
+// work on every login as its user (a day and a half of CPU at 1 µs per
+// round), holding the one mutex every other uncached login waits on.
+func costly(t *testing.T, password string) string {
+	t.Helper()
+	h := hashOf(t, password)
+	if !strings.HasPrefix(h, "$2a$04$") {
+		t.Fatalf("hash %q: want cost 4", h)
+	}
+	h = "$2a$31$" + strings.TrimPrefix(h, "$2a$04$")
+	if cost, err := bcrypt.Cost([]byte(h)); err != nil || cost != 31 {
+		t.Fatalf("bcrypt.Cost(%q) = %d, %v; want 31", h, cost, err)
+	}
+	return h
+}
+
+// readyz is /readyz's status and body.
+func readyz(a *Agent) (int, string) {
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	return rec.Code, rec.Body.String()
+}
+
+// TestAgentRefusesHostilePublications has a hostile (or broken) portal serve
+// publications that would stall or bloat Prometheus: a hash of bcrypt cost
+// 31, more users than the agent's default cap (5,000), an answer larger
+// than its default 1 MiB, and one that fits but makes a file over a
+// configured cap. The agent refuses each: the last good file stays, as
+// exporter-toolkit reading it shows, the refusal is logged as an error and
+// counted by reason, and /readyz says why. Logins stay fast throughout.
+func TestAgentRefusesHostilePublications(t *testing.T) {
+	internal, alice := hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
+	good := webconfig.Users{"c-alice": alice}
+	portal := newStandIn(t, good)
+	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
+	a := f.run(t)
+	eventually(t, 2*time.Second, "the portal's users are written", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return bytes.Contains(b, []byte("c-alice"))
+	})
+	prom := startPrometheus(t, f.out)
+
+	many := webconfig.Users{}
+	for i := range 5001 {
+		many[fmt.Sprintf("c-%05d", i)] = alice
+	}
+	tests := []struct {
+		name, reason string
+		serve        func()
+		want         string // in the log line and /readyz
+	}{
+		{"a hash of bcrypt cost 31", "bcrypt_cost",
+			func() { portal.set(webconfig.Users{"c-alice": alice, "c-mallory": costly(t, "mallory-pw")}, "yaml") },
+			`user \"c-mallory\" has a bcrypt hash of cost 31, above the 12`},
+		{"5,001 users", "users",
+			func() { portal.set(many, "yaml") },
+			"holds 5001 users, more than the 5000"},
+		{"an answer of more than 1 MiB", "bytes",
+			func() { portal.pad(1<<20 + 1) },
+			"larger than the 1048576 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			series := `portal_agent_publications_refused_total{reason="` + tt.reason + `"}`
+			refused := metric(t, a, series)
+			f.keepsFileThroughFailure(t, a, tt.serve)
+			eventually(t, 5*time.Second, "the refusal is counted", func() bool { return metric(t, a, series) > refused })
+			if doc := readFile(t, f.out); strings.Contains(doc, "c-mallory") || strings.Contains(doc, "c-00000") {
+				t.Errorf("the refused users reached the file:\n%.300s", doc)
+			}
+			if !strings.Contains(f.logs.String(), `"level":"ERROR","msg":"the portal's answer is refused`) || !strings.Contains(f.logs.String(), tt.want) {
+				t.Errorf("no error log line saying %q:\n%.2000s", tt.want, f.logs)
+			}
+			if code, body := readyz(a); code != http.StatusServiceUnavailable || !strings.Contains(body, strings.ReplaceAll(tt.want, `\"`, `"`)) {
+				t.Errorf("/readyz %d %q, want 503 saying %q", code, body, tt.want)
+			}
+			if code := healthz(a); code != http.StatusOK {
+				t.Errorf("/healthz %d, want 200: the last good file serves", code)
+			}
+			wantStatus(t, prom, "c-mallory", "mallory-pw", http.StatusUnauthorized)
+			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)
+			wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+
+			since := metric(t, a, "portal_agent_last_success_timestamp_seconds")
+			portal.pad(0)
+			portal.set(good, "yaml")
+			eventually(t, 5*time.Second, "a success after the portal mends", func() bool {
+				return metric(t, a, "portal_agent_last_success_timestamp_seconds") > since
+			})
+		})
+	}
+}
+
+// TestAgentRefusesAFileOverItsByteCap: an answer within the cap that would
+// make, with the base, a file over it is refused, and the last good file
+// stays; so the volume holding the file never needs more than twice the cap.
+func TestAgentRefusesAFileOverItsByteCap(t *testing.T) {
+	internal, alice, bob := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
+	portal := newStandIn(t, webconfig.Users{"c-alice": alice})
+	f := newFixture(t, portal.url(t), "# "+strings.Repeat("a base with a long comment ", 40)+"\nbasic_auth_users:\n  internal: "+internal+"\n")
+	f.cfg.MaxBytes = 2048
+	a := f.run(t)
+	eventually(t, 2*time.Second, "the portal's users are written", func() bool {
+		b, _ := os.ReadFile(f.out)
+		return bytes.Contains(b, []byte("c-alice"))
+	})
+	users := webconfig.Users{"c-alice": alice}
+	for i := range 8 {
+		users[fmt.Sprintf("c-bob%d", i)] = bob
+	}
+	portal.set(users, "yaml")
+	eventually(t, 5*time.Second, "the refusal is counted", func() bool {
+		return metric(t, a, `portal_agent_publications_refused_total{reason="bytes"}`) > 0
+	})
+	if doc := readFile(t, f.out); strings.Contains(doc, "c-bob") || len(doc) > f.cfg.MaxBytes {
+		t.Errorf("the file grew past the cap (%d bytes):\n%s", len(doc), doc)
+	}
+	if !strings.Contains(f.logs.String(), "the web config with the portal's 9 users would be") {
+		t.Errorf("no log line for the refusal:\n%s", f.logs)
+	}
+}
+
+// TestNewRefusesABaseOverTheByteCap: a base larger than the file the agent
+// may write stops the agent at start, naming the setting.
+func TestNewRefusesABaseOverTheByteCap(t *testing.T) {
+	f := newFixture(t, deadPortal(t), "# "+strings.Repeat("x", 4096)+"\nbasic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	f.cfg.MaxBytes = 4096
+	_, err := New(f.cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), f.base) || !strings.Contains(err.Error(), "PORTAL_AGENT_MAX_BYTES") {
+		t.Errorf("New: %v, want an error naming the base and PORTAL_AGENT_MAX_BYTES", err)
+	}
+}
+
+// TestAgentRestartRefusesCarriedCostlyHashes: a file an older agent wrote
+// with a hash of cost 31 in it is not carried over at start; the base alone
+// is written, and the refusal counted.
+func TestAgentRestartRefusesCarriedCostlyHashes(t *testing.T) {
+	internal := hashOf(t, "internal-pw")
+	base := "basic_auth_users:\n  internal: " + internal + "\n"
+	f := newFixture(t, deadPortal(t), base)
+	b, err := webconfig.ParseWebConfig([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := webconfig.Merge(b, webconfig.Users{"c-alice": hashOf(t, "alice-pw"), "c-mallory": costly(t, "mallory-pw")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f.out, string(last.Doc))
+	a := f.run(t)
+	eventually(t, 2*time.Second, "/healthz answers 200", func() bool { return healthz(a) == http.StatusOK })
+	if doc := readFile(t, f.out); strings.Contains(doc, "c-mallory") {
+		t.Errorf("the costly hash was carried over:\n%s", doc)
+	}
+	if got := metric(t, a, `portal_agent_publications_refused_total{reason="bcrypt_cost"}`); got != 1 {
+		t.Errorf("refusals for bcrypt_cost %v, want 1", got)
+	}
+}
+
+// TestAgentReadyzFollowsTheLastSync: /healthz (liveness) answers 200 once
+// the base is written, whether or not the portal ever accepted the token;
+// /readyz answers 200 only while the latest round with the portal succeeded,
+// recently, and otherwise says what failed and when the last success was.
+func TestAgentReadyzFollowsTheLastSync(t *testing.T) {
+	internal, alice := hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
+	portal := newStandIn(t, webconfig.Users{"c-alice": alice})
+	f := newFixture(t, portal.url(t), "basic_auth_users:\n  internal: "+internal+"\n")
+	writeFile(t, f.token, "a-token-the-portal-never-knew\n")
+	a := f.run(t)
+
+	eventually(t, 2*time.Second, "a refused token is counted", func() bool {
+		return metric(t, a, "portal_agent_sync_failures_total") > 0
+	})
+	if code := healthz(a); code != http.StatusOK {
+		t.Errorf("/healthz %d, want 200: the base is written", code)
+	}
+	code, body := readyz(a)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "never answered") || !strings.Contains(body, "(401)") {
+		t.Errorf("/readyz %d %q, want 503 saying the portal never answered, and the 401", code, body)
+	}
+	if strings.Contains(body, "a-token-the-portal-never-knew") {
+		t.Error("/readyz shows the token")
+	}
+
+	writeFile(t, f.token, syncToken+"\n")
+	eventually(t, 5*time.Second, "/readyz answers 200", func() bool { code, _ := readyz(a); return code == http.StatusOK })
+	if _, body := readyz(a); !strings.HasPrefix(body, "ready: the last sync with the portal succeeded ") {
+		t.Errorf("/readyz body %q", body)
+	}
+	if ready, msg := a.readiness(time.Now().Add(a.ReadyWithin() + time.Second)); ready || !strings.Contains(msg, "longer than") {
+		t.Errorf("readiness after ReadyWithin without a success: %v %q, want not ready, saying so", ready, msg)
+	}
+
+	portal.stop()
+	eventually(t, 5*time.Second, "/readyz answers 503", func() bool { code, _ := readyz(a); return code == http.StatusServiceUnavailable })
+	if _, body := readyz(a); !strings.Contains(body, "the latest round failed") || !strings.Contains(body, "portal unreachable") ||
+		!strings.Contains(body, "the last success was") {
+		t.Errorf("/readyz body %q, want the failure and the last success", body)
+	}
+	if code := healthz(a); code != http.StatusOK {
+		t.Errorf("/healthz %d, want 200: the last good file still serves", code)
+	}
+}
+
+// TestReadyWithinFitsALongPoll: a healthy agent ends a round at least every
+// Config.Wait (the portal answers a held request by then), so ReadyWithin
+// must leave room for it; with the defaults of `portal agent`, 62 s.
+func TestReadyWithinFitsALongPoll(t *testing.T) {
+	f := newFixture(t, deadPortal(t), "basic_auth_users:\n  internal: "+hashOf(t, "internal-pw")+"\n")
+	f.cfg.Wait, f.cfg.Interval = 30*time.Second, time.Second
+	a, err := New(f.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.ReadyWithin(); got != 62*time.Second {
+		t.Errorf("ReadyWithin %s, want 62s", got)
+	}
+}
+
+// secretVolume lays files out as the kubelet lays out a mounted Secret:
+// each key a symlink through ..data to a folder of the current version,
+// where an update writes a new folder and swaps ..data in one rename, so
+// the files the agent opens are replaced, never rewritten.
+type secretVolume struct {
+	dir     string
+	version int
+}
+
+func newSecretVolume(t *testing.T, files map[string]string) *secretVolume {
+	t.Helper()
+	v := &secretVolume{dir: t.TempDir()}
+	v.update(t, files)
+	for key := range files {
+		if err := os.Symlink(filepath.Join("..data", key), filepath.Join(v.dir, key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v
+}
+
+func (v *secretVolume) path(key string) string { return filepath.Join(v.dir, key) }
+
+func (v *secretVolume) update(t *testing.T, files map[string]string) {
+	t.Helper()
+	v.version++
+	name := fmt.Sprintf("..2026_01_01_00_00_%02d.%d", v.version, v.version)
+	if err := os.Mkdir(filepath.Join(v.dir, name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for key, content := range files {
+		writeFile(t, filepath.Join(v.dir, name, key), content)
+	}
+	tmp := filepath.Join(v.dir, "..data_tmp")
+	if err := os.Symlink(name, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentBackInStepWithin5s measures, against the real agent at the
+// defaults of `portal agent` (a 30 s long-poll, a 1 s interval) and a real
+// HTTP portal, how long the agent takes to be in step again after each of
+// the changes that used to wait for a grown back-off or a long-poll's end:
+// the portal coming back after 20 s away (the back-off has grown to its
+// cap), a rotated sync token, and a changed base, the last two delivered as
+// Kubernetes delivers a Secret update. Each is bounded at 5 s, and so are
+// the pauses the agent logged after failures meanwhile; the figures are
+// logged.
+func TestAgentBackInStepWithin5s(t *testing.T) {
+	const bound = 5 * time.Second
+	internal, alice, bob := hashOf(t, "internal-pw"), hashOf(t, "alice-pw"), hashOf(t, "bob-pw")
+	base := "basic_auth_users:\n  internal: " + internal + "\n"
+	// start runs an agent at the defaults on portal, with the token and
+	// base in a Secret volume, and waits for it to write c-alice.
+	start := func(t *testing.T, portal *standIn) (*fixture, *secretVolume, *Agent) {
+		t.Helper()
+		f := newFixture(t, portal.url(t), base)
+		vol := newSecretVolume(t, map[string]string{"token": syncToken + "\n", "base-web-config.yml": base})
+		f.cfg.TokenFile, f.cfg.BasePath = vol.path("token"), vol.path("base-web-config.yml")
+		f.cfg.Wait, f.cfg.Interval = 30*time.Second, time.Second
+		a := f.run(t)
+		eventually(t, 5*time.Second, "the portal's users are written", func() bool {
+			b, _ := os.ReadFile(f.out)
+			return bytes.Contains(b, []byte("c-alice"))
+		})
+		return f, vol, a
+	}
+	inFile := func(f *fixture, s string) func() bool {
+		return func() bool { b, _ := os.ReadFile(f.out); return bytes.Contains(b, []byte(s)) }
+	}
+	// pausesCapped checks the pauses the agent logged after failures: a
+	// measured recovery may be lucky, but no pause over 4 s means none can
+	// be much over 4 s.
+	pausesCapped := func(t *testing.T, f *fixture) {
+		t.Helper()
+		pauses := loggedPauses(t, f.logs.String())
+		if len(pauses) == 0 || slices.Max(pauses) > 4*time.Second {
+			t.Errorf("pauses after failures %v: want some, none over 4s", pauses)
+		}
+	}
+
+	t.Run("portal back after 20s away", func(t *testing.T) {
+		t.Parallel()
+		portal := newStandIn(t, webconfig.Users{"c-alice": alice})
+		f, _, a := start(t, portal)
+		portal.stop()
+		time.Sleep(20 * time.Second)
+		failures := metric(t, a, "portal_agent_sync_failures_total")
+		portal.set(webconfig.Users{"c-alice": alice, "c-bob": bob}, "yaml") // revoked or issued meanwhile
+		portal.restart(t)
+		back := time.Now()
+		eventually(t, bound, "c-bob written after the portal is back", inFile(f, "c-bob"))
+		t.Logf("portal back → synced: %s (after %v failed rounds in 20 s away)", time.Since(back).Round(time.Millisecond), failures)
+		pausesCapped(t, f)
+		prom := startPrometheus(t, f.out)
+		wantStatus(t, prom, "c-bob", "bob-pw", http.StatusOK)
+	})
+
+	t.Run("token file changed while the agent holds a long-poll", func(t *testing.T) {
+		t.Parallel()
+		portal := newStandIn(t, webconfig.Users{"c-alice": alice})
+		f, vol, _ := start(t, portal)
+		time.Sleep(1500 * time.Millisecond) // the agent now holds a 30 s long-poll with the old token
+		const next = "the-next-sync-token"
+		portal.rotate(false, syncToken, next) // a portal that accepts both for a while, and lets the held request be
+		vol.update(t, map[string]string{"token": next + "\n", "base-web-config.yml": base})
+		changed := time.Now()
+		eventually(t, bound, "the new token reaches the portal", func() bool { return !portal.firstSeen(next).IsZero() })
+		t.Logf("token file changed → applied (first request with it): %s", portal.firstSeen(next).Sub(changed).Round(time.Millisecond))
+		if strings.Contains(f.logs.String(), next) {
+			t.Error("the new token appears in the logs")
+		}
+	})
+
+	t.Run("token rotated and the old one refused", func(t *testing.T) {
+		t.Parallel()
+		portal := newStandIn(t, webconfig.Users{"c-alice": alice})
+		f, vol, a := start(t, portal)
+		const next = "the-next-sync-token"
+		portal.rotate(true, next) // the held long-poll ends with 401; retries with the old token fail
+		portal.set(webconfig.Users{"c-alice": alice, "c-bob": bob}, "yaml")
+		time.Sleep(10 * time.Second) // the Secret takes a while to reach the pod; the back-off grows
+		failures := metric(t, a, "portal_agent_sync_failures_total")
+		vol.update(t, map[string]string{"token": next + "\n", "base-web-config.yml": base})
+		changed := time.Now()
+		eventually(t, bound, "c-bob written with the new token", inFile(f, "c-bob"))
+		t.Logf("token file changed → applied (synced, after %v refusals): %s", failures, time.Since(changed).Round(time.Millisecond))
+		pausesCapped(t, f)
+	})
+
+	t.Run("base changed while the agent holds a long-poll", func(t *testing.T) {
+		t.Parallel()
+		portal := newStandIn(t, webconfig.Users{"c-alice": alice})
+		f, vol, _ := start(t, portal)
+		time.Sleep(1500 * time.Millisecond) // the agent now holds a 30 s long-poll
+		rotated := hashOf(t, "rotated-internal-pw")
+		vol.update(t, map[string]string{"token": syncToken + "\n", "base-web-config.yml": "basic_auth_users:\n  internal: " + rotated + "\n"})
+		changed := time.Now()
+		eventually(t, bound, "the rotated internal password is written", inFile(f, rotated))
+		t.Logf("base file changed → applied: %s", time.Since(changed).Round(time.Millisecond))
+		prom := startPrometheus(t, f.out)
+		wantStatus(t, prom, "internal", "rotated-internal-pw", http.StatusOK)
+		wantStatus(t, prom, "internal", "internal-pw", http.StatusUnauthorized)
+		wantStatus(t, prom, "c-alice", "alice-pw", http.StatusOK)
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"reflect"
 	"regexp"
@@ -31,6 +32,14 @@ import (
 // (?wait=) before answering 304: proxies and load balancers cut idle
 // requests after a minute or so.
 const MaxWait = 60 * time.Second
+
+// MaxBcryptCost is the highest bcrypt cost `portal agent` accepts in the
+// portal's answer, and so the highest the portal may issue at.
+// exporter-toolkit checks one bcrypt hash at a time, behind one mutex, for
+// every uncached login: a hash of cost 12 takes about a quarter of a second
+// of one core; cost 31 takes about 2^19 times that, a day and a half, during
+// which no other user (2i2c's internal user included) can sign in.
+const MaxBcryptCost = 12
 
 // PublicationPath is the path, from the portal's base URL, of the document
 // the portal serves for the cluster named cluster.
@@ -146,6 +155,9 @@ const usersKey = "basic_auth_users"
 // Prometheus's container, and Prometheus checks them itself at start.
 // Errors wrap ErrInvalid and fit on one line.
 func parseStrict(doc []byte) (web.Config, error) {
+	if err := oneDocument(doc); err != nil {
+		return web.Config{}, err
+	}
 	c := web.Config{
 		TLSConfig: web.TLSConfig{
 			MinVersion:               tls.VersionTLS12,
@@ -169,6 +181,57 @@ func parseStrict(doc []byte) (web.Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// oneDocument refuses a stream of more than one YAML document, even an
+// empty second one after a bare "---". exporter-toolkit (like every
+// yaml.Unmarshal) reads the first document and silently ignores the rest,
+// so users or settings written after a "---" would look configured and do
+// nothing, or, in the portal's answer, hide what the agent never applies.
+// Errors wrap ErrInvalid, name the second document's line and fit on one
+// line.
+func oneDocument(doc []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	var first yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // no document at all: the caller's own checks say what is missing
+		}
+		return invalid("%s", oneLine(err.Error()))
+	}
+	var second yaml.Node
+	switch err := dec.Decode(&second); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return invalid("a second YAML document follows the first and does not parse (%s): write one document, with no \"---\" after it",
+			oneLine(err.Error()))
+	}
+	return invalid("a second YAML document starts near line %d: Prometheus reads only the first, so remove the \"---\" and what follows it, or move its keys into the first",
+		secondDocumentLine(doc, first))
+}
+
+// secondDocumentLine is the line of the "---" that ends the document first,
+// found by the first line at or after the end of first's content that
+// starts with "---" (a yaml.Node carries where it starts, not where it
+// ends).
+func secondDocumentLine(doc []byte, first yaml.Node) int {
+	last := lastLine(&first)
+	for i, line := range bytes.Split(doc, []byte("\n")) {
+		if i+1 >= last && bytes.HasPrefix(line, []byte("---")) {
+			return i + 1
+		}
+	}
+	return last
+}
+
+// lastLine is the highest line any node under n starts on.
+func lastLine(n *yaml.Node) int {
+	l := n.Line
+	for _, c := range n.Content {
+		l = max(l, lastLine(c))
+	}
+	return l
 }
 
 // allowedHeaders copies exporter-toolkit's list of the response headers a web
@@ -348,6 +411,9 @@ func Merge(base *WebConfig, portal Users, expires Expiries) (Merged, error) {
 // comments are ignored. The portal can call it on what it is about to
 // serve. Errors wrap ErrInvalid and fit on one line.
 func ParseUsers(doc []byte) (Users, Expiries, error) {
+	if err := oneDocument(doc); err != nil {
+		return nil, nil, err
+	}
 	var d struct {
 		Users *map[string]string `yaml:"basic_auth_users"`
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"maps"
 	"math/big"
 	"os"
@@ -566,4 +567,58 @@ func writeCert(t *testing.T, dir string) {
 func validate(doc []byte) error {
 	_, err := parseStrict(doc)
 	return err
+}
+
+// TestSecondYAMLDocumentRefused: exporter-toolkit reads the first YAML
+// document of a web config and ignores the rest, so users or settings
+// after a "---" look configured and are not. Every parser here refuses
+// them, naming the line, where it would once have read the first document
+// alone.
+func TestSecondYAMLDocumentRefused(t *testing.T) {
+	internal, alice := hashOf(t, "internal-pw"), hashOf(t, "alice-pw")
+	base := "basic_auth_users:\n  internal: " + internal + "\n"
+	users := "basic_auth_users:\n  c-alice: " + alice + " # from portal\n"
+	parsers := []struct {
+		name  string
+		doc   string
+		parse func([]byte) error
+	}{
+		{"ParseWebConfig", base, func(b []byte) error { _, err := ParseWebConfig(b); return err }},
+		{"CarriedUsers", base, func(b []byte) error { _, _, err := CarriedUsers(b); return err }},
+		{"ParseUsers", users, func(b []byte) error { _, _, err := ParseUsers(b); return err }},
+	}
+	tails := []struct {
+		name, tail string
+		line       int // of the "---", within tail
+	}{
+		{"a second mapping", "---\nbasic_auth_users:\n  mallory: " + alice + "\n", 1},
+		{"a second document of settings", "---\ntls_server_config:\n  cert_file: /etc/shadow\n", 1},
+		{"a bare separator", "---\n", 1},
+		{"after an explicit end", "...\n---\nextra: 1\n", 2},
+	}
+	for _, p := range parsers {
+		t.Run(p.name+" reads one document", func(t *testing.T) {
+			if err := p.parse([]byte(p.doc)); err != nil {
+				t.Fatalf("one document: %v", err)
+			}
+			if err := p.parse([]byte("---\n" + p.doc)); err != nil {
+				t.Fatalf("one document opened by ---: %v", err)
+			}
+		})
+		for _, tt := range tails {
+			t.Run(p.name+" refuses "+tt.name, func(t *testing.T) {
+				err := p.parse([]byte(p.doc + tt.tail))
+				line := fmt.Sprintf("line %d:", strings.Count(p.doc, "\n")+tt.line)
+				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "second YAML document") ||
+					!strings.Contains(err.Error(), line) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %v, want one line wrapping ErrInvalid that names the second YAML document and its line", err)
+				}
+			})
+		}
+	}
+	t.Run("an explicit end alone is one document", func(t *testing.T) {
+		if _, err := ParseWebConfig([]byte(base + "...\n")); err != nil {
+			t.Fatalf("ParseWebConfig: %v", err)
+		}
+	})
 }
