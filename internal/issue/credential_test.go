@@ -219,6 +219,22 @@ func TestNewUsernameAndPassword(t *testing.T) {
 	}
 }
 
+// TestIssuedPasswordsAreRefusedInFreeText: every password NewPassword
+// draws is one portal.CleanText refuses as a secret, alone or in a
+// sentence, so the free-text rule follows the password's format.
+func TestIssuedPasswordsAreRefusedInFreeText(t *testing.T) {
+	for range 10000 {
+		pw := NewPassword()
+		for _, text := range []string{pw, "It leaked: " + pw + "."} {
+			_, err := portal.CleanText("details", text, 500)
+			var e *portal.Error
+			if !errors.As(err, &e) || !e.Secret {
+				t.Fatalf("CleanText(%q) = %v, want a refusal marked Secret", text, err)
+			}
+		}
+	}
+}
+
 func TestHashPassword(t *testing.T) {
 	tests := []struct {
 		name     string
