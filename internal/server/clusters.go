@@ -111,6 +111,8 @@ func (s *Server) saveCluster(c echo.Context) error {
 		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
 	}
 	if pe, status, ok := fixable(err); ok {
+		forgetSecret(pe, map[string]*string{"name": &cl.Name, "display_name": &cl.DisplayName,
+			"prometheus_url": &cl.PrometheusURL, "note": &cl.Note})
 		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: clusterForm{Cluster: cl, New: isNew, Error: pe}})
 	}
 	if err != nil {

@@ -112,6 +112,22 @@ func fieldError(pe *portal.Error, name string) string {
 	return pe.Message
 }
 
+// forgetSecret blanks, of the fields a form shows back after a refusal, the
+// one pe says held a secret (a private key, a password), so that the page
+// never repeats it; all of them when pe names none of them.
+func forgetSecret(pe *portal.Error, fields map[string]*string) {
+	if pe == nil || !pe.Secret {
+		return
+	}
+	if f, ok := fields[pe.Field]; ok {
+		*f = ""
+		return
+	}
+	for _, f := range fields {
+		*f = ""
+	}
+}
+
 // handleError is the one place an error becomes a response: portal errors
 // map to their kind's status and their message, echo's own errors keep
 // theirs, and anything else is a 500 with a log line and the request ID, and

@@ -62,15 +62,15 @@ func (p *testPortal) assertSecretNowhere(t *testing.T, secret string) {
 	for _, table := range []string{"users", "sessions", "clusters", "requests", "credentials", "audit_events", "messages"} {
 		n := p.count(`SELECT count(*) FROM `+table+` t WHERE strpos(row_to_json(t)::text, $1) > 0`, secret)
 		if n != 0 {
-			t.Errorf("the plaintext password is in %d rows of %s", n, table)
+			t.Errorf("the secret is in %d rows of %s", n, table)
 		}
 	}
 	// Sessions are gob-encoded bytes; search them as bytes too.
 	if n := p.count(`SELECT count(*) FROM sessions WHERE position(convert_to($1, 'UTF8') in data) > 0`, secret); n != 0 {
-		t.Errorf("the plaintext password is in %d session rows", n)
+		t.Errorf("the secret is in %d session rows", n)
 	}
 	if strings.Contains(p.logs.String(), secret) {
-		t.Error("the plaintext password is in the logs")
+		t.Error("the secret is in the logs")
 	}
 }
 
