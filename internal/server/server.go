@@ -89,7 +89,7 @@ type Server struct {
 	pages    *pages
 	assets   *assets
 	metrics  *metrics
-	refusals *middleware.RateLimiterMemoryStore // anonymous refusals audited per address
+	refusals *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when shutdown begins: long-polls answer at once
