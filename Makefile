@@ -2,10 +2,26 @@
 # binaries for the command it runs, unless DATABASE_URL names one already.
 WITHPG = go run ./tools/withpg --
 
-.PHONY: test vet fmt build run bench tidy-check
+# The age command-line tools the tests run: the version go.mod requires,
+# installed into the project (.tools/bin, git-ignored) and put first on PATH,
+# so that a distribution's older age (Debian and Ubuntu ship 1.1.1, without
+# post-quantum keys) is never the one tested.
+TOOLS := $(CURDIR)/.tools/bin
+AGE_VERSION = $(shell go list -m -f '{{.Version}}' filippo.io/age)
 
-test: vet
-	$(WITHPG) go test -race -count=1 ./...
+.PHONY: test vet fmt build run bench tidy-check tools
+
+test: vet tools
+	PATH="$(TOOLS):$$PATH" $(WITHPG) go test -race -count=1 ./...
+
+# Installs age and age-keygen into .tools/bin unless they are there at the
+# version go.mod requires.
+tools:
+	@v="$(AGE_VERSION)"; test -n "$$v" || { echo "cannot read the version of filippo.io/age from go.mod"; exit 1; }; \
+	if [ "$$($(TOOLS)/age --version 2>/dev/null)" != "$$v" ] || [ "$$($(TOOLS)/age-keygen --version 2>/dev/null)" != "$$v" ]; then \
+		echo "installing age $$v into $(TOOLS)"; \
+		GOBIN="$(TOOLS)" go install "filippo.io/age/cmd/...@$$v"; \
+	fi
 
 vet:
 	go vet ./...

@@ -19,7 +19,9 @@ const auditSynopsis = `Check the audit log's hash chain.
   portal audit verify [--since ID]
 
 Walks the chain in id order, recomputes every event's hash and checks that
-each event's prev_hash is the hash of the one before. Prints the number of
+each event's prev_hash is the hash of the one before, and that no event is
+dated before the one before it (the portal dates events by the database's
+clock as it appends them, so an older one was back-dated). Prints the number of
 events checked and the head (the last event and its hash); exits 0 when
 every event checks out, 1 at the first one that does not, naming it and what
 is wrong. The result is recorded, and staff see it on the audit page.

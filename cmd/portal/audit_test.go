@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -80,6 +81,48 @@ func TestAuditVerify(t *testing.T) {
 	}
 	if runs != 4 || broken != 1 || !last.OK() || last.SinceID != events[1].ID || last.HeadID != head.ID || last.VerifiedBy != auditVerifiedBy {
 		t.Errorf("%d runs recorded, %d broken; last %+v", runs, broken, last)
+	}
+}
+
+// TestAuditVerifyReportsABackDatedEvent: an event that links and hashes
+// correctly but is dated before its predecessor, as someone able to insert
+// rows and compute hashes would forge it, makes `portal audit verify` exit 1
+// naming it.
+func TestAuditVerifyReportsABackDatedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := pgtest.URL(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	var events []*portal.AuditEvent
+	for i := range 2 {
+		e := &portal.AuditEvent{Actor: "alice@example.org", Action: portal.ActionSignedIn, Details: map[string]any{"n": i}}
+		if err := st.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	forged := &portal.AuditEvent{Actor: "sam@2i2c.org", Action: portal.ActionRequestApproved,
+		At: events[1].At.Add(-24 * time.Hour), Details: map[string]any{"note": "approved yesterday"}}
+	hash, err := forged.ChainHash(events[1].Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pool.QueryRow(ctx, `INSERT INTO audit_events (at, actor, action, details, prev_hash, hash)
+		VALUES ($1, $2, $3, '{"note": "approved yesterday"}', $4, $5) RETURNING id`,
+		forged.At, forged.Actor, forged.Action, events[1].Hash, hash).Scan(&forged.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, stdout, stderr := runPortal(t, map[string]string{"DATABASE_URL": dbURL}, "audit", "verify")
+	want := fmt.Sprintf("BROKEN at event %d (%s): older than its predecessor", forged.ID, forged.At.UTC().Format(portal.AuditTimeFormat))
+	if status != 1 || !strings.Contains(stdout, want) || !strings.Contains(stdout, fmt.Sprintf("before event %d", events[1].ID)) ||
+		!strings.Contains(stdout, fmt.Sprintf("last good event: %d", events[1].ID)) {
+		t.Errorf("back-dated event: status %d, want 1 and %q\nstdout:\n%sstderr:\n%s", status, want, stdout, stderr)
 	}
 }
 

@@ -219,6 +219,22 @@ func TestNewUsernameAndPassword(t *testing.T) {
 	}
 }
 
+// TestIssuedPasswordsAreRefusedInFreeText: every password NewPassword
+// draws is one portal.CleanText refuses as a secret, alone or in a
+// sentence, so the free-text rule follows the password's format.
+func TestIssuedPasswordsAreRefusedInFreeText(t *testing.T) {
+	for range 10000 {
+		pw := NewPassword()
+		for _, text := range []string{pw, "It leaked: " + pw + "."} {
+			_, err := portal.CleanText("details", text, 500)
+			var e *portal.Error
+			if !errors.As(err, &e) || !e.Secret {
+				t.Fatalf("CleanText(%q) = %v, want a refusal marked Secret", text, err)
+			}
+		}
+	}
+}
+
 func TestHashPassword(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -388,9 +404,11 @@ func TestAgeCommand(t *testing.T) {
 	}
 }
 
-// ageCLI finds the age and age-keygen commands on PATH or in $GOPATH/bin,
-// where "go install" puts them. A missing command fails the test: CI installs
-// it, and PORTAL_TEST_NO_AGE_CLI=1 skips the test on purpose.
+// ageCLI finds the age and age-keygen commands of the version go.mod
+// requires (agetest.Commands): in .tools/bin, where `make test` installs
+// them, on PATH or in $GOPATH/bin, passing over another version such as
+// Debian's 1.1.1, which has no -pq. Without them the test fails with the
+// command that installs them; PORTAL_TEST_NO_AGE_CLI=1 skips it on purpose.
 func ageCLI(t *testing.T) (ageCmd, keygenCmd string) {
 	t.Helper()
 	return agetest.Commands(t)

@@ -3,7 +3,6 @@ package issue
 import (
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"regexp"
 	"strings"
@@ -51,12 +50,8 @@ type Recipient struct {
 // came from ParseRecipient.
 func (r *Recipient) AgeRecipient() age.Recipient { return r.age }
 
-// Patterns of private key material. Matching anywhere in the text, in any case,
-// is deliberate: a key file pasted whole has comments before the key.
-var (
-	privateKeyPattern = regexp.MustCompile(`(?i)AGE-SECRET-KEY-|AGE-PLUGIN-[A-Z0-9+._-]*-1|-{4,5} ?BEGIN [A-Z0-9 ]*PRIVATE KEY|PuTTY-User-Key-File-`)
-	publicKeyPrefix   = regexp.MustCompile(`(?i)^#?\s*public key:\s*`)
-)
+// publicKeyPrefix is what age-keygen prints before the public key.
+var publicKeyPrefix = regexp.MustCompile(`(?i)^#?\s*public key:\s*`)
 
 // ParseRecipient reads the public key a customer pasted: an age key (age1…, or
 // age1pq1… for a post-quantum one), optionally with the "Public key:" prefix
@@ -70,8 +65,9 @@ var (
 // key type it saw, but never repeats key material.
 func ParseRecipient(text string) (*Recipient, error) {
 	// Before anything else, so that no other message (too long, several lines)
-	// hides that a secret was exposed.
-	if containsPrivateKey(text) {
+	// hides that a secret was exposed. The rule is the one every free-text
+	// field follows (portal.CleanText).
+	if portal.ContainsPrivateKey(text) {
 		return nil, &portal.Error{Kind: portal.KindInvalid, Field: fieldPublicKey, Secret: true, Message: "This is a PRIVATE key, " +
 			"which must never be shared with anyone, 2i2c included. The portal has not stored it. " +
 			"As it has left your computer, treat it as exposed: make a new key pair with " +
@@ -250,34 +246,4 @@ func refuseArmor(text string) error {
 			"Paste an SSH public key that starts with ssh-ed25519 or ssh-rsa, or %s.", howToGetAKey)
 	}
 	return nil
-}
-
-// containsPrivateKey reports whether text holds private key material: the
-// armor of any known format, or the base64 body of one pasted without it.
-func containsPrivateKey(text string) bool {
-	if privateKeyPattern.MatchString(text) {
-		return true
-	}
-	// A body without its BEGIN line: all base64, wrapped or not.
-	body := strings.Join(strings.Fields(text), "")
-	if len(body) < 100 || strings.ContainsFunc(body, func(c rune) bool {
-		return !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=')
-	}) {
-		return false
-	}
-	der, err := base64.StdEncoding.DecodeString(body)
-	if err != nil {
-		return false
-	}
-	if strings.HasPrefix(string(der), "openssh-key-v1\x00") {
-		return true
-	}
-	if _, err := x509.ParsePKCS8PrivateKey(der); err == nil {
-		return true
-	}
-	if _, err := x509.ParsePKCS1PrivateKey(der); err == nil {
-		return true
-	}
-	_, err = x509.ParseECPrivateKey(der)
-	return err == nil
 }

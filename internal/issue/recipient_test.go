@@ -215,6 +215,10 @@ func TestParseRecipientRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	edPKCS8, err := x509.MarshalPKCS8PrivateKey(edPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ecPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +284,10 @@ func TestParseRecipientRefuses(t *testing.T) {
 		{"PKCS #8 private key", pemBlock("PRIVATE KEY", pkcs8), true, []string{"PRIVATE key"}},
 		{"PKCS #8 private key without armor", pemBody(pemBlock("PRIVATE KEY", pkcs8)), true, []string{"PRIVATE key"}},
 		{"encrypted PKCS #8 private key", pemBlock("ENCRYPTED PRIVATE KEY", pkcs8), true, []string{"PRIVATE key"}},
+		{"PKCS #8 Ed25519 private key", pemBlock("PRIVATE KEY", edPKCS8), true, []string{"PRIVATE key"}},
+		{"PKCS #8 Ed25519 private key without armor", pemBody(pemBlock("PRIVATE KEY", edPKCS8)), true, []string{"PRIVATE key"}},
+		{"PKCS #8 private key in URL-safe base64", base64.RawURLEncoding.EncodeToString(pkcs8), true, []string{"PRIVATE key"}},
+		{"PKCS #8 Ed25519 private key in URL-safe base64", base64.URLEncoding.EncodeToString(edPKCS8), true, []string{"PRIVATE key"}},
 		{"PuTTY private key", "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n", true, []string{"PRIVATE key"}},
 		{"private key over the size limit", openssh + strings.Repeat(" ", MaxPublicKeyLen), true, []string{"PRIVATE key"}},
 

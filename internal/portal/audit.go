@@ -162,20 +162,32 @@ func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
+// ChainLink is the event an event follows in the audit chain, as far as
+// checking the link needs: its ID, hash and time. The first event follows
+// the zero ChainLink with the genesis hash.
+type ChainLink struct {
+	ID   int64 // 0 for the genesis hash
+	Hash []byte
+	At   time.Time // zero for the genesis hash
+}
+
 // CheckLink says what is wrong with e as read back from the log, with its
-// details as stored (JSON), when it follows the event prevID whose hash is
-// prev (the genesis hash when prevID is 0); it returns "" when e checks out.
-// It sets e.Details from details. This is the check `portal audit verify`
-// makes of every link of the chain.
-func CheckLink(e *AuditEvent, details, prev []byte, prevID int64) string {
-	if !bytes.Equal(e.PrevHash, prev) {
-		before := fmt.Sprintf("event %d", prevID)
-		if prevID == 0 {
-			before = "the genesis hash"
-		}
+// details as stored (JSON), when it follows prev; it returns "" when e
+// checks out. e must link to prev's hash, hash to its own, and be no older
+// than prev: events are dated by the database's clock as they are appended,
+// so time never goes backwards along the chain, and an event that does was
+// back-dated (a hash covers the time, so only by whoever computed a hash for
+// it) or moved. It sets e.Details from details. This is the check `portal
+// audit verify` makes of every link of the chain.
+func CheckLink(e *AuditEvent, details []byte, prev ChainLink) string {
+	before := fmt.Sprintf("event %d", prev.ID)
+	if prev.ID == 0 {
+		before = "the genesis hash"
+	}
+	if !bytes.Equal(e.PrevHash, prev.Hash) {
 		return fmt.Sprintf("prev_hash does not link: it is %s, but the hash of %s is %s; "+
 			"an event between them was deleted or inserted, or one of them rewritten",
-			short(e.PrevHash), before, short(prev))
+			short(e.PrevHash), before, short(prev.Hash))
 	}
 	var err error
 	if e.Details, err = DecodeDetails(details); err != nil {
@@ -188,6 +200,11 @@ func CheckLink(e *AuditEvent, details, prev []byte, prevID int64) string {
 	if !bytes.Equal(e.Hash, want) {
 		return fmt.Sprintf("hash mismatch: the stored hash is %s, the event's content hashes to %s; the event was changed after it was written",
 			short(e.Hash), short(want))
+	}
+	if e.At.Before(prev.At) {
+		return fmt.Sprintf("older than its predecessor: it is dated %s, before %s (%s); the portal dates events "+
+			"by the database's clock as it appends them, so this one was back-dated or written out of order",
+			e.At.UTC().Format(AuditTimeFormat), before, prev.At.UTC().Format(AuditTimeFormat))
 	}
 	return ""
 }

@@ -132,6 +132,10 @@ func (p *Policy) validate(ttlDays int) error {
 		return Invalid("auto_approve", "List at most %d email domains and %d groups.", MaxPolicyEntries, MaxPolicyEntries)
 	}
 	for _, d := range p.AutoApproveEmailDomains {
+		// CleanText first: a pasted secret is refused as one, never quoted back.
+		if _, err := CleanText("auto_approve_email_domains", d, 253); err != nil {
+			return err
+		}
 		if err := checkApprovedDomain(d); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -43,5 +44,30 @@ func TestPrintable(t *testing.T) {
 	long := strings.Repeat("é", 600)
 	if got := Printable(long, 512); len(got) > 512+len("…") || !utf8.ValidString(got) {
 		t.Errorf("Printable of a long value: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+}
+
+// TestFreeTextRefusesBidiControls: the characters that make text show in
+// another order than it is stored are refused with a message naming the
+// character; Printable drops them from header values.
+func TestFreeTextRefusesBidiControls(t *testing.T) {
+	t.Parallel()
+	for _, r := range []rune{0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F, 0x061C} {
+		text := "revoked: project ended " + string(r) + "dne tcejorp"
+		_, err := CleanText("reason", text, 500)
+		var e *Error
+		if !errors.As(err, &e) || e.Field != "reason" || e.Secret ||
+			!strings.Contains(e.Message, fmt.Sprintf("%U", r)) || !strings.Contains(e.Message, "direction") {
+			t.Errorf("CleanText with %U = %v; want a refusal naming it", r, err)
+		}
+		if got := Printable("curl/8.5.0"+string(r), 100); got != "curl/8.5.0" {
+			t.Errorf("Printable kept %U: %q", r, got)
+		}
+	}
+	// Right-to-left script itself is text like any other.
+	for _, text := range []string{"لوحات المعلومات لفريق البحث", "לוחות מחוונים לצוות המחקר"} {
+		if _, err := CleanText("justification", text, 500); err != nil {
+			t.Errorf("CleanText(%q) = %v", text, err)
+		}
 	}
 }

@@ -52,7 +52,12 @@ type Identity struct {
 }
 
 // AccessPolicy decides who may sign in and who is staff. Emails and domains
-// compare case-insensitively.
+// compare with ASCII letters folded to lower case and every other character
+// exactly: Unicode case folding would let "ſam@2i2c.org" (a long s) or a
+// Kelvin sign pass for a configured ASCII address. So a non-ASCII address
+// matches only an entry written with the same non-ASCII characters, and an
+// address with any other spelling of them (another normalisation form, a
+// lookalike) stays a customer.
 type AccessPolicy struct {
 	StaffGroups         []string // any of these in the groups claim makes staff
 	StaffEmailDomains   []string // a verified email in one of these makes staff
@@ -98,5 +103,26 @@ func containsFold(list []string, s string) bool {
 	if s == "" {
 		return false
 	}
-	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+	return slices.ContainsFunc(list, func(x string) bool { return asciiEqualFold(x, s) })
+}
+
+// asciiEqualFold reports whether a and b are equal once A–Z are folded to
+// a–z, comparing every other byte exactly.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

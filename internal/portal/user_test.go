@@ -59,3 +59,44 @@ func TestAccessPolicyAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestStaffEmailsCompareByASCIIFoldingOnly: only A–Z fold to a–z. Unicode
+// folding would make "ſam" (long s) of "sam" and a Kelvin sign of a k, so
+// that an address nobody configured passed for a staff one; other non-ASCII
+// characters must be the same as configured.
+func TestStaffEmailsCompareByASCIIFoldingOnly(t *testing.T) {
+	t.Parallel()
+	policy := AccessPolicy{
+		StaffEmails:         []string{"sam@2i2c.org", "jürgen@example.net"},
+		StaffEmailDomains:   []string{"kelp.org"},
+		AllowedEmailDomains: []string{"2i2c.org", "example.net", "kelp.org"},
+	}
+	tests := []struct {
+		name    string
+		email   string
+		staff   bool
+		allowed bool
+	}{
+		{"listed email", "sam@2i2c.org", true, true},
+		{"listed email in capitals", "SAM@2I2C.ORG", true, true},
+		{"long s for s", "\u017Fam@2i2c.org", false, true},
+		{"Kelvin sign for k in a staff domain", "x@\u212Aelp.org", false, false},
+		{"staff domain in capitals", "x@KELP.org", true, true},
+		{"Cyrillic a in a listed email", "s\u0430m@2i2c.org", false, true},
+		{"non-ASCII as configured", "Jürgen@example.net", true, true},
+		{"non-ASCII in another case", "JÜRGEN@example.net", false, true},
+		{"non-ASCII decomposed", "ju\u0308rgen@example.net", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := Identity{Email: tt.email, EmailVerified: true}
+			if got := policy.Role(id) == RoleStaff; got != tt.staff {
+				t.Errorf("Role(%q) staff = %v, want %v", tt.email, got, tt.staff)
+			}
+			if got := policy.Allowed(id); got != tt.allowed {
+				t.Errorf("Allowed(%q) = %v, want %v", tt.email, got, tt.allowed)
+			}
+		})
+	}
+}

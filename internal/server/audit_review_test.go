@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
@@ -367,29 +370,80 @@ func checkEvent(t *testing.T, got storedEvent, want wantEvent) {
 }
 
 // seedAudit appends n events straight to the store, as varied as the review
-// needs, and returns them oldest first.
+// needs, and returns them oldest first. The store dates each event by the
+// database's clock; when vary gives events times of their own, they are
+// written with those times instead (writeDated).
 func seedAudit(t *testing.T, p *testPortal, n int, vary func(i int, e *portal.AuditEvent)) []*portal.AuditEvent {
 	t.Helper()
 	ctx := context.Background()
 	var out []*portal.AuditEvent
-	err := p.Store.InTx(ctx, func(tx *store.Store) error {
-		for i := range n {
-			e := &portal.AuditEvent{Actor: fmt.Sprintf("user%d@example.org", i%3), Action: portal.ActionSignedIn,
-				SubjectType: portal.SubjectUser, Details: map[string]any{"i": i}, IP: "192.0.2.1", UserAgent: "seed"}
-			if vary != nil {
-				vary(i, e)
-			}
-			if err := tx.AppendAudit(ctx, e); err != nil {
-				return err
-			}
-			out = append(out, e)
+	dated := false
+	for i := range n {
+		e := &portal.AuditEvent{Actor: fmt.Sprintf("user%d@example.org", i%3), Action: portal.ActionSignedIn,
+			SubjectType: portal.SubjectUser, Details: map[string]any{"i": i}, IP: "192.0.2.1", UserAgent: "seed"}
+		if vary != nil {
+			vary(i, e)
 		}
-		return nil
-	})
+		dated = dated || !e.At.IsZero()
+		out = append(out, e)
+	}
+	if dated {
+		writeDated(t, p, out)
+		return out
+	}
+	err := p.Store.InTx(ctx, func(tx *store.Store) error { return tx.AppendAudit(ctx, out...) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// auditChainLock is the store's advisory lock on the audit chain.
+const auditChainLock = 0x6175646974
+
+// writeDated writes events with the times they carry, chained after the
+// head, straight into the table, as an import of old events would: the
+// store's AppendAudit dates every event by the database's clock.
+func writeDated(t *testing.T, p *testPortal, events []*portal.AuditEvent) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := p.Store.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	prev := portal.GenesisHash()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditChainLock); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		e.At = e.At.UTC().Truncate(time.Microsecond)
+		hash, err := e.ChainHash(prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		details, err := portal.CanonicalDetails(e.Details)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.PrevHash, e.Hash, prev = prev, hash, hash
+		err = tx.QueryRow(ctx, `
+			INSERT INTO audit_events (at, actor_id, actor, action, subject_type, subject_id, cluster_id,
+			                          details, ip, user_agent, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			RETURNING id`,
+			e.At, e.ActorID, e.Actor, e.Action, e.SubjectType, e.SubjectID, e.ClusterID,
+			details, e.IP, e.UserAgent, e.PrevHash, e.Hash).Scan(&e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestAuditPageLinksEachSubject(t *testing.T) {
@@ -706,20 +760,20 @@ func readJSONL(t *testing.T, body string) []portal.AuditEvent {
 // verifyOffline checks exported events the way the export's documentation
 // says: each event's hash from its fields and prev_hash and, when linked,
 // each prev_hash against the hash of the event before, the first against the
-// genesis hash. It returns the ID of the first event that does not check
+// genesis hash, and each time against the time of the event before. It returns the ID of the first event that does not check
 // out, or 0.
 func verifyOffline(t *testing.T, events []portal.AuditEvent, linked bool) int64 {
 	t.Helper()
-	prev := portal.GenesisHash()
+	prev, prevAt := portal.GenesisHash(), time.Time{}
 	for _, e := range events {
 		h, err := e.ChainHash(e.PrevHash)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(h, e.Hash) || (linked && !bytes.Equal(e.PrevHash, prev)) {
+		if !bytes.Equal(h, e.Hash) || (linked && (!bytes.Equal(e.PrevHash, prev) || e.At.Before(prevAt))) {
 			return e.ID
 		}
-		prev = e.Hash
+		prev, prevAt = e.Hash, e.At
 	}
 	return 0
 }

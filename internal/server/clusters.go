@@ -199,6 +199,16 @@ func (s *Server) saveCluster(c echo.Context) error {
 		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
 	}
 	if pe, status, ok := fixable(err); ok {
+		forgetSecret(pe, map[string]*string{"name": &cl.Name, "display_name": &cl.DisplayName,
+			"prometheus_url": &cl.PrometheusURL, "note": &cl.Note})
+		if pe.Secret { // the policy's lists are shown back whole: not one holding a secret
+			switch pe.Field {
+			case "auto_approve_email_domains":
+				cl.Policy.AutoApproveEmailDomains = nil
+			case "auto_approve_groups":
+				cl.Policy.AutoApproveGroups = nil
+			}
+		}
 		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: s.clusterForm(cl, isNew, pe)})
 	}
 	if err != nil {

@@ -91,12 +91,16 @@ func (s *Server) revoke(f call) (done, error) {
 
 // reportCompromised revokes the owner's credential at once and flags it.
 func (s *Server) reportCompromised(f call) (done, error) {
-	cred, err := s.wf.ReportCompromised(f.ctx, f.actor, f.id, f.c.FormValue("details"))
+	rep, err := s.wf.ReportCompromised(f.ctx, f.actor, f.id, f.c.FormValue("details"))
 	if err != nil {
 		return done{}, err
 	}
-	return done{"success", fmt.Sprintf("Thank you. Credential %s is revoked and 2i2c staff are told. "+
-		"Renew it below to get a new one; if your key.txt may have leaked too, request one with a new key.", cred.Username),
+	withheld := ""
+	if rep.DetailsWithheld {
+		withheld = " What you wrote held a password or a private key, so it was not kept: never paste them anywhere."
+	}
+	return done{"success", fmt.Sprintf("Thank you. Credential %s is revoked and 2i2c staff are told.%s "+
+		"Renew it below to get a new one; if your key.txt may have leaked too, request one with a new key.", rep.Credential.Username, withheld),
 		credentialURL(f.id)}, nil
 }
 
@@ -132,13 +136,14 @@ func (s *Server) apiRevoke(call apiCall[struct {
 func (s *Server) apiReportCompromised(call apiCall[struct {
 	Details string `json:"details"`
 }]) (any, error) {
-	cred, err := s.wf.ReportCompromised(call.ctx, call.actor, call.id, call.in.Details)
+	rep, err := s.wf.ReportCompromised(call.ctx, call.actor, call.id, call.in.Details)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{
-		"credential": credentialJSON(cred),
-		"renew_url":  fmt.Sprintf("/api/v1/credentials/%d/renew", call.id),
+		"credential":       credentialJSON(rep.Credential),
+		"renew_url":        fmt.Sprintf("/api/v1/credentials/%d/renew", call.id),
+		"details_withheld": rep.DetailsWithheld,
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -112,6 +113,22 @@ func fieldError(pe *portal.Error, name string) string {
 	return pe.Message
 }
 
+// forgetSecret blanks, of the fields a form shows back after a refusal, the
+// one pe says held a secret (a private key, a password), so that the page
+// never repeats it; all of them when pe names none of them.
+func forgetSecret(pe *portal.Error, fields map[string]*string) {
+	if pe == nil || !pe.Secret {
+		return
+	}
+	if f, ok := fields[pe.Field]; ok {
+		*f = ""
+		return
+	}
+	for _, f := range fields {
+		*f = ""
+	}
+}
+
 // handleError is the one place an error becomes a response: portal errors
 // map to their kind's status and their message, echo's own errors keep
 // theirs, and anything else is a 500 with a log line and the request ID, and
@@ -158,18 +175,22 @@ func isAPI(c echo.Context) bool {
 	return len(p) >= 5 && p[:5] == "/api/"
 }
 
-// auditRefusal records a 403 in the audit log. Someone not signed in can
-// cause as many as they like (a form post without its token), and the log
-// keeps every row for good; so their refusals are audited up to a few per
-// address and minute, and logged beyond.
+// auditRefusal records a 403 in the audit log. Anyone can cause as many as
+// they like (a form post without its token, a customer's script on a staff
+// address), and the log keeps every row for good; so refusals are audited
+// up to a few a minute per person, or per address for someone not signed
+// in, and logged beyond.
 func (s *Server) auditRefusal(c echo.Context, reason string) {
 	ctx := c.Request().Context()
 	a := s.actor(c)
-	if a.User == nil {
-		if ok, _ := s.refusals.Allow(a.IP); !ok {
-			s.log.WarnContext(ctx, "refused; not audited, too many from this address", "ip", a.IP, "path", c.Request().URL.Path)
-			return
-		}
+	budget, attrs := "ip:"+a.IP, []any{"ip", a.IP}
+	if a.User != nil {
+		budget, attrs = "user:"+strconv.FormatInt(a.User.ID, 10), append(attrs, "user_id", a.User.ID)
+	}
+	if ok, _ := s.refusals.Allow(budget); !ok {
+		attrs = append(attrs, "path", portal.Printable(c.Request().URL.Path, 200))
+		s.log.WarnContext(ctx, "refused; not audited, too many refusals of this person or address", attrs...)
+		return
 	}
 	details := map[string]any{"method": c.Request().Method, "path": portal.Printable(c.Request().URL.Path, 200), "reason": reason}
 	if err := s.wf.Record(ctx, a, portal.ActionAccessRefused, "", 0, details); err != nil {

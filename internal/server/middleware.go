@@ -210,8 +210,10 @@ func signInLimit() echo.MiddlewareFunc {
 	})
 }
 
-// requestLimit limits new requests (and renewals) per signed-in person: a
-// person makes a handful, a script looping on the form many.
+// requestLimit limits new requests and renewals per signed-in person: a
+// person makes a handful, a script looping on the form many. Each call makes
+// a budget of its own: routes share one so that a script cannot take a
+// budget per route (the form, the API, renewals).
 func requestLimit() echo.MiddlewareFunc {
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		IdentifierExtractor: func(c echo.Context) (string, error) {
@@ -224,7 +226,7 @@ func requestLimit() echo.MiddlewareFunc {
 			Rate: rate.Every(10 * time.Second), Burst: 30, ExpiresIn: 10 * time.Minute,
 		}),
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
-			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many requests from your address. Wait a minute and try again.")
+			return echo.NewHTTPError(http.StatusTooManyRequests, "You have sent many requests and renewals in a short time. Wait a minute and try again.")
 		},
 	})
 }

@@ -127,8 +127,8 @@ func (s *Server) apiCancel(call apiCall[struct{}]) (any, error) {
 type requestForm struct {
 	Clusters []*portal.Cluster
 	Input    workflow.RequestInput
-	// Error is what to fix. A Secret one means the key field held a private
-	// key: it was cleared and is not shown back.
+	// Error is what to fix. A Secret one means its field held a private key
+	// or a password: it was cleared and is not shown back.
 	Error *portal.Error
 }
 
@@ -154,9 +154,7 @@ func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.Reque
 	if err != nil {
 		return err
 	}
-	if pe != nil && pe.Secret {
-		in.PublicKey = "" // a private key is never shown back
-	}
+	forgetSecret(pe, map[string]*string{"public_key": &in.PublicKey, "justification": &in.Justification})
 	return s.render(c, status, "request_new", page{Title: "Request access", Data: requestForm{Clusters: clusters, Input: in, Error: pe}})
 }
 

@@ -89,7 +89,7 @@ type Server struct {
 	pages    *pages
 	assets   *assets
 	metrics  *metrics
-	refusals *middleware.RateLimiterMemoryStore // anonymous refusals audited per address
+	refusals *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
 	cop      *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
 	origin   string                             // the portal's origin, as browsers send it in Origin
 

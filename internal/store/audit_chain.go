@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -18,35 +17,54 @@ const auditChainLock = 0x6175646974
 // LockAuditChain takes the audit chain's lock for the rest of the
 // transaction and reads its head, ahead of the events AppendAudit will write.
 // A transaction whose events wait on slow work (issuing a credential) takes
-// it while the work runs, so that its events then cost one round trip. It
-// does nothing outside a transaction, or when the lock is held already.
+// it while the work runs, so that its events then cost two quick round trips
+// (the clock, the inserts) with no wait for the lock. It does nothing outside
+// a transaction, or when the lock is held already.
 func (s *Store) LockAuditChain(ctx context.Context) error {
+	_, err := s.lockAuditChain(ctx)
+	return err
+}
+
+// lockAuditChain is LockAuditChain. When it takes the lock it also returns
+// the database's clock as it was once the lock was granted; when the lock
+// was held already (or outside a transaction) it returns the zero time.
+func (s *Store) lockAuditChain(ctx context.Context) (time.Time, error) {
 	if s.chain == nil || s.chain.hash != nil {
-		return nil
+		return time.Time{}, nil
 	}
-	// Lock, then read the head: two statements, so that the read's snapshot
-	// is taken after the lock is granted and sees the last writer's commit.
-	// Sent as one batch, they cost one round trip.
+	// Lock, then read the head and the clock: two statements, so that the
+	// read's snapshot is taken after the lock is granted and sees the last
+	// writer's commit, and the clock is read after that commit. Sent as one
+	// batch, they cost one round trip.
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditChainLock)
-	b.Queue(`SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`)
-	head := portal.GenesisHash()
+	b.Queue(`
+		SELECT clock_timestamp(), head.hash, head.at
+		FROM (SELECT) AS one LEFT JOIN (SELECT hash, at FROM audit_events ORDER BY id DESC LIMIT 1) AS head ON true`)
+	var (
+		clock  time.Time
+		hash   []byte
+		headAt *time.Time
+	)
 	br := s.db.SendBatch(ctx, b)
 	_, err := br.Exec()
 	if err == nil {
-		err = br.QueryRow().Scan(&head)
-		if errors.Is(err, pgx.ErrNoRows) { // the first event follows the genesis hash
-			head, err = portal.GenesisHash(), nil
-		}
+		err = br.QueryRow().Scan(&clock, &hash, &headAt)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return mapErr("audit head", err)
+		return time.Time{}, mapErr("audit head", err)
 	}
-	s.chain.hash = head
-	return nil
+	if hash == nil { // the first event follows the genesis hash
+		hash = portal.GenesisHash()
+	}
+	s.chain.hash, s.chain.at = hash, time.Time{}
+	if headAt != nil {
+		s.chain.at = *headAt
+	}
+	return clock, nil
 }
 
 // AppendAudit writes events, in order, as the next links of the audit chain:
@@ -55,8 +73,15 @@ func (s *Store) LockAuditChain(ctx context.Context) error {
 // event). Called inside InTx, the lock is held until that transaction ends,
 // so concurrent transactions cannot fork the chain, and the events commit or
 // roll back with the change they record; called outside, it makes a
-// transaction of its own. An event's zero At is set to now; each event's ID,
-// At, PrevHash and Hash are filled in.
+// transaction of its own.
+//
+// The events' time is the database's clock, read while the lock is held:
+// whatever At the caller set is replaced, so that neither a caller nor an
+// application server's clock can date an event, and each event is dated at
+// or after the one before it (verification reports one that is not). Should
+// the database's clock step back, events take their predecessor's time
+// rather than go back in time. Each event's ID, At, PrevHash and Hash are
+// filled in; At as stored, in microseconds, which is what is hashed.
 func (s *Store) AppendAudit(ctx context.Context, events ...*portal.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -64,17 +89,23 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*portal.AuditEvent) e
 	if s.chain == nil {
 		return s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, events...) })
 	}
-	if err := s.LockAuditChain(ctx); err != nil {
+	now, err := s.lockAuditChain(ctx)
+	if err != nil {
 		return err
 	}
+	if now.IsZero() { // locked earlier: the clock read then is stale
+		if err := s.db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+			return mapErr("audit clock", err)
+		}
+	}
+	at := now.UTC().Truncate(time.Microsecond)
+	if at.Before(s.chain.at) {
+		at = s.chain.at.UTC()
+	}
 	prev := s.chain.hash
-	now := time.Now()
 	inserts := &pgx.Batch{}
 	for _, e := range events {
-		if e.At.IsZero() {
-			e.At = now
-		}
-		e.At = e.At.UTC().Truncate(time.Microsecond)
+		e.At = at
 		hash, err := e.ChainHash(prev)
 		if err != nil {
 			return err
@@ -94,7 +125,6 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*portal.AuditEvent) e
 			details, e.IP, e.UserAgent, e.PrevHash, e.Hash)
 	}
 	br := s.db.SendBatch(ctx, inserts)
-	var err error
 	for _, e := range events {
 		if err = br.QueryRow().Scan(&e.ID); err != nil {
 			err = mapErr(fmt.Sprintf("append audit %s", e.Action), err)
@@ -108,7 +138,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*portal.AuditEvent) e
 		s.chain.hash = nil // the transaction is failing; nothing to trust
 		return err
 	}
-	s.chain.hash = prev
+	s.chain.hash, s.chain.at = prev, at
 	return nil
 }
 
@@ -121,9 +151,10 @@ const verifyLock = 0x617564697476
 const verifyProgressEvery = 100_000
 
 // VerifyAudit walks the audit chain in id order from the event after sinceID
-// (from the first event when 0; the hash of event sinceID is trusted as the
-// starting point), recomputes each event's hash with portal.AuditEvent.ChainHash
-// and checks that each prev_hash is the hash of the event before. It stops at
+// (from the first event when 0; the hash and time of event sinceID are
+// trusted as the starting point), recomputes each event's hash with
+// portal.AuditEvent.ChainHash, and checks that each prev_hash is the hash of
+// the event before and that no event is older than it (portal.CheckLink). It stops at
 // the first event that does not check out and names it in the result's
 // Broken. Rows are read as they arrive, so memory stays the same for any
 // length of chain; progress, when not nil, is called with the count so far
@@ -146,9 +177,9 @@ func (s *Store) VerifyAudit(ctx context.Context, sinceID int64, progress func(n 
 		if !locked {
 			return portal.Errorf(portal.KindConflict, "A verification of the audit chain is running already; its result will show here when it ends.")
 		}
-		prev := portal.GenesisHash()
+		prev, prevAt := portal.GenesisHash(), time.Time{}
 		if sinceID > 0 {
-			if err := tx.db.QueryRow(ctx, `SELECT hash FROM audit_events WHERE id = $1`, sinceID).Scan(&prev); err != nil {
+			if err := tx.db.QueryRow(ctx, `SELECT hash, at FROM audit_events WHERE id = $1`, sinceID).Scan(&prev, &prevAt); err != nil {
 				return mapErr(fmt.Sprintf("audit event %d to verify from", sinceID), err)
 			}
 			v.HeadID, v.HeadHash = sinceID, prev
@@ -173,11 +204,11 @@ func (s *Store) VerifyAudit(ctx context.Context, sinceID int64, progress func(n 
 			if progress != nil && v.Events%verifyProgressEvery == 0 {
 				progress(v.Events)
 			}
-			if problem := portal.CheckLink(&e, details, prev, v.HeadID); problem != "" {
+			if problem := portal.CheckLink(&e, details, portal.ChainLink{ID: v.HeadID, Hash: prev, At: prevAt}); problem != "" {
 				v.Broken = &portal.AuditBreak{ID: e.ID, At: e.At, Problem: problem}
 				return nil
 			}
-			prev = e.Hash
+			prev, prevAt = e.Hash, e.At
 			v.HeadID, v.HeadHash = e.ID, e.Hash
 		}
 		return mapErr("audit verify", rows.Err())

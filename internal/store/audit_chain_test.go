@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
@@ -86,6 +87,163 @@ func tamper(t *testing.T, s *Store, sql string, args ...any) {
 	})
 	if err != nil {
 		t.Fatalf("tampering: %v", err)
+	}
+}
+
+// appendDated writes e with the time it carries, chained after the head as
+// AppendAudit would chain it, straight into the table: AppendAudit dates every
+// event by the database's clock, so an event of another time is written only
+// by someone who computes its hash themselves, as an import of old events or
+// a forger with the table's INSERT grant would.
+func appendDated(t *testing.T, s *Store, e *portal.AuditEvent) {
+	t.Helper()
+	ctx := t.Context()
+	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.LockAuditChain(ctx); err != nil {
+			return err
+		}
+		e.At = e.At.UTC().Truncate(time.Microsecond)
+		hash, err := e.ChainHash(tx.chain.hash)
+		if err != nil {
+			return err
+		}
+		details, err := portal.CanonicalDetails(e.Details)
+		if err != nil {
+			return err
+		}
+		e.PrevHash, e.Hash = tx.chain.hash, hash
+		return tx.db.QueryRow(ctx, `
+			INSERT INTO audit_events (at, actor_id, actor, action, subject_type, subject_id, cluster_id,
+			                          details, ip, user_agent, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			RETURNING id`,
+			e.At, e.ActorID, e.Actor, e.Action, e.SubjectType, e.SubjectID, e.ClusterID,
+			details, e.IP, e.UserAgent, e.PrevHash, e.Hash).Scan(&e.ID)
+	})
+	if err != nil {
+		t.Fatalf("writing a dated event: %v", err)
+	}
+}
+
+// dbClock is the database's clock now.
+func dbClock(t *testing.T, s *Store) time.Time {
+	t.Helper()
+	var now time.Time
+	if err := s.db.QueryRow(t.Context(), `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+// TestAppendAuditDatesEventsByTheDatabaseClock: whatever time the caller
+// puts on an event, back-dated or ahead, it is stored at the database's
+// clock as it was while the chain was locked, and that stored time (in
+// microseconds) is what the hash covers. An event appended long after the
+// transaction locked the chain gets the time of its append, not of the lock.
+func TestAppendAuditDatesEventsByTheDatabaseClock(t *testing.T) {
+	ctx, s := start(t)
+	for _, claimed := range []time.Time{
+		time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Now().Add(365 * 24 * time.Hour),
+		time.Now().Add(123456789 * time.Nanosecond), // a time with nanoseconds
+	} {
+		before := dbClock(t, s)
+		e := systemEvent(portal.ActionClusterUpdated)
+		e.At = claimed
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		after := dbClock(t, s)
+		if e.At.Before(before) || e.At.After(after) || e.At.Nanosecond()%1000 != 0 {
+			t.Errorf("an event claimed for %s was dated %s; want the database's clock, between %s and %s, in microseconds",
+				claimed, e.At, before, after)
+		}
+		var stored time.Time
+		if err := s.db.QueryRow(ctx, `SELECT at FROM audit_events WHERE id = $1`, e.ID).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if !stored.Equal(e.At) {
+			t.Errorf("stored at %s, the event says %s", stored, e.At)
+		}
+	}
+
+	var locked, appended time.Time
+	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.LockAuditChain(ctx); err != nil {
+			return err
+		}
+		locked = dbClock(t, s)
+		// The slow work the lock was taken ahead of.
+		if _, err := tx.db.Exec(ctx, `SELECT pg_sleep(0.05)`); err != nil {
+			return err
+		}
+		appended = dbClock(t, s)
+		e := systemEvent(portal.ActionCredentialIssued)
+		if err := tx.AppendAudit(ctx, e); err != nil {
+			return err
+		}
+		if e.At.Before(appended) {
+			t.Errorf("an event appended at %s, after the lock of %s, is dated %s", appended, locked, e.At)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, broken := chain(t, s); n != 4 || broken != 0 {
+		t.Errorf("%d events, broken at %d; want 4 and an unbroken chain", n, broken)
+	}
+	if v, err := s.VerifyAudit(ctx, 0, nil); err != nil || !v.OK() {
+		t.Errorf("VerifyAudit = %+v, %v; want the chain to check out", v, err)
+	}
+}
+
+// TestAppendAuditNeverGoesBackInTime: should the head be dated after the
+// database's clock (the clock stepped back), the next event takes the
+// head's time instead of an earlier one, so verification still passes.
+func TestAppendAuditNeverGoesBackInTime(t *testing.T) {
+	ctx, s := start(t)
+	ahead := &portal.AuditEvent{Actor: portal.ActorSystem, Action: portal.ActionClusterCreated, At: time.Now().Add(time.Hour)}
+	appendDated(t, s, ahead)
+	next := systemEvent(portal.ActionClusterUpdated)
+	if err := s.AppendAudit(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if !next.At.Equal(ahead.At) {
+		t.Errorf("after a head dated %s, the next event is dated %s; want the head's time", ahead.At, next.At)
+	}
+	if v, err := s.VerifyAudit(ctx, 0, nil); err != nil || !v.OK() {
+		t.Errorf("VerifyAudit = %+v, %v; want the chain to check out", v, err)
+	}
+}
+
+// TestVerifyAuditReportsABackDatedEvent: an event whose hash is right but
+// whose time is before its predecessor's, as someone who can insert rows
+// and compute hashes would write it, is reported, from the start and from
+// an event before it; the next event, dated after it, is not.
+func TestVerifyAuditReportsABackDatedEvent(t *testing.T) {
+	ctx, s := start(t)
+	ev := appendEvents(t, s, 3, "alice@example.org")
+	forged := &portal.AuditEvent{Actor: "sam@2i2c.org", Action: portal.ActionRequestApproved, SubjectType: portal.SubjectRequest,
+		At: ev[2].At.Add(-time.Hour), Details: map[string]any{"note": "approved last week, honest"}}
+	appendDated(t, s, forged)
+	after := appendEvents(t, s, 1, "alice@example.org")[0]
+	if n, broken := chain(t, s); n != 5 || broken != 0 {
+		t.Fatalf("%d events, hashes broken at %d: the forged event must link and hash correctly", n, broken)
+	}
+	for _, since := range []int64{0, ev[1].ID} {
+		v, err := s.VerifyAudit(ctx, since, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.OK() || v.Broken.ID != forged.ID || !strings.Contains(v.Broken.Problem, "older than its predecessor") ||
+			!strings.Contains(v.Broken.Problem, fmt.Sprintf("event %d", ev[2].ID)) || v.HeadID != ev[2].ID {
+			t.Errorf("from %d: %+v, broken %+v; want the back-dated event %d named, older than event %d", since, v, v.Broken, forged.ID, ev[2].ID)
+		}
+	}
+	// Trusting the forged event, what follows it checks out.
+	if v, err := s.VerifyAudit(ctx, forged.ID, nil); err != nil || !v.OK() || v.HeadID != after.ID {
+		t.Errorf("from the forged event: %+v, %v", v, err)
 	}
 }
 
@@ -355,4 +513,37 @@ func TestAuditVerificationRecord(t *testing.T) {
 	if last.OK() || last.Broken.ID != ev[1].ID || !last.Broken.At.Equal(ev[1].At) || !strings.Contains(last.Broken.Problem, "hash mismatch") {
 		t.Errorf("last verification %+v, broken %+v; want the break at %d", last, last.Broken, ev[1].ID)
 	}
+}
+
+// BenchmarkAppendAudit times one event appended in a transaction of its
+// own, as most actions write theirs ("own"), and in a transaction that
+// locked the chain before slow work ("prelocked"), which reads the clock
+// again when it appends.
+func BenchmarkAppendAudit(b *testing.B) {
+	ctx := b.Context()
+	s := New(pgtest.New(b))
+	event := func() *portal.AuditEvent {
+		return &portal.AuditEvent{Actor: "alice@example.org", Action: portal.ActionCredentialDownloaded,
+			SubjectType: portal.SubjectCredential, Details: map[string]any{"download": 1}, IP: "192.0.2.1", UserAgent: "bench"}
+	}
+	b.Run("own", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, event()) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("prelocked", func(b *testing.B) {
+		for b.Loop() {
+			err := s.InTx(ctx, func(tx *Store) error {
+				if err := tx.LockAuditChain(ctx); err != nil {
+					return err
+				}
+				return tx.AppendAudit(ctx, event())
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

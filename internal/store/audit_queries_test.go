@@ -22,7 +22,6 @@ type reviewFixture struct {
 
 func newReviewFixture(t *testing.T) *reviewFixture {
 	t.Helper()
-	ctx := t.Context()
 	s := newStore(t)
 	f := &reviewFixture{s: s, alice: newUser(t, s, "alice", portal.RoleCustomer),
 		ciroh: newCluster(t, s, "awi-ciroh"), leap: newCluster(t, s, "leap"),
@@ -36,9 +35,7 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 		if cluster != nil {
 			e.ClusterID = &cluster.ID
 		}
-		if err := s.AppendAudit(ctx, e); err != nil {
-			t.Fatal(err)
-		}
+		appendDated(t, s, e)
 		f.events = append(f.events, e)
 	}
 	aliceID := f.alice.ID
@@ -156,9 +153,7 @@ func TestAuditEventsKeysetPagination(t *testing.T) {
 	var want []int64
 	for i := range 7 {
 		e := &portal.AuditEvent{Actor: "a@example.org", Action: portal.ActionSignedIn, At: at.Add(time.Duration(min(i, 3)) * time.Minute)}
-		if err := s.AppendAudit(ctx, e); err != nil {
-			t.Fatal(err)
-		}
+		appendDated(t, s, e)
 		want = append(want, e.ID)
 	}
 	slices.Reverse(want)
@@ -180,9 +175,7 @@ func TestAuditEventsKeysetPagination(t *testing.T) {
 			// Events arriving while someone pages do not shift the pages.
 			for range 3 {
 				late := &portal.AuditEvent{Actor: "late@example.org", Action: portal.ActionSignedIn, At: at.Add(time.Hour)}
-				if err := s.AppendAudit(ctx, late); err != nil {
-					t.Fatal(err)
-				}
+				appendDated(t, s, late)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,7 +35,8 @@ type Store struct {
 // chainHead is the audit chain's head as a transaction knows it while it
 // holds the chain's lock: no one else can move it then, so it is read once.
 type chainHead struct {
-	hash []byte // nil until the lock is taken
+	hash []byte    // nil until the lock is taken
+	at   time.Time // the head event's time; zero for an empty chain
 }
 
 // New returns a Store on pool.

@@ -93,16 +93,36 @@ func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) 
 // ReportCompromised revokes the owner's credential id at once and flags it
 // for staff as compromised. details, optional, says what happened. Returns
 // what Revoke returns; only the owner may report (staff revoke instead).
-func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*portal.Credential, error) {
+func (s *Service) ReportCompromised(ctx context.Context, a Actor, id int64, details string) (*Reported, error) {
 	details, err := portal.CleanText("details", details, MaxReason)
+	withheld := false
+	if pe := (*portal.Error)(nil); errors.As(err, &pe) && pe.Secret {
+		// The leak is real whatever was pasted: revoke at once all the
+		// same, keeping none of the text.
+		details, err, withheld = "", nil, true
+	}
 	if err != nil {
 		return nil, err
 	}
 	reason := "reported compromised by the owner"
-	if details != "" {
+	switch {
+	case withheld:
+		reason += " (what they wrote held a password or private key, and was not kept)"
+	case details != "":
 		reason += ": " + details
 	}
-	return s.revoke(ctx, a, id, reason, true)
+	cred, err := s.revoke(ctx, a, id, reason, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Reported{Credential: cred, DetailsWithheld: withheld}, nil
+}
+
+// Reported is what a compromise report did: the credential, revoked, and
+// whether the details were left out because they held a secret.
+type Reported struct {
+	Credential      *portal.Credential
+	DetailsWithheld bool
 }
 
 func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, compromised bool) (*portal.Credential, error) {

@@ -257,9 +257,10 @@ func TestRules(t *testing.T) {
 			want:   rule{notFound, allowed, notFound, notFound, allowed, notFound},
 			run: func(t *testing.T, c *cell) error {
 				cred := c.credential(t, c.owner)
-				got, err := c.svc.ReportCompromised(t.Context(), c.actor, cred.ID, "Pasted into a public notebook.")
-				if err == nil && (got.RevokedAt == nil || !got.Compromised) {
-					t.Errorf("credential revoked at %v, compromised %t; want both", got.RevokedAt, got.Compromised)
+				rep, err := c.svc.ReportCompromised(t.Context(), c.actor, cred.ID, "Pasted into a public notebook.")
+				if err == nil && (rep.Credential.RevokedAt == nil || !rep.Credential.Compromised || rep.DetailsWithheld) {
+					t.Errorf("credential revoked at %v, compromised %t, details withheld %t; want revoked, compromised, kept",
+						rep.Credential.RevokedAt, rep.Credential.Compromised, rep.DetailsWithheld)
 				}
 				if err != nil && c.isRevoked(t, cred.ID) {
 					t.Error("refused, yet the credential is revoked")
