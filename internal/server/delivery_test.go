@@ -2,11 +2,15 @@ package server
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/outbox"
+	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/smtptest"
 )
@@ -258,6 +263,43 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 			t.Error("the ciphertext's bytes are in a mail")
 		}
 	}
+
+	// What a backup holds: pg_dump of the whole database, every table, in
+	// text and (for bytes) in the hex pg_dump writes them in.
+	dump := p.pgDump(t)
+	for what, secret := range secrets {
+		if what == "a password hash" || strings.HasPrefix(what, "the ciphertext") {
+			continue // the credentials table holds hashes and age files, as it must
+		}
+		if strings.Contains(dump, secret) || strings.Contains(dump, hex.EncodeToString([]byte(secret))) {
+			t.Errorf("%s is in a pg_dump of the database", what)
+		}
+	}
+}
+
+// pgDump is a data-only pg_dump of the portal's database, made with this
+// machine's PostgreSQL client.
+func (p *testPortal) pgDump(t *testing.T) string {
+	t.Helper()
+	// Beside the server the tests run, else on PATH (postgresql-client).
+	pgDump, err := exec.LookPath("pg_dump")
+	if dir, ferr := pglocal.FindBinaries(); ferr == nil {
+		if _, serr := os.Stat(filepath.Join(dir, "pg_dump")); serr == nil {
+			pgDump, err = filepath.Join(dir, "pg_dump"), nil
+		}
+	}
+	if err != nil {
+		t.Fatalf("no pg_dump beside PostgreSQL or on PATH: install postgresql-client (%v)", err)
+	}
+	out, err := exec.CommandContext(t.Context(), pgDump, "--data-only", "--no-owner",
+		"--dbname="+p.Store.Pool().Config().ConnString()).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	if !strings.Contains(string(out), "COPY public.sessions") && !strings.Contains(string(out), "sessions (") {
+		t.Fatalf("the dump has no sessions table:\n%.2000s", out)
+	}
+	return string(out)
 }
 
 // TestExpiredRequestSaysWhatToDo: the page of a request that expired
