@@ -43,21 +43,6 @@ type Issued struct {
 	ExpiresAt    time.Time
 }
 
-// Issue makes a credential for cluster c, encrypted to r: a new username and
-// password, the password's bcrypt hash at bcryptCost, and credentials.txt
-// encrypted with age. Times are in UTC, truncated to the second so that the
-// file and the database (which keeps microseconds) show the same expiry; the
-// credential expires after c.CredentialTTL().
-//
-// Returns portal.ErrInvalid if c or r is missing or unusable (no lifetime, no valid
-// Prometheus URL, a Recipient not from ParseRecipient), now is zero, or
-// bcryptCost is out of bcrypt's range. The username is random: should it clash
-// with one already issued for the cluster, the database refuses it and the
-// caller may call Issue again.
-func Issue(c *portal.Cluster, r *Recipient, now time.Time, bcryptCost int) (*Issued, error) {
-	return NewSecrets(bcryptCost).Issue(c, r, now, time.Time{})
-}
-
 // Secrets are a new credential's username and password, with the password's
 // bcrypt hash being computed in the background. bcrypt is most of the time it
 // takes to issue a credential and depends on nothing else, so a caller starts
@@ -85,11 +70,19 @@ func NewSecrets(bcryptCost int) *Secrets {
 	return sec
 }
 
-// Issue makes the credential of these secrets for cluster c, encrypted to r,
-// as the package-level Issue describes, and returns the same errors. It
-// expires at expiresAt (truncated to the second), or when that is zero after
+// Issue makes the credential of these secrets for cluster c, encrypted to r:
+// the username, the password's bcrypt hash, and credentials.txt encrypted
+// with age. Times are in UTC, truncated to the second so that the file and
+// the database (which keeps microseconds) show the same expiry; the
+// credential expires at expiresAt, or when that is zero after
 // c.CredentialTTL(). It renders and encrypts credentials.txt while the hash is
 // computed, then waits for the hash. Call it once.
+//
+// Returns portal.ErrInvalid if c or r is missing or unusable (no lifetime, no
+// valid Prometheus URL, a Recipient not from ParseRecipient), now is zero, or
+// the bcrypt cost is out of bcrypt's range. The username is random: should it
+// clash with one already issued for the cluster, the database refuses it and
+// the caller issues again with new Secrets.
 func (sec *Secrets) Issue(c *portal.Cluster, r *Recipient, now, expiresAt time.Time) (*Issued, error) {
 	// The hash must be collected whatever happens, so the goroutine ends.
 	hash := func() (string, error) { res := <-sec.hashed; return res.hash, res.err }

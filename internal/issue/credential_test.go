@@ -91,7 +91,7 @@ func TestIssue(t *testing.T) {
 	for _, k := range newTestKeys(t) {
 		t.Run(string(k.typ), func(t *testing.T) {
 			r := mustParse(t, k.public)
-			iss, err := Issue(c, r, now, DefaultBcryptCost)
+			iss, err := NewSecrets(DefaultBcryptCost).Issue(c, r, now, time.Time{})
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
@@ -158,7 +158,7 @@ func TestIssueRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			iss, err := Issue(tt.cluster, tt.r, tt.now, tt.cost)
+			iss, err := NewSecrets(tt.cost).Issue(tt.cluster, tt.r, tt.now, time.Time{})
 			if iss != nil {
 				t.Errorf("Issue returned %+v", iss)
 			}
@@ -387,7 +387,7 @@ func TestAgeCommand(t *testing.T) {
 				t.Fatalf("Type = %q, want %q", r.Type, tt.typ)
 			}
 			c := testCluster()
-			iss, err := Issue(c, r, time.Now(), DefaultBcryptCost)
+			iss, err := NewSecrets(DefaultBcryptCost).Issue(c, r, time.Now(), time.Time{})
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
@@ -453,7 +453,7 @@ func BenchmarkIssue(b *testing.B) {
 		b.Run("issue/"+string(r.Type), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Issue(c, r, now, DefaultBcryptCost); err != nil {
+				if _, err := NewSecrets(DefaultBcryptCost).Issue(c, r, now, time.Time{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -125,7 +125,7 @@ func BenchmarkApprove(b *testing.B) {
 		}
 	})
 
-	issued, err := issue.Issue(cluster, rcpt, now, issue.DefaultBcryptCost)
+	issued, err := issue.NewSecrets(issue.DefaultBcryptCost).Issue(cluster, rcpt, now, time.Time{})
 	if err != nil {
 		b.Fatal(err)
 	}

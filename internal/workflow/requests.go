@@ -259,7 +259,7 @@ func (s *Service) mintFrom(secrets *issue.Secrets) mintFunc {
 }
 
 // mintFunc makes a credential's secrets for a cluster and recipient, to
-// expire at expiresAt (zero: the cluster's default lifetime): issue.Issue,
+// expire at expiresAt (zero: the cluster's default lifetime): new Secrets,
 // or in benchmarks of the database part, one made beforehand.
 type mintFunc func(c *portal.Cluster, r *issue.Recipient, expiresAt time.Time) (*issue.Issued, error)
 
