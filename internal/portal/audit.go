@@ -46,6 +46,9 @@ const (
 	ActionClusterSyncTokenRotated Action = "cluster.sync_token_rotated"
 
 	ActionMessageRetried Action = "message.retried" // staff sent a failed message again
+
+	ActionTokenCreated Action = "token.created" // a personal access token; details name its scopes, never its value
+	ActionTokenRevoked Action = "token.revoked" // by its owner or staff
 )
 
 // Actions lists every action, for filters and documentation.
@@ -59,6 +62,7 @@ func Actions() []Action {
 		ActionCredentialCompromised, ActionCredentialReminder,
 		ActionClusterCreated, ActionClusterUpdated, ActionClusterSyncTokenRotated,
 		ActionMessageRetried,
+		ActionTokenCreated, ActionTokenRevoked,
 	}
 }
 
@@ -69,6 +73,7 @@ const (
 	SubjectCredential = "credential"
 	SubjectCluster    = "cluster"
 	SubjectMessage    = "message"
+	SubjectToken      = "token"
 )
 
 // Actors that are not users.
