@@ -80,7 +80,7 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in TokenInput) (*New
 	}
 	secret := newTokenSecret()
 	t := &portal.Token{UserID: a.User.ID, Name: name, Scopes: scopes,
-		ExpiresAt: s.now().Add(time.Duration(days) * 24 * time.Hour)}
+		ExpiresAt: s.now().Add(time.Duration(days) * 24 * time.Hour).Truncate(time.Microsecond)}
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		if err := tx.LockUserTokens(ctx, a.User.ID); err != nil {
 			return err
