@@ -321,3 +321,36 @@ func TestStaffRevokeAnyonesToken(t *testing.T) {
 		t.Errorf("the token staff revoked: %d, want 401", r.StatusCode)
 	}
 }
+
+// TestTokenBudgets: a token looping on the API is slowed to its own budget
+// (429) while another token of the same person goes on; a person making
+// tokens in a loop is stopped at the eleventh.
+func TestTokenBudgets(t *testing.T) {
+	t.Parallel()
+	p, alice, _, _ := newScene(t)
+	looping, _ := alice.makeToken("looping bot", "read")
+	other, _ := alice.makeToken("cron job", "read")
+	limited := 0
+	for range 150 {
+		r := p.script(looping).call(http.MethodGet, "/api/v1/tokens", "")
+		if r.StatusCode == http.StatusTooManyRequests {
+			limited++
+			if !strings.Contains(r.Body, "This token has made many calls") {
+				t.Fatalf("429 saying %s", r.Body)
+			}
+		}
+	}
+	if limited == 0 {
+		t.Error("150 calls of one token in a loop, none refused")
+	}
+	if r := p.script(other).call(http.MethodGet, "/api/v1/tokens", ""); r.StatusCode != http.StatusOK {
+		t.Errorf("another token of the same person: %d, want 200", r.StatusCode)
+	}
+	// Two made above; eight more pass, the eleventh in a row is refused.
+	for i := range 8 {
+		alice.makeToken(fmt.Sprintf("bot %d", i), "read")
+	}
+	if r := alice.apiPost("/api/v1/tokens", `{"name": "one too many", "scopes": ["read"]}`); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the eleventh token in a row: %d %s, want 429", r.StatusCode, r.Body)
+	}
+}
