@@ -49,6 +49,9 @@ const (
 
 	ActionTokenCreated Action = "token.created" // a personal access token; details name its scopes, never its value
 	ActionTokenRevoked Action = "token.revoked" // by its owner or staff
+	// ActionTokensRevoked is every active token of a person revoked at
+	// once, by them or staff: someone who left, a laptop lost.
+	ActionTokensRevoked Action = "user.tokens_revoked"
 )
 
 // Actions lists every action, for filters and documentation.
@@ -62,7 +65,7 @@ func Actions() []Action {
 		ActionCredentialCompromised, ActionCredentialReminder,
 		ActionClusterCreated, ActionClusterUpdated, ActionClusterSyncTokenRotated,
 		ActionMessageRetried,
-		ActionTokenCreated, ActionTokenRevoked,
+		ActionTokenCreated, ActionTokenRevoked, ActionTokensRevoked,
 	}
 }
 

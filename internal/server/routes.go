@@ -127,6 +127,7 @@ func (s *Server) routes() {
 	api.add(http.MethodGet, "/audit/export", read, s.apiAuditExport, s.requireStaff)
 	api.add(http.MethodGet, "/tokens", read, apiHandler(s, http.StatusOK, s.apiTokens))
 	api.add(http.MethodPost, "/tokens", sessionOnly, apiHandler(s, http.StatusCreated, s.apiCreateToken), tokenLimit)
+	api.add(http.MethodDelete, "/tokens", request, apiHandler(s, http.StatusOK, s.apiRevokeTokens))
 	api.add(http.MethodDelete, "/tokens/:id", request, apiHandler(s, http.StatusOK, s.apiRevokeToken))
 
 	// echo's groups catch unknown paths below their prefix so that their

@@ -193,8 +193,44 @@ func (s *Server) apiCreateToken(call apiCall[newTokenJSON]) (any, error) {
 	}{tokenJSON(nt.Token), nt.Secret}, nil
 }
 
+// tokenOwner is whose tokens a call is about: ?user=ID (another person's,
+// for staff), else the caller's own.
+func tokenOwner(call call) (int64, error) {
+	q := call.c.QueryParam("user")
+	if q == "" {
+		return call.actor.User.ID, nil
+	}
+	id, err := strconv.ParseInt(q, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, portal.Invalid("user", "user is a person's numeric ID, as in the audit log.")
+	}
+	return id, nil
+}
+
 func (s *Server) apiTokens(call apiCall[struct{}]) (any, error) {
-	return shownAll("tokens", tokenJSON)(s.wf.Tokens(call.ctx, call.actor, call.actor.User.ID))
+	id, err := tokenOwner(call.call)
+	if err != nil {
+		return nil, err
+	}
+	return shownAll("tokens", tokenJSON)(s.wf.Tokens(call.ctx, call.actor, id))
+}
+
+// apiRevokeTokens revokes every active token of the person ?user names;
+// the parameter is required, so that no call revokes all of one's own by
+// accident.
+func (s *Server) apiRevokeTokens(call apiCall[struct{}]) (any, error) {
+	if call.c.QueryParam("user") == "" {
+		return nil, portal.Invalid("user", "Name whose tokens to revoke: DELETE /api/v1/tokens?user=ID, your own ID for yours.")
+	}
+	id, err := tokenOwner(call.call)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.wf.RevokeTokens(call.ctx, call.actor, id)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int{"revoked": n}, nil
 }
 
 func (s *Server) apiRevokeToken(call apiCall[struct{}]) (any, error) {

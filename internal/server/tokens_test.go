@@ -301,25 +301,47 @@ func TestTokensPageShowsTheTokenOnceAndRevokes(t *testing.T) {
 	p.assertSecretNowhere(t, token)
 }
 
-// TestStaffRevokeAnyonesToken: staff revoke a customer's token over the
-// API; another customer cannot even see it.
+// TestStaffRevokeAnyonesToken: staff list a customer's tokens and revoke
+// one, then all of them (someone who left: their role changes only at a
+// sign-in that may never come); another customer cannot even see them.
 func TestStaffRevokeAnyonesToken(t *testing.T) {
 	t.Parallel()
 	p, alice, bob, sam := newScene(t)
 	token, id := alice.makeToken("ci", "read")
-	del := func(b *browser) response {
-		req, _ := http.NewRequest(http.MethodDelete, b.abs(fmt.Sprintf("/api/v1/tokens/%d", id)), nil)
+	cron, _ := alice.makeToken("cron", "read")
+	aliceID := p.count(`SELECT id FROM users WHERE email = 'alice@example.org'`)
+	del := func(b *browser, path string) response {
+		req, _ := http.NewRequest(http.MethodDelete, b.abs(path), nil)
 		return b.do(req)
 	}
-	if r := del(bob); r.StatusCode != http.StatusNotFound {
-		t.Errorf("bob revoking alice's token: %d %s, want 404", r.StatusCode, r.Body)
+	one, all := fmt.Sprintf("/api/v1/tokens/%d", id), fmt.Sprintf("/api/v1/tokens?user=%d", aliceID)
+	for _, path := range []string{one, all} {
+		if r := del(bob, path); r.StatusCode != http.StatusNotFound {
+			t.Errorf("bob: DELETE %s: %d %s, want 404", path, r.StatusCode, r.Body)
+		}
 	}
-	if r := del(sam); r.StatusCode != http.StatusOK {
+	if r := bob.get(all); r.StatusCode != http.StatusNotFound {
+		t.Errorf("bob listing alice's tokens: %d, want 404", r.StatusCode)
+	}
+	if r := sam.get(all); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"name":"cron"`) {
+		t.Errorf("staff listing alice's tokens: %d %s", r.StatusCode, r.Body)
+	}
+	if r := del(sam, one); r.StatusCode != http.StatusOK {
 		t.Errorf("staff revoking alice's token: %d %s", r.StatusCode, r.Body)
 	}
 	if r := p.script(token).call(http.MethodGet, "/api/v1/requests", ""); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the token staff revoked: %d, want 401", r.StatusCode)
 	}
+	if r := del(sam, all); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"revoked":1`) {
+		t.Errorf("staff revoking all of alice's tokens: %d %s, want the one left", r.StatusCode, r.Body)
+	}
+	if r := p.script(cron).call(http.MethodGet, "/api/v1/requests", ""); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a token after all were revoked: %d, want 401", r.StatusCode)
+	}
+	if r := del(alice, "/api/v1/tokens"); r.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("DELETE /api/v1/tokens naming nobody: %d %s, want 422", r.StatusCode, r.Body)
+	}
+	p.wantAudited(portal.ActionTokensRevoked, 1)
 }
 
 // TestTokenBudgets: a token looping on the API is slowed to its own budget

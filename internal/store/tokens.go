@@ -126,3 +126,15 @@ func (s *Store) TokenUse(ctx context.Context, hash []byte, ip string) (*portal.T
 	}
 	return &t, &u, nil
 }
+
+// RevokeUserTokens revokes every active token of user userID by user by,
+// and returns how many there were.
+func (s *Store) RevokeUserTokens(ctx context.Context, userID, by int64) (int, error) {
+	tag, err := s.db.Exec(ctx, `
+		UPDATE api_tokens SET revoked_at = now(), revoked_by = $2
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`, userID, by)
+	if err != nil {
+		return 0, mapErr(fmt.Sprintf("revoke tokens of user %d", userID), err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -676,6 +676,31 @@ func TestRules(t *testing.T) {
 				return err
 			},
 		},
+		{
+			// Every token of a person at once: theirs, or staff's for
+			// someone who left.
+			action: "RevokeTokens",
+			want:   rule{notFound, allowed, notFound, allowed, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				first, second := c.token(t, c.owner), c.token(t, c.owner)
+				n, err := c.svc.RevokeTokens(t.Context(), c.actor, c.owner.ID)
+				for _, nt := range []*workflow.NewToken{first, second} {
+					_, _, use := c.svc.TokenUser(t.Context(), nt.Secret, "192.0.2.1")
+					if (err == nil) != errors.Is(use, portal.ErrUnauthorized) {
+						t.Errorf("RevokeTokens: %v; a token after: %v", err, use)
+					}
+				}
+				if err == nil {
+					if n != 2 {
+						t.Errorf("revoked %d tokens, want 2", n)
+					}
+					if es := c.auditEvents(t, portal.SubjectUser, c.owner.ID, portal.ActionTokensRevoked); len(es) != 1 || es[0].Actor != c.name {
+						t.Errorf("%d tokens_revoked events, want one by %s", len(es), c.name)
+					}
+				}
+				return err
+			},
+		},
 	}
 
 	// A new action that takes an Actor needs its rule here.

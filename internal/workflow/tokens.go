@@ -152,6 +152,34 @@ func (s *Service) RevokeToken(ctx context.Context, a Actor, id int64) (*portal.T
 	return t, nil
 }
 
+// RevokeTokens revokes every active token of user userID, by that person
+// or staff, audited in the same transaction, and returns how many there
+// were: what staff do when someone leaves (their role changes only at their
+// next sign-in, which may never come). A staff member acting through a
+// token needs its admin scope to revoke another person's. To anyone else
+// the person does not exist (portal.ErrNotFound).
+func (s *Service) RevokeTokens(ctx context.Context, a Actor, userID int64) (int, error) {
+	if !a.mayRead(userID) {
+		return 0, fmt.Errorf("tokens of user %d: %w", userID, portal.ErrNotFound)
+	}
+	if a.Token != nil && !a.is(userID) && !a.Token.Allows(a.User, portal.ScopeAdmin) {
+		return 0, portal.Errorf(portal.KindForbidden, "Revoking another person's tokens needs a token with the admin scope.")
+	}
+	var n int
+	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
+		if _, err := tx.UserByID(ctx, userID); err != nil {
+			return err
+		}
+		var err error
+		if n, err = tx.RevokeUserTokens(ctx, userID, a.User.ID); err != nil {
+			return err
+		}
+		return audit(a.event(portal.ActionTokensRevoked, portal.SubjectUser, userID, nil,
+			map[string]any{"tokens": n, "by": a.endedBy(userID)}))
+	})
+	return n, err
+}
+
 // TokenUser returns the person a personal access token acts for, as they
 // are now, and the token, and notes its use from ip. It is how a bearer
 // request signs in, so it takes no Actor. Returns an Error of
