@@ -187,6 +187,7 @@ func (s *Server) apiCreateToken(call apiCall[newTokenJSON]) (any, error) {
 		return nil, err
 	}
 	created(call.c, fmt.Sprintf("/api/v1/tokens/%d", nt.ID))
+	call.c.Response().Header().Set(echo.HeaderCacheControl, "no-store") // the answer holds the token
 	return struct {
 		apiTokenJSON
 		Token string `json:"token"`
