@@ -46,6 +46,12 @@ const (
 	ActionClusterSyncTokenRotated Action = "cluster.sync_token_rotated"
 
 	ActionMessageRetried Action = "message.retried" // staff sent a failed message again
+
+	ActionTokenCreated Action = "token.created" // a personal access token; details name its scopes, never its value
+	ActionTokenRevoked Action = "token.revoked" // by its owner or staff
+	// ActionTokensRevoked is every active token of a person revoked at
+	// once, by them or staff: someone who left, a laptop lost.
+	ActionTokensRevoked Action = "user.tokens_revoked"
 )
 
 // Actions lists every action, for filters and documentation.
@@ -59,6 +65,7 @@ func Actions() []Action {
 		ActionCredentialCompromised, ActionCredentialReminder,
 		ActionClusterCreated, ActionClusterUpdated, ActionClusterSyncTokenRotated,
 		ActionMessageRetried,
+		ActionTokenCreated, ActionTokenRevoked, ActionTokensRevoked,
 	}
 }
 
@@ -69,6 +76,7 @@ const (
 	SubjectCredential = "credential"
 	SubjectCluster    = "cluster"
 	SubjectMessage    = "message"
+	SubjectToken      = "token"
 )
 
 // Actors that are not users.

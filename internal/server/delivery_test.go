@@ -184,10 +184,11 @@ func TestFailingReceiverIsRetried(t *testing.T) {
 }
 
 // TestNoSecretInAnyMessage follows a whole flow (request, approve,
-// download, report compromised, renew, a sync token rotated) and finds no
-// password, private key, sync token, cookie value or ciphertext in any
-// message sent, nor in the outbox, nor (the session cookies included)
-// anywhere in the database.
+// download, report compromised, renew, a download and a sync token rotated
+// by scripts with personal access tokens) and finds no password, private
+// key, sync token, access token, cookie value or ciphertext in any message
+// sent, nor in the outbox, nor (the session cookies included) anywhere in
+// the database, its audit log, the logs or a pg_dump of it.
 func TestNoSecretInAnyMessage(t *testing.T) {
 	t.Parallel()
 	hook := newChat(t, 0)
@@ -202,11 +203,24 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 	password := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(file)[1]
 	credID := p.count(`SELECT id FROM credentials WHERE request_id = $1`, id)
 	credPage := fmt.Sprintf("/credentials/%d", credID)
+	// A script with alice's personal access token downloads the file, a
+	// state change that is counted and audited.
+	alicePAT, _ := alice.makeToken("download job", "read")
+	if r := p.script(alicePAT).call(http.MethodGet, fmt.Sprintf("/api/v1/credentials/%d/credentials.txt.age", credID), ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("download with a token: %d %s", r.StatusCode, r.Body)
+	}
 	alice.submit(credPage, credPage+"/report-compromised", url.Values{"details": {"left it in a public notebook"}})
 	if r := alice.submit(credPage, credPage+"/renew", nil); r.StatusCode != http.StatusOK {
 		t.Fatalf("renew: %d", r.StatusCode)
 	}
-	token := sam.syncToken("awi-ciroh")
+	// A script with sam's personal access token rotates the sync token.
+	samPAT, _ := sam.makeToken("cluster admin", "admin")
+	r := p.script(samPAT).call(http.MethodPost, "/api/v1/clusters/awi-ciroh/sync-token", "{}")
+	var rotated struct{ Token string }
+	if err := json.Unmarshal([]byte(r.Body), &rotated); err != nil || r.StatusCode != http.StatusOK || rotated.Token == "" {
+		t.Fatalf("sync token with a token: %d %s", r.StatusCode, r.Body)
+	}
+	token := rotated.Token
 
 	// request, approval, compromise, renewal: staff mail ×3, alice ×1
 	sent := mail.WaitFor(t, 4, 10*time.Second)
@@ -232,6 +246,8 @@ func TestNoSecretInAnyMessage(t *testing.T) {
 		"the ciphertext's header": "age-encryption.org/v1",
 		"the ciphertext":          base64.StdEncoding.EncodeToString(ciphertext[len(ciphertext)-48:]),
 		"a password hash":         "$2a$",
+		"alice's access token":    alicePAT,
+		"sam's access token":      samPAT,
 	}
 	for what, secret := range secrets {
 		if what != "a password hash" { // the credentials table holds hashes, as it must

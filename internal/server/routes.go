@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
@@ -72,6 +73,10 @@ func (s *Server) routes() {
 	signedIn.GET("/sessions", pageHandler(s, "sessions", s.ownSessions))
 	signedIn.POST("/sessions/:id/end", formHandler(s, nil, s.endSession))
 	signedIn.POST("/sessions/end-all", formHandler(s, nil, s.signOutEverywhere))
+	tokenLimit := tokenCreationLimit() // one budget for the page and the API
+	signedIn.GET("/tokens", pageHandler(s, "tokens", s.tokens))
+	signedIn.POST("/tokens", s.createToken, tokenLimit)
+	signedIn.POST("/tokens/:id/revoke", formHandler(s, nil, s.revokeToken))
 
 	// Staff only.
 	staff := signedIn.Group("/staff", s.requireStaff)
@@ -96,28 +101,34 @@ func (s *Server) routes() {
 	staff.GET("/audit/export.csv", s.exportAudit(exportCSV))
 	staff.GET("/audit/export.jsonl", s.exportAudit(exportJSONL))
 
-	// The JSON API: the browser session authenticates it; authorization is
-	// the workflow's, as for the pages.
-	api := e.Group("/api/v1", echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.requireUser, s.crossOrigin, s.apiGuard)
-	api.GET("/clusters", apiHandler(s, http.StatusOK, s.apiClusters))
-	api.POST("/clusters", apiHandler(s, http.StatusCreated, s.apiCreateCluster))
-	api.GET("/clusters/:name", apiHandler(s, http.StatusOK, s.apiCluster))
-	api.PUT("/clusters/:name", apiHandler(s, http.StatusOK, s.apiUpdateCluster))
-	api.GET("/requests", apiHandler(s, http.StatusOK, s.apiRequests))
-	api.POST("/requests", apiHandler(s, http.StatusCreated, s.apiCreateRequest), requestLimit)
-	api.GET("/requests/:id", apiHandler(s, http.StatusOK, s.apiRequest))
-	api.POST("/requests/:id/approve", apiHandler(s, http.StatusOK, s.apiApprove))
-	api.POST("/requests/:id/deny", apiHandler(s, http.StatusOK, s.apiDeny))
-	api.POST("/requests/:id/cancel", apiHandler(s, http.StatusOK, s.apiCancel))
-	api.GET("/credentials/:id", apiHandler(s, http.StatusOK, s.apiCredential))
-	api.GET("/credentials/:id/credentials.txt.age", s.download, crossSiteNavigation)
-	api.POST("/credentials/:id/revoke", apiHandler(s, http.StatusOK, s.apiRevoke))
-	api.POST("/credentials/:id/report-compromised", apiHandler(s, http.StatusOK, s.apiReportCompromised))
-	api.POST("/credentials/:id/renew", apiHandler(s, http.StatusCreated, s.apiRenew), requestLimit)
-	api.GET("/revocations", apiHandler(s, http.StatusOK, s.apiRevocations))
-	api.POST("/clusters/:name/sync-token", apiHandler(s, http.StatusOK, s.apiRotateSyncToken))
-	api.GET("/audit", s.apiAudit, s.requireStaff)
-	api.GET("/audit/export", s.apiAuditExport, s.requireStaff)
+	// The JSON API: a personal access token (bearer) or the browser session
+	// authenticates it; each route names the scope a token needs for it.
+	// Authorization is the workflow's, as for the pages.
+	api := apiRoutes{g: e.Group("/api/v1", s.apiAuth), prefix: "/api/v1", scopes: s.apiScopes}
+	read, request, decide, admin := portal.ScopeRead, portal.ScopeRequest, portal.ScopeDecide, portal.ScopeAdmin
+	api.add(http.MethodGet, "/clusters", read, apiHandler(s, http.StatusOK, s.apiClusters))
+	api.add(http.MethodPost, "/clusters", admin, apiHandler(s, http.StatusCreated, s.apiCreateCluster))
+	api.add(http.MethodGet, "/clusters/:name", read, apiHandler(s, http.StatusOK, s.apiCluster))
+	api.add(http.MethodPut, "/clusters/:name", admin, apiHandler(s, http.StatusOK, s.apiUpdateCluster))
+	api.add(http.MethodGet, "/requests", read, apiHandler(s, http.StatusOK, s.apiRequests))
+	api.add(http.MethodPost, "/requests", request, apiHandler(s, http.StatusCreated, s.apiCreateRequest), requestLimit)
+	api.add(http.MethodGet, "/requests/:id", read, apiHandler(s, http.StatusOK, s.apiRequest))
+	api.add(http.MethodPost, "/requests/:id/approve", decide, apiHandler(s, http.StatusOK, s.apiApprove))
+	api.add(http.MethodPost, "/requests/:id/deny", decide, apiHandler(s, http.StatusOK, s.apiDeny))
+	api.add(http.MethodPost, "/requests/:id/cancel", request, apiHandler(s, http.StatusOK, s.apiCancel))
+	api.add(http.MethodGet, "/credentials/:id", read, apiHandler(s, http.StatusOK, s.apiCredential))
+	api.add(http.MethodGet, "/credentials/:id/credentials.txt.age", read, s.download, crossSiteNavigation)
+	api.add(http.MethodPost, "/credentials/:id/revoke", request, apiHandler(s, http.StatusOK, s.apiRevoke))
+	api.add(http.MethodPost, "/credentials/:id/report-compromised", request, apiHandler(s, http.StatusOK, s.apiReportCompromised))
+	api.add(http.MethodPost, "/credentials/:id/renew", request, apiHandler(s, http.StatusCreated, s.apiRenew), requestLimit)
+	api.add(http.MethodGet, "/revocations", read, apiHandler(s, http.StatusOK, s.apiRevocations))
+	api.add(http.MethodPost, "/clusters/:name/sync-token", admin, apiHandler(s, http.StatusOK, s.apiRotateSyncToken))
+	api.add(http.MethodGet, "/audit", read, s.apiAudit, s.requireStaff)
+	api.add(http.MethodGet, "/audit/export", read, s.apiAuditExport, s.requireStaff)
+	api.add(http.MethodGet, "/tokens", read, apiHandler(s, http.StatusOK, s.apiTokens))
+	api.add(http.MethodPost, "/tokens", sessionOnly, apiHandler(s, http.StatusCreated, s.apiCreateToken), tokenLimit)
+	api.add(http.MethodDelete, "/tokens", request, apiHandler(s, http.StatusOK, s.apiRevokeTokens))
+	api.add(http.MethodDelete, "/tokens/:id", request, apiHandler(s, http.StatusOK, s.apiRevokeToken))
 
 	// echo's groups catch unknown paths below their prefix so that their
 	// middleware runs for the 404. The signed-in group's prefix is the whole

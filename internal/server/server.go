@@ -33,7 +33,7 @@ func (s *Server) actor(c echo.Context) workflow.Actor {
 	// Both are kept in the audit log: cut to a sane size and to printable
 	// text, whatever a client sends.
 	return workflow.Actor{User: currentUser(c), IP: portal.Printable(c.RealIP(), 64),
-		UserAgent: portal.Printable(c.Request().UserAgent(), 512), SessionKey: s.sessionKey(c)}
+		UserAgent: portal.Printable(c.Request().UserAgent(), 512), SessionKey: s.sessionKey(c), Token: currentToken(c)}
 }
 
 // idParam reads a numeric path parameter; anything else names nothing.
@@ -92,6 +92,9 @@ type Server struct {
 	refusals *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
 	cop      *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
 	origin   string                             // the portal's origin, as browsers send it in Origin
+	// apiScopes is the scope a token needs for each API route.
+	apiScopes  map[string]portal.Scope
+	tokenCalls *middleware.RateLimiterMemoryStore // calls per token
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when shutdown begins: long-polls answer at once
@@ -109,7 +112,7 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 		return nil, errors.New("server: session lifetime and idle timeout must be positive")
 	}
 	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{}),
-		origin: canonicalOrigin(cfg.BaseURL)}
+		origin: canonicalOrigin(cfg.BaseURL), apiScopes: map[string]portal.Scope{}, tokenCalls: tokenCallLimit()}
 	s.sessions = s.newSessions(cfg.Sessions)
 	var err error
 	if s.cop, err = newCrossOrigin(cfg.BaseURL); err != nil {

@@ -22,7 +22,7 @@ const (
 )
 
 // AuditSubjectTypes are the subject types the audit filter takes.
-var AuditSubjectTypes = []string{portal.SubjectUser, portal.SubjectRequest, portal.SubjectCredential, portal.SubjectCluster}
+var AuditSubjectTypes = []string{portal.SubjectUser, portal.SubjectRequest, portal.SubjectCredential, portal.SubjectCluster, portal.SubjectToken}
 
 // AuditQuery is the audit review's filter as typed in the page's form or
 // given as the API's query parameters, kept as text to fill the form in

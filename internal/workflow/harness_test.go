@@ -229,3 +229,13 @@ func (f *fixture) signedIn(t *testing.T, owner *portal.User) (*portal.Session, s
 	t.Fatalf("the new session of %s is not listed", owner.Subject)
 	return nil, ""
 }
+
+// token is a new read and request token of owner's.
+func (f *fixture) token(t *testing.T, owner *portal.User) *workflow.NewToken {
+	t.Helper()
+	nt, err := f.svc.CreateToken(t.Context(), as(owner), workflow.TokenInput{Name: "ci", Scopes: []string{"read", "request"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nt
+}

@@ -626,6 +626,81 @@ func TestRules(t *testing.T) {
 				return err
 			},
 		},
+		{
+			// A signed-in person makes tokens for themself; the system and
+			// visitors have no one for a token to act for.
+			action: "CreateToken",
+			want:   rule{forbidden, allowed, allowed, allowed, allowed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				nt, err := c.svc.CreateToken(t.Context(), c.actor, workflow.TokenInput{Name: "grafana sync", Scopes: []string{"read", "request"}})
+				if err == nil {
+					if nt.UserID != userID(c.actor) || !strings.HasPrefix(nt.Secret, portal.TokenPrefix) {
+						t.Errorf("token of user %d, want %d, starting %s", nt.UserID, userID(c.actor), portal.TokenPrefix)
+					}
+					if es := c.auditEvents(t, portal.SubjectToken, nt.ID, portal.ActionTokenCreated); len(es) != 1 || es[0].Actor != c.name {
+						t.Errorf("%d token.created events, want one by %s", len(es), c.name)
+					}
+				}
+				return err
+			},
+		},
+		{
+			// A person's tokens are theirs and staff's to see.
+			action: "Tokens",
+			want:   rule{notFound, listed, notFound, listed, listed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				nt := c.token(t, c.owner)
+				ts, err := c.svc.Tokens(t.Context(), c.actor, c.owner.ID)
+				if err == nil {
+					c.checkListed(t, slices.ContainsFunc(ts, func(x *portal.Token) bool { return x.ID == nt.ID }))
+				}
+				return err
+			},
+		},
+		{
+			// The owner revokes their token; staff revoke anyone's.
+			action: "RevokeToken",
+			want:   rule{notFound, allowed, notFound, allowed, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				nt := c.token(t, c.owner)
+				_, err := c.svc.RevokeToken(t.Context(), c.actor, nt.ID)
+				_, _, use := c.svc.TokenUser(t.Context(), nt.Secret, "192.0.2.1")
+				if (err == nil) != errors.Is(use, portal.ErrUnauthorized) {
+					t.Errorf("RevokeToken: %v; the token after: %v", err, use)
+				}
+				if err == nil {
+					if es := c.auditEvents(t, portal.SubjectToken, nt.ID, portal.ActionTokenRevoked); len(es) != 1 || es[0].Actor != c.name {
+						t.Errorf("%d token.revoked events, want one by %s", len(es), c.name)
+					}
+				}
+				return err
+			},
+		},
+		{
+			// Every token of a person at once: theirs, or staff's for
+			// someone who left.
+			action: "RevokeTokens",
+			want:   rule{notFound, allowed, notFound, allowed, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				first, second := c.token(t, c.owner), c.token(t, c.owner)
+				n, err := c.svc.RevokeTokens(t.Context(), c.actor, c.owner.ID)
+				for _, nt := range []*workflow.NewToken{first, second} {
+					_, _, use := c.svc.TokenUser(t.Context(), nt.Secret, "192.0.2.1")
+					if (err == nil) != errors.Is(use, portal.ErrUnauthorized) {
+						t.Errorf("RevokeTokens: %v; a token after: %v", err, use)
+					}
+				}
+				if err == nil {
+					if n != 2 {
+						t.Errorf("revoked %d tokens, want 2", n)
+					}
+					if es := c.auditEvents(t, portal.SubjectUser, c.owner.ID, portal.ActionTokensRevoked); len(es) != 1 || es[0].Actor != c.name {
+						t.Errorf("%d tokens_revoked events, want one by %s", len(es), c.name)
+					}
+				}
+				return err
+			},
+		},
 	}
 
 	// A new action that takes an Actor needs its rule here.

@@ -69,6 +69,10 @@ type Actor struct {
 	// acts in, "" when there is none: a sign-in records it, and a list of
 	// sessions marks it as the asking browser's.
 	SessionKey string
+	// Token is the personal access token the actor acts with, nil in a
+	// browser session: audit events name its ID, and a token cannot make
+	// tokens.
+	Token *portal.Token
 	// system names the part of the portal that acts by itself (a command, a
 	// background job); "" for people and visitors. Only System and Command
 	// set it, so no request, whatever its headers, is ever the system.
@@ -156,6 +160,15 @@ func (a Actor) event(action portal.Action, subjectType string, subjectID int64, 
 	}
 	if subjectID != 0 {
 		e.SubjectID = &subjectID
+	}
+	if a.Token != nil {
+		// The person acts, through this token: its ID, never its value.
+		d := make(map[string]any, len(details)+1)
+		for k, v := range details {
+			d[k] = v
+		}
+		d["token_id"] = a.Token.ID
+		e.Details = d
 	}
 	return e
 }
