@@ -20,11 +20,11 @@ import (
 )
 
 const (
-	chartDir       = "../credential-portal"
+	chartDir = "../credential-portal"
 	// kubeVersion is the Kubernetes the chart is rendered for: helm built by
 	// `go install` has no version stamped in and would assume 1.20, below
 	// the chart's least (1.29, for native sidecars).
-	kubeVersion = "1.33.0"
+	kubeVersion    = "1.33.0"
 	productionFile = "../credential-portal/ci/production-values.yaml"
 )
 
