@@ -19,11 +19,11 @@ test: vet tools
 
 # The Helm chart and the agent's values for the support chart: helm lint,
 # helm template, and every rendered manifest decoded strictly against the
-# Kubernetes API types. A module of its own (deploy/helm/test), so that
+# Kubernetes API types, and docker-compose.yml. A module of its own (deploy/test), so that
 # k8s.io/api stays out of the portal's go.mod.
 .PHONY: test-deploy
 test-deploy: tools
-	cd deploy/helm/test && go vet ./... && PATH="$(TOOLS):$$PATH" go test -count=1 ./...
+	cd deploy/test && go vet ./... && PATH="$(TOOLS):$$PATH" go test -count=1 ./...
 
 # Installs age and age-keygen into .tools/bin unless they are there at the
 # version go.mod requires, and helm at HELM_VERSION.

@@ -130,7 +130,7 @@ func TestChartReachesEverySetting(t *testing.T) {
 	var schema struct {
 		Properties struct {
 			Config struct {
-				AdditionalProperties *bool                     `json:"additionalProperties"`
+				AdditionalProperties *bool                      `json:"additionalProperties"`
 				Properties           map[string]json.RawMessage `json:"properties"`
 			} `json:"config"`
 		} `json:"properties"`

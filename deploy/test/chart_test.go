@@ -20,12 +20,12 @@ import (
 )
 
 const (
-	chartDir = "../credential-portal"
+	chartDir = "../helm/credential-portal"
 	// kubeVersion is the Kubernetes the chart is rendered for: helm built by
 	// `go install` has no version stamped in and would assume 1.20, below
 	// the chart's least (1.29, for native sidecars).
 	kubeVersion    = "1.33.0"
-	productionFile = "../credential-portal/ci/production-values.yaml"
+	productionFile = "../helm/credential-portal/ci/production-values.yaml"
 )
 
 // helm runs the helm on PATH (`make test` puts the pinned one in

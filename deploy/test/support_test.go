@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const supportValuesFile = "../../support/portal-agent.values.yaml"
+const supportValuesFile = "../support/portal-agent.values.yaml"
 
 // supportValues is the part of 2i2c's `support` chart values the snippet
 // may set: the prometheus-community chart's server section, with the
