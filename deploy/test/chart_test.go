@@ -2,13 +2,16 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -456,4 +459,83 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// TestProductionEnvIsAConfigurationThePortalAccepts runs the real portal
+// with the environment the production values render (each secret replaced
+// by a well-formed stand-in, the clusters file by the ConfigMap's content):
+// it starts and listens, so no setting the chart writes is refused.
+func TestProductionEnvIsAConfigurationThePortalAccepts(t *testing.T) {
+	t.Parallel()
+	m := render(t, "-f", productionFile)
+	c := m.deployments["portal-credential-portal"].Spec.Template.Spec.Containers[0]
+	dir := t.TempDir()
+	clusters := filepath.Join(dir, "clusters.yaml")
+	if err := os.WriteFile(clusters, []byte(m.configMaps["portal-credential-portal-clusters"].Data["clusters.yaml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	standIns := map[string]string{
+		// Nothing listens there: the portal starts and reports it in /readyz.
+		"DATABASE_URL":              "postgres://portal@127.0.0.1:1/portal?sslmode=disable",
+		"PORTAL_OIDC_CLIENT_SECRET": "stand-in",
+		"PORTAL_SMTP_URL":           "smtp://user:pass@smtp.example.org:587",
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	for _, e := range c.Env {
+		v := e.Value
+		switch {
+		case e.ValueFrom != nil:
+			s, ok := standIns[e.Name]
+			if !ok {
+				t.Fatalf("no stand-in for %s", e.Name)
+			}
+			v = s
+		case e.Name == "PORTAL_LISTEN" || e.Name == "PORTAL_METRICS_LISTEN":
+			v = "127.0.0.1:0" // the rendered ports may be taken on this machine
+		case e.Name == "PORTAL_CLUSTERS_FILE":
+			v = clusters
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, portalBinary(t), c.Args...)
+	cmd.Env = env
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(logs.String(), `"metrics listening"`) || !strings.Contains(logs.String(), `"portal listening"`) {
+		select {
+		case err := <-exited:
+			t.Fatalf("portal serve exited (%v) with the chart's environment:\n%s", err, logs.String())
+		case <-deadline:
+			t.Fatalf("portal serve did not listen within 30s:\n%s", logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-exited
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

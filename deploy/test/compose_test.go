@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,9 +44,8 @@ var (
 	portalBinErr  error
 )
 
-// portalSettings are the variables `portal cmd` reads, from its --help
-// (the configuration code's own list), built from this checkout.
-func portalSettings(t *testing.T, cmd string) map[string]bool {
+// portalBinary is the portal built from this checkout, once per run.
+func portalBinary(t *testing.T) string {
 	t.Helper()
 	portalBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "portal-bin")
@@ -57,13 +57,20 @@ func portalSettings(t *testing.T, cmd string) map[string]bool {
 		build := exec.Command("go", "build", "-o", portalBin, "./cmd/portal")
 		build.Dir = repoRoot
 		if out, err := build.CombinedOutput(); err != nil {
-			portalBinErr = err
-			t.Logf("%s", out)
+			portalBinErr = fmt.Errorf("%w\n%s", err, out)
 		}
 	})
 	if portalBinErr != nil {
 		t.Fatalf("building the portal: %v", portalBinErr)
 	}
+	return portalBin
+}
+
+// portalSettings are the variables `portal cmd` reads, from its --help
+// (the configuration code's own list).
+func portalSettings(t *testing.T, cmd string) map[string]bool {
+	t.Helper()
+	portalBin := portalBinary(t)
 	var out bytes.Buffer
 	c := exec.Command(portalBin, cmd, "--help")
 	c.Stdout, c.Stderr = &out, &out
