@@ -294,8 +294,8 @@ func TestProductionValuesRender(t *testing.T) {
 	}
 	checkMigrationJob(t, m)
 	if job := m.jobs["portal-credential-portal-migrate"]; job != nil {
-		if got := secretRefs(job.Spec.Template.Spec.Containers[0])["DATABASE_URL"]; got != "credential-portal-db/uri" {
-			t.Errorf("the migration Job's DATABASE_URL from %q", got)
+		if got := secretRefs(job.Spec.Template.Spec.Containers[0])["DATABASE_URL"]; got != "credential-portal-db-owner/uri" {
+			t.Errorf("the migration Job's DATABASE_URL from %q, want the schema owner's (migrations.databaseURL)", got)
 		}
 	}
 	if cm := m.configMaps["portal-credential-portal-clusters"]; cm == nil || !strings.Contains(cm.Data["clusters.yaml"], "awi-ciroh") {
@@ -538,4 +538,38 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestMigrationJobTakesTheOwnersURLWhenGiven: the migrations run as the
+// schema owner when migrations.databaseURL is set, and with DATABASE_URL
+// otherwise; both given as values live in the chart's hook Secret.
+func TestMigrationJobTakesTheOwnersURLWhenGiven(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		{"DATABASE_URL alone", []string{"secrets.databaseURL.value=postgres://portal:pw@db/portal"}, "portal-credential-portal/DATABASE_URL"},
+		{"the owner's URL", []string{"secrets.databaseURL.value=postgres://portal:pw@db/portal", "migrations.databaseURL.value=postgres://owner:pw@db/portal"}, "portal-credential-portal/MIGRATIONS_DATABASE_URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			m := render(t, args...)
+			job := m.jobs["portal-credential-portal-migrate"]
+			if got := secretRefs(job.Spec.Template.Spec.Containers[0])["DATABASE_URL"]; got != tt.want {
+				t.Errorf("the Job's DATABASE_URL from %q, want %q", got, tt.want)
+			}
+			sec := m.secrets["portal-credential-portal"]
+			if sec == nil || len(sec.StringData) != len(tt.set) {
+				t.Errorf("the chart's Secret holds %v, want one key per value given", sec)
+			}
+			if got := secretRefs(m.deployments["portal-credential-portal"].Spec.Template.Spec.Containers[0])["DATABASE_URL"]; got != "portal-credential-portal/DATABASE_URL" {
+				t.Errorf("the portal's DATABASE_URL from %q; the owner's URL is for the migrations only", got)
+			}
+		})
+	}
 }

@@ -32,6 +32,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- range $name, $s := .Values.secrets -}}
 {{- if and $s.value (not $s.existingSecret) }}yes{{ end -}}
 {{- end -}}
+{{- with .Values.migrations.databaseURL -}}
+{{- if and .value (not .existingSecret) }}yes{{ end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The portal's variable for each entry of .Values.secrets. */}}
