@@ -65,6 +65,29 @@ type manifests struct {
 	pdbs            map[string]*policyv1.PodDisruptionBudget
 	networkPolicies map[string]*networkingv1.NetworkPolicy
 	serviceMonitors map[string]*serviceMonitor
+	prometheusRules map[string]*prometheusRule
+}
+
+// prometheusRule is the Prometheus Operator's PrometheusRule
+// (monitoring.coreos.com/v1), with its field names, for a strict decode.
+type prometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              ruleFile `json:"spec"`
+}
+
+// ruleFile is a Prometheus rule file: the spec of a PrometheusRule.
+type ruleFile struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Alert       string            `json:"alert"`
+			Expr        string            `json:"expr"`
+			For         string            `json:"for,omitempty"`
+			Labels      map[string]string `json:"labels,omitempty"`
+			Annotations map[string]string `json:"annotations,omitempty"`
+		} `json:"rules"`
+	} `json:"groups"`
 }
 
 // serviceMonitor is the part of the Prometheus Operator's ServiceMonitor
@@ -101,7 +124,7 @@ func decodeAll(t *testing.T, out string) *manifests {
 		services: map[string]*corev1.Service{}, secrets: map[string]*corev1.Secret{},
 		configMaps: map[string]*corev1.ConfigMap{}, ingresses: map[string]*networkingv1.Ingress{},
 		pdbs: map[string]*policyv1.PodDisruptionBudget{}, networkPolicies: map[string]*networkingv1.NetworkPolicy{},
-		serviceMonitors: map[string]*serviceMonitor{},
+		serviceMonitors: map[string]*serviceMonitor{}, prometheusRules: map[string]*prometheusRule{},
 	}
 	for doc := range strings.SplitSeq(out, "\n---") {
 		if strings.TrimSpace(stripComments(doc)) == "" {
@@ -133,6 +156,8 @@ func decodeAll(t *testing.T, out string) *manifests {
 			name, err = strictInto(doc, m.networkPolicies)
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			name, err = strictInto(doc, m.serviceMonitors)
+		case "monitoring.coreos.com/v1 PrometheusRule":
+			name, err = strictInto(doc, m.prometheusRules)
 		default:
 			t.Fatalf("the chart renders %q, which this test does not know: add its type here\n%s", gvk, doc)
 		}
@@ -243,7 +268,7 @@ func TestDefaultValuesRenderAWorkingDeployment(t *testing.T) {
 	if svc == nil || !selects(&metav1.LabelSelector{MatchLabels: svc.Spec.Selector}, d.Spec.Template.Labels) {
 		t.Errorf("the Service does not select the pods: %+v", svc)
 	}
-	if len(m.ingresses) != 0 || len(m.networkPolicies) != 0 || len(m.serviceMonitors) != 0 || len(m.secrets) != 0 {
+	if len(m.ingresses) != 0 || len(m.networkPolicies) != 0 || len(m.serviceMonitors) != 0 || len(m.secrets) != 0 || len(m.prometheusRules) != 0 {
 		t.Errorf("defaults render optional objects: ingresses %v, network policies %v, service monitors %v, secrets %v",
 			keys(m.ingresses), keys(m.networkPolicies), keys(m.serviceMonitors), keys(m.secrets))
 	}
@@ -322,6 +347,20 @@ func TestProductionValuesRender(t *testing.T) {
 	}
 	if np.Spec.Ingress[1].Ports[0].Port.String() != "metrics" {
 		t.Errorf("second rule is for %v, want metrics", np.Spec.Ingress[1].Ports)
+	}
+	rule := m.prometheusRules["portal-credential-portal"]
+	if rule == nil || len(rule.Spec.Groups) != 1 {
+		t.Fatalf("PrometheusRule %+v", rule)
+	}
+	alerts := map[string]string{}
+	for _, r := range rule.Spec.Groups[0].Rules {
+		alerts[r.Alert] = r.Expr
+	}
+	if !strings.Contains(alerts["PortalDown"], `job="portal-credential-portal"`) {
+		t.Errorf("PortalDown is %q: want the release's Service as the job", alerts["PortalDown"])
+	}
+	if !strings.Contains(alerts["PortalAgentSilent"], "max by (cluster) (portal_agent_last_sync_timestamp_seconds)") {
+		t.Errorf("no alert on each cluster's last agent sync: %v", alerts)
 	}
 	sm := m.serviceMonitors["portal-credential-portal"]
 	if sm == nil || sm.Spec.Endpoints[0].Port != "metrics" || sm.Labels["release"] != "prometheus" {
@@ -571,5 +610,37 @@ func TestMigrationJobTakesTheOwnersURLWhenGiven(t *testing.T) {
 				t.Errorf("the portal's DATABASE_URL from %q; the owner's URL is for the migrations only", got)
 			}
 		})
+	}
+}
+
+// TestOperationsGuideShowsTheChartsAlerts: the rules docs/operations.md
+// shows are the ones the chart installs.
+func TestOperationsGuideShowsTheChartsAlerts(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "Rules to set.")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/operations.md has no rules block after \"Rules to set.\"")
+	}
+	file, err := os.ReadFile(chartDir + "/files/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inDoc, inChart ruleFile
+	if err := yaml.UnmarshalStrict([]byte(block), &inDoc); err != nil {
+		t.Fatalf("the guide's rules: %v", err)
+	}
+	if err := yaml.UnmarshalStrict(file, &inChart); err != nil {
+		t.Fatalf("the chart's rules: %v", err)
+	}
+	a, _ := yaml.Marshal(inDoc)
+	b, _ := yaml.Marshal(inChart)
+	if !bytes.Equal(a, b) || len(inChart.Groups) == 0 {
+		t.Errorf("docs/operations.md and files/alerts.yaml differ:\n%s\n---\n%s", a, b)
 	}
 }
