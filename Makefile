@@ -8,19 +8,35 @@ WITHPG = go run ./tools/withpg --
 # post-quantum keys) is never the one tested.
 TOOLS := $(CURDIR)/.tools/bin
 AGE_VERSION = $(shell go list -m -f '{{.Version}}' filippo.io/age)
+# helm, for `helm lint` and `helm template` over the chart in deploy/helm.
+HELM_VERSION = v3.22.0
 
 .PHONY: test vet fmt build run bench tidy-check tools
 
 test: vet tools
 	PATH="$(TOOLS):$$PATH" $(WITHPG) go test -race -count=1 ./...
+	$(MAKE) test-deploy
+
+# The Helm chart and the agent's values for the support chart: helm lint,
+# helm template, and every rendered manifest decoded strictly against the
+# Kubernetes API types, and docker-compose.yml. A module of its own (deploy/test), so that
+# k8s.io/api stays out of the portal's go.mod.
+.PHONY: test-deploy
+test-deploy: tools
+	cd deploy/test && go vet ./... && PATH="$(TOOLS):$$PATH" go test -count=1 ./...
 
 # Installs age and age-keygen into .tools/bin unless they are there at the
-# version go.mod requires.
+# version go.mod requires, and helm at HELM_VERSION.
 tools:
 	@v="$(AGE_VERSION)"; test -n "$$v" || { echo "cannot read the version of filippo.io/age from go.mod"; exit 1; }; \
 	if [ "$$($(TOOLS)/age --version 2>/dev/null)" != "$$v" ] || [ "$$($(TOOLS)/age-keygen --version 2>/dev/null)" != "$$v" ]; then \
 		echo "installing age $$v into $(TOOLS)"; \
 		GOBIN="$(TOOLS)" go install "filippo.io/age/cmd/...@$$v"; \
+	fi
+	@# helm built by go install reports no full version; its module version says which it is.
+	@if [ "$$(go version -m $(TOOLS)/helm 2>/dev/null | awk '$$1=="mod"{print $$3}')" != "$(HELM_VERSION)" ]; then \
+		echo "installing helm $(HELM_VERSION) into $(TOOLS) (about two minutes the first time)"; \
+		GOBIN="$(TOOLS)" go install "helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)"; \
 	fi
 
 vet:

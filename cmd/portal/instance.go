@@ -23,7 +23,9 @@ import (
 // instanceConfig is what differs between `portal serve` and `portal dev`;
 // everything else about a running portal is the same for both.
 type instanceConfig struct {
-	Listen          string
+	Listen string
+	// MetricsListen, when set, serves /metrics there alone, and not on Listen.
+	MetricsListen   string
 	BaseURL         *url.URL
 	ShutdownTimeout time.Duration
 	OIDC            oidc.Config
@@ -75,6 +77,7 @@ func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, lo
 	srvCfg := server.Config{
 		BaseURL: cfg.BaseURL, Dev: cfg.Dev, Version: version, Sessions: cfg.Sessions, Access: cfg.Access,
 		DevIdentityProvider: cfg.DevIdentityProvider, Collectors: worker.Collectors(),
+		SeparateMetrics: cfg.MetricsListen != "",
 	}
 	if cfg.DevMail != nil {
 		srvCfg.DevMail = cfg.DevMail
@@ -97,6 +100,22 @@ func runInstance(ctx context.Context, pool *pgxpool.Pool, cfg instanceConfig, lo
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (PORTAL_LISTEN): %w", cfg.Listen, err)
+	}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (PORTAL_METRICS_LISTEN): %w", cfg.MetricsListen, err)
+		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		metricsDone := make(chan struct{})
+		go func() {
+			defer close(metricsDone)
+			if err := server.Serve(ctx, mln, srv.MetricsHandler(), cfg.ShutdownTimeout, log); err != nil {
+				log.Error("metrics server stopped", "error", err.Error())
+			}
+		}()
+		defer func() { <-metricsDone }()
 	}
 	// After listening: the development provider is served by this portal.
 	go signIn.Run(ctx)

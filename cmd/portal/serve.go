@@ -27,6 +27,7 @@ import (
 type serveConfig struct {
 	DatabaseURL     string
 	Listen          string
+	MetricsListen   string
 	BaseURL         *url.URL
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
@@ -44,6 +45,8 @@ func (c *serveConfig) settings() []setting {
 			usage: "PostgreSQL connection URL"},
 		{env: "PORTAL_LISTEN", flag: "listen", def: ":8080", parse: addrVar(&c.Listen),
 			usage: "address to listen on, host:port"},
+		{env: "PORTAL_METRICS_LISTEN", flag: "metrics-listen", parse: optional(addrVar(&c.MetricsListen)),
+			usage: "address serving /metrics alone, host:port, kept off the public address; empty: /metrics is on the main address"},
 		{env: "PORTAL_BASE_URL", flag: "base-url", parse: required(baseURLVar(&c.BaseURL)),
 			usage: "the URL people reach the portal at, e.g. https://credentials.2i2c.org; the OIDC redirect URL is this + /auth/callback"},
 		logLevelSetting(&c.LogLevel),
@@ -174,7 +177,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	return runInstance(ctx, pool, instanceConfig{
-		Listen: cfg.Listen, BaseURL: cfg.BaseURL, ShutdownTimeout: cfg.ShutdownTimeout, OIDC: cfg.OIDC,
+		Listen: cfg.Listen, MetricsListen: cfg.MetricsListen, BaseURL: cfg.BaseURL, ShutdownTimeout: cfg.ShutdownTimeout, OIDC: cfg.OIDC,
 		Access: cfg.Access, Sessions: cfg.Sessions, BcryptCost: cfg.BcryptCost, ClustersFile: cfg.ClustersFile,
 		Notify: notify, Senders: senders,
 	}, log)

@@ -94,6 +94,13 @@ func (s *Server) webConfig(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The agent is in step when it is answered (200, or 304 at the end of a
+	// wait), not when it asks: portal_agent_last_sync_timestamp_seconds.
+	defer func() {
+		if r := c.Response(); r.Committed && (r.Status == http.StatusOK || r.Status == http.StatusNotModified) {
+			s.metrics.agents.seen(cl.Name, time.Now())
+		}
+	}()
 	var wait time.Duration
 	if w := c.QueryParam("wait"); w != "" {
 		if wait, err = time.ParseDuration(w); err != nil || wait < 0 {

@@ -30,7 +30,9 @@ func (s *Server) routes() {
 	// Probes and static files: no session.
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.serveMetrics())
+	if !s.cfg.SeparateMetrics {
+		e.GET("/metrics", s.serveMetrics())
+	}
 	e.GET("/static/*", s.static)
 	if s.cfg.DevIdentityProvider != nil {
 		e.Any("/oidc/*", echo.WrapHandler(s.cfg.DevIdentityProvider))

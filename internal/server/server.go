@@ -74,6 +74,9 @@ type Config struct {
 	// Collectors are other parts' metrics (the outbox worker's), served
 	// at /metrics with the server's own.
 	Collectors []prometheus.Collector
+	// SeparateMetrics leaves /metrics off the main handler: it is served
+	// by MetricsHandler on a listener of its own (PORTAL_METRICS_LISTEN).
+	SeparateMetrics bool
 }
 
 // Server handles the portal's HTTP requests.
@@ -118,7 +121,7 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	if s.cop, err = newCrossOrigin(cfg.BaseURL); err != nil {
 		return nil, err
 	}
-	if s.metrics, err = newMetrics(cfg.Collectors...); err != nil {
+	if s.metrics, err = newMetrics(st, cfg.Collectors...); err != nil {
 		return nil, err
 	}
 	s.refusals = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
