@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -168,58 +167,24 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *stateCollector) collectClusters(ctx context.Context, ch chan<- prometheus.Metric) {
-	rows, err := c.st.Pool().Query(ctx, `
-		SELECT c.name, c.sync_token_hash IS NOT NULL,
-		       coalesce(r.pending, 0), coalesce(r.oldest, 0),
-		       coalesce(k.active, 0), coalesce(k.soon, 0), coalesce(k.revoked, 0), coalesce(k.expired, 0)
-		FROM clusters c
-		LEFT JOIN (SELECT cluster_id, count(*) AS pending,
-		                  extract(epoch FROM now() - min(created_at))::float8 AS oldest
-		           FROM requests WHERE status = 'pending' GROUP BY cluster_id) r ON r.cluster_id = c.id
-		LEFT JOIN (SELECT cluster_id,
-		                  count(*) FILTER (WHERE revoked_at IS NULL AND expires_at > now()) AS active,
-		                  count(*) FILTER (WHERE revoked_at IS NULL AND expires_at > now()
-		                                     AND expires_at <= now() + make_interval(secs => $1)) AS soon,
-		                  count(*) FILTER (WHERE revoked_at IS NOT NULL) AS revoked,
-		                  count(*) FILTER (WHERE revoked_at IS NULL AND expires_at <= now()) AS expired
-		           FROM credentials GROUP BY cluster_id) k ON k.cluster_id = c.id
-		ORDER BY c.name`, expiringWithin.Seconds())
+	all, err := c.st.ClusterStats(ctx, expiringWithin)
 	if err != nil {
 		return
 	}
-	defer rows.Close()
-	type row struct {
-		name                           string
-		synced                         bool
-		pending                        int64
-		oldest                         float64
-		active, soon, revoked, expired int64
-	}
-	var all []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.name, &r.synced, &r.pending, &r.oldest, &r.active, &r.soon, &r.revoked, &r.expired); err != nil {
-			return
-		}
-		all = append(all, r)
-	}
-	if rows.Err() != nil {
-		return
-	}
 	for _, r := range all {
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.pending), r.name)
-		ch <- prometheus.MustNewConstMetric(c.pendingAge, prometheus.GaugeValue, r.oldest, r.name)
-		for state, n := range map[string]int64{"active": r.active, "revoked": r.revoked, "expired": r.expired} {
-			ch <- prometheus.MustNewConstMetric(c.credentials, prometheus.GaugeValue, float64(n), r.name, state)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.Pending), r.Name)
+		ch <- prometheus.MustNewConstMetric(c.pendingAge, prometheus.GaugeValue, r.OldestPending.Seconds(), r.Name)
+		for state, n := range map[string]int64{"active": r.Active, "revoked": r.Revoked, "expired": r.Expired} {
+			ch <- prometheus.MustNewConstMetric(c.credentials, prometheus.GaugeValue, float64(n), r.Name, state)
 		}
-		ch <- prometheus.MustNewConstMetric(c.soon, prometheus.GaugeValue, float64(r.soon), r.name)
+		ch <- prometheus.MustNewConstMetric(c.soon, prometheus.GaugeValue, float64(r.ExpiringSoon), r.Name)
 		// Only clusters that have an agent: one without a token has none to miss.
-		if r.synced {
+		if r.HasAgent {
 			var ts float64
-			if at := c.agents.at(r.name); !at.IsZero() {
+			if at := c.agents.at(r.Name); !at.IsZero() {
 				ts = float64(at.UnixNano()) / 1e9
 			}
-			ch <- prometheus.MustNewConstMetric(c.agentSync, prometheus.GaugeValue, ts, r.name)
+			ch <- prometheus.MustNewConstMetric(c.agentSync, prometheus.GaugeValue, ts, r.Name)
 		}
 	}
 }
@@ -228,24 +193,8 @@ func (c *stateCollector) collectClusters(ctx context.Context, ch chan<- promethe
 // replica's memory: it covers every replica's approvals and survives
 // restarts, and stays cumulative since credentials are never deleted.
 func (c *stateCollector) collectIssuance(ctx context.Context, ch chan<- prometheus.Metric) {
-	var q strings.Builder
-	q.WriteString("SELECT count(*), coalesce(sum(d), 0)")
-	args := make([]any, len(issuanceBuckets))
-	for i, b := range issuanceBuckets {
-		fmt.Fprintf(&q, ", count(*) FILTER (WHERE d <= $%d)", i+1)
-		args[i] = b
-	}
-	q.WriteString(` FROM (SELECT extract(epoch FROM k.issued_at - r.created_at)::float8 AS d
-		FROM credentials k JOIN requests r ON r.id = k.request_id) issued`)
-	dest := make([]any, 2+len(issuanceBuckets))
-	var count int64
-	var sum float64
-	counts := make([]int64, len(issuanceBuckets))
-	dest[0], dest[1] = &count, &sum
-	for i := range counts {
-		dest[2+i] = &counts[i]
-	}
-	if err := c.st.Pool().QueryRow(ctx, q.String(), args...).Scan(dest...); err != nil {
+	count, sum, counts, err := c.st.IssuanceLatencies(ctx, issuanceBuckets)
+	if err != nil {
 		return
 	}
 	buckets := make(map[float64]uint64, len(issuanceBuckets))
