@@ -231,7 +231,9 @@ func (s *Server) clusters(cl call) (page, error) {
 type clusterForm struct {
 	Cluster *portal.Cluster
 	New     bool
-	Error   *portal.Error // what to fix, or the clash with an existing cluster
+	Error   *portal.Error // the first thing to fix, or the clash with an existing cluster
+	// Problems is everything to fix, each beside its field.
+	Problems []*portal.Error
 	// DefaultRequestTTLDays is the portal's request lifetime, for a policy
 	// that sets none.
 	DefaultRequestTTLDays int
@@ -300,18 +302,23 @@ func (s *Server) saveCluster(c echo.Context) error {
 		}
 		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
 	}
-	if pe, status, ok := fixable(err); ok {
-		forgetSecret(pe, map[string]*string{"name": &cl.Name, "display_name": &cl.DisplayName,
-			"prometheus_url": &cl.PrometheusURL, "note": &cl.Note})
-		if pe.Secret { // the policy's lists are shown back whole: not one holding a secret
-			switch pe.Field {
-			case "auto_approve_email_domains":
-				cl.Policy.AutoApproveEmailDomains = nil
-			case "auto_approve_groups":
-				cl.Policy.AutoApproveGroups = nil
+	if first, status, ok := fixable(err); ok {
+		all := problems(err)
+		for _, pe := range all {
+			forgetSecret(pe, map[string]*string{"name": &cl.Name, "display_name": &cl.DisplayName,
+				"prometheus_url": &cl.PrometheusURL, "note": &cl.Note})
+			if pe.Secret { // the policy's lists are shown back whole: not one holding a secret
+				switch pe.Field {
+				case "auto_approve_email_domains":
+					cl.Policy.AutoApproveEmailDomains = nil
+				case "auto_approve_groups":
+					cl.Policy.AutoApproveGroups = nil
+				}
 			}
 		}
-		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: s.clusterForm(cl, isNew, pe)})
+		f := s.clusterForm(cl, isNew, first)
+		f.Problems = all
+		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: f})
 	}
 	if err != nil {
 		return err

@@ -89,6 +89,36 @@ func fixable(err error) (pe *portal.Error, status int, ok bool) {
 	return pe, status, true
 }
 
+// problems is every refusal err holds, in order: a form reports them all at
+// once, each beside its field. Validation joins them (errors.Join).
+func problems(err error) []*portal.Error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var all []*portal.Error
+		for _, e := range j.Unwrap() {
+			all = append(all, problems(e)...)
+		}
+		return all
+	}
+	if _, pe := problem(err); pe != nil {
+		return []*portal.Error{pe}
+	}
+	return nil
+}
+
+// fieldProblem is the message to show beside field name among a form's
+// problems, as fieldError says.
+func fieldProblem(all []*portal.Error, name string) string {
+	for _, pe := range all {
+		if m := fieldError(pe, name); m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
 // linkURL is the page of the object an error points at, or "" when it has
 // none.
 func linkURL(l *portal.Link) string {

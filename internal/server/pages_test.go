@@ -339,3 +339,44 @@ func sshEd25519Key(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " bob@laptop"
 }
+
+// TestFormsReportEveryProblemAtOnce: the request form and the cluster form
+// name every problem in one answer, each beside its field with
+// aria-invalid and aria-describedby pointing at its message, under an
+// error summary that takes focus; the title starts with "Error:".
+func TestFormsReportEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	p, alice, _, sam := newScene(t)
+	cluster := p.count(`SELECT id FROM clusters WHERE name = 'awi-ciroh'`)
+	for _, tt := range []struct {
+		name         string
+		who          *browser
+		page, action string
+		form         url.Values
+		fields       []string
+	}{
+		{"request", alice, "/requests/new", "/requests",
+			url.Values{"cluster": {"no-such-cluster"}, "public_key": {"not a key"}, "justification": {"short"}},
+			[]string{"public_key", "justification", "cluster"}},
+		{"cluster", sam, fmt.Sprintf("/staff/clusters/%d/edit", cluster), fmt.Sprintf("/staff/clusters/%d", cluster),
+			url.Values{"name": {"awi-ciroh"}, "prometheus_url": {"http://insecure"}, "credential_ttl_days": {"0"}, "note": {"ok"}},
+			[]string{"prometheus_url", "credential_ttl_days"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.who.submit(tt.page, tt.action, tt.form)
+			if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "<title>Error: ") {
+				t.Fatalf("%d, title not starting with Error:\n%s", r.StatusCode, r.Body)
+			}
+			if !strings.Contains(r.Body, `data-error-summary autofocus`) || !strings.Contains(r.Body, fmt.Sprintf("There are %d problems to fix", len(tt.fields))) {
+				t.Errorf("no summary of all %d problems", len(tt.fields))
+			}
+			for _, f := range tt.fields {
+				field := regexp.MustCompile(`id="` + f + `"[^>]*aria-invalid="true" aria-describedby="` + f + `-error[ "]`)
+				if !field.MatchString(r.Body) || !strings.Contains(r.Body, `<p class="field-error" id="`+f+`-error">`) ||
+					!strings.Contains(r.Body, `<a href="#`+f+`">`) {
+					t.Errorf("field %s is not marked invalid with its message beside it and in the summary", f)
+				}
+			}
+		})
+	}
+}

@@ -129,9 +129,12 @@ type requestForm struct {
 	Input    workflow.RequestInput
 	// Renews is the credential a renewal with another key renews, or 0.
 	Renews int64
-	// Error is what to fix. A Secret one means its field held a private key
-	// or a password: it was cleared and is not shown back.
+	// Error is the first thing to fix. A Secret one means its field held a
+	// private key or a password: it was cleared and is not shown back.
 	Error *portal.Error
+	// Problems is everything to fix, each shown beside its field and in the
+	// summary at the top.
+	Problems []*portal.Error
 }
 
 func (s *Server) newRequest(c echo.Context) error {
@@ -152,13 +155,22 @@ func (s *Server) newRequest(c echo.Context) error {
 	return s.renderRequestForm(c, http.StatusOK, in, 0, nil)
 }
 
-func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, renews int64, pe *portal.Error) error {
+func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, renews int64, refusal error) error {
 	clusters, err := s.wf.OpenClusters(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	forgetSecret(pe, map[string]*string{"public_key": &in.PublicKey, "justification": &in.Justification})
-	return s.render(c, status, "request_new", page{Title: "Request access", Data: requestForm{Clusters: clusters, Input: in, Renews: renews, Error: pe}})
+	f := requestForm{Clusters: clusters, Input: in, Renews: renews}
+	for i, pe := range problems(refusal) {
+		if i == 0 {
+			f.Error = pe
+		}
+		forgetSecret(pe, map[string]*string{"public_key": &f.Input.PublicKey, "justification": &f.Input.Justification})
+		if !pe.Secret { // a secret's warning stands on its own, above the summary
+			f.Problems = append(f.Problems, pe)
+		}
+	}
+	return s.render(c, status, "request_new", page{Title: "Request access", Data: f})
 }
 
 func (s *Server) createRequest(c echo.Context) error {
@@ -178,8 +190,8 @@ func (s *Server) createRequest(c echo.Context) error {
 	} else {
 		r, err = s.wf.CreateRequest(c.Request().Context(), s.actor(c), in)
 	}
-	if pe, status, ok := fixable(err); ok {
-		return s.renderRequestForm(c, status, in, renews, pe)
+	if _, status, ok := fixable(err); ok {
+		return s.renderRequestForm(c, status, in, renews, err)
 	}
 	if err != nil {
 		return err

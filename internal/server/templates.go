@@ -64,11 +64,13 @@ func parsePages(a *assets) (*pages, error) {
 		// Of a refusal (a *portal.Error): the message beside a form's field,
 		// and the page of the object it points at.
 		"fieldError": fieldError,
-		"linkURL":    linkURL,
-		"when":       when,
-		"long":       long,
-		"revokedBy":  revokedBy,
-		"keyFile":    keyFile,
+		// fieldProblem is fieldError among all of a form's problems.
+		"fieldProblem": fieldProblem,
+		"linkURL":      linkURL,
+		"when":         when,
+		"long":         long,
+		"revokedBy":    revokedBy,
+		"keyFile":      keyFile,
 		// dict passes several values to a partial: dict "C" cred "U" user.
 		"dict": func(kv ...any) (map[string]any, error) {
 			if len(kv)%2 != 0 {
