@@ -380,3 +380,52 @@ func TestFormsReportEveryProblemAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestTheDetailsThatWereFound: a cancelled request does not read "Decided
+// by"; a denial's note is its reason, with the next step; the audit log
+// keeps one line per event, details a tap away; its filter errors speak of
+// the form's labels; every page has a skip link and no table header is
+// empty.
+func TestTheDetailsThatWereFound(t *testing.T) {
+	t.Parallel()
+	p, alice, bob, sam := newScene(t)
+	cancelled := alice.requestAccess("awi-ciroh", newKey(t).Recipient().String(), "Dashboards for the research team.")
+	alice.submit(fmt.Sprintf("/requests/%d/cancel", cancelled), fmt.Sprintf("/requests/%d/cancel", cancelled), nil)
+	page := alice.get(fmt.Sprintf("/requests/%d", cancelled)).Body
+	if !strings.Contains(page, "<dt>Cancelled</dt>") || strings.Contains(page, "Decided") || strings.Contains(page, " by alice@example.org") {
+		t.Errorf("a cancelled request reads as decided:\n%s", page)
+	}
+
+	denied := bob.requestAccess("awi-ciroh", newKey(t).Recipient().String(), "Dashboards for the research team.")
+	sam.submit("/staff/requests", fmt.Sprintf("/staff/requests/%d/deny", denied), url.Values{"note": {"Use the shared Grafana."}})
+	page = bob.get(fmt.Sprintf("/requests/%d", denied)).Body
+	if !strings.Contains(page, "<dt>Reason for the denial</dt>") || !strings.Contains(page, "make a new request</a> that does") {
+		t.Errorf("a denial's note is not labelled as its reason with the next step:\n%s", page)
+	}
+
+	audit := sam.get("/staff/audit").Body
+	if !strings.Contains(audit, `<details class="clip"><summary>`) {
+		t.Errorf("the audit log's long details are not folded into one line:\n%s", audit)
+	}
+	bad := sam.get("/staff/audit?subject_id=x&subject_type=request")
+	if bad.StatusCode != http.StatusBadRequest && bad.StatusCode != http.StatusUnprocessableEntity ||
+		!strings.Contains(bad.Body, "“Subject number” is a positive whole number") || strings.Contains(bad.Body, "subject_id is") {
+		t.Errorf("an audit filter error names the parameter, not the label: %d\n%s", bad.StatusCode, bad.Body)
+	}
+
+	cred := p.issue(alice, sam, "awi-ciroh")
+	emptyTH := regexp.MustCompile(`<th[^>]*>\s*</th>`)
+	for _, pg := range []struct {
+		who  *browser
+		path string
+	}{
+		{alice, "/dashboard"}, {alice, fmt.Sprintf("/credentials/%d", cred.ID)}, {alice, "/sessions"},
+		{sam, "/staff/requests"}, {sam, "/staff/clusters"}, {sam, "/staff/revocations"}, {sam, "/staff/audit"},
+		{sam, "/staff/people"}, {sam, "/staff/notifications"},
+	} {
+		body := pg.who.get(pg.path).Body
+		if !strings.Contains(body, `<a class="skip-link" href="#main">`) || emptyTH.MatchString(body) {
+			t.Errorf("%s: no skip link, or an empty table header", pg.path)
+		}
+	}
+}

@@ -69,6 +69,7 @@ func parsePages(a *assets) (*pages, error) {
 		"linkURL":      linkURL,
 		"when":         when,
 		"long":         long,
+		"clip":         clip,
 		"revokedBy":    revokedBy,
 		"keyFile":      keyFile,
 		// dict passes several values to a partial: dict "C" cred "U" user.
@@ -185,6 +186,17 @@ func long(s string) template.HTML {
 	short := string(r[:keep]) + "…" + string(r[len(r)-keep:])
 	return template.HTML(`<details class="long"><summary><code>` + template.HTMLEscapeString(short) +
 		`</code><span class="visually-hidden"> (show all)</span></summary><code>` + template.HTMLEscapeString(s) + `</code></details>`)
+}
+
+// clip shows the first n characters of a long text (an audit event's
+// details), the whole of it a tap away: one line per event in a table.
+func clip(s string, n int) template.HTML {
+	r := []rune(s)
+	if len(r) <= n {
+		return template.HTML(`<code class="details">` + template.HTMLEscapeString(s) + `</code>`)
+	}
+	return template.HTML(`<details class="clip"><summary><code>` + template.HTMLEscapeString(string(r[:n])) +
+		`…</code></summary><code class="details">` + template.HTMLEscapeString(s) + `</code></details>`)
 }
 
 // revokedBy names who revoked c, as viewer may know it: the owner themself,
