@@ -11,9 +11,14 @@ AGE_VERSION = $(shell go list -m -f '{{.Version}}' filippo.io/age)
 # helm, for `helm lint` and `helm template` over the chart in deploy/helm.
 HELM_VERSION = v3.22.0
 
-.PHONY: test vet fmt build run bench tidy-check tools
+.PHONY: test vet fmt build run bench tidy-check tools axe
 
-test: vet tools
+# axe-core, the accessibility checker the browser test injects into every
+# page, pinned, installed from npm into .tools/axe (git-ignored).
+AXE_VERSION = 4.14.1
+AXE = $(CURDIR)/.tools/axe/node_modules/axe-core/axe.min.js
+
+test: vet tools axe
 	PATH="$(TOOLS):$$PATH" $(WITHPG) go test -race -count=1 ./...
 	$(MAKE) test-deploy
 
@@ -24,6 +29,12 @@ test: vet tools
 .PHONY: test-deploy
 test-deploy: tools
 	cd deploy/test && go vet ./... && PATH="$(TOOLS):$$PATH" go test -count=1 ./...
+
+axe:
+	@if [ "$$(node -p 'require("$(CURDIR)/.tools/axe/node_modules/axe-core/package.json").version' 2>/dev/null)" != "$(AXE_VERSION)" ]; then \
+		echo "installing axe-core $(AXE_VERSION) into .tools/axe"; \
+		npm install --no-save --no-audit --no-fund --prefix "$(CURDIR)/.tools/axe" "axe-core@$(AXE_VERSION)"; \
+	fi
 
 # Installs age and age-keygen into .tools/bin unless they are there at the
 # version go.mod requires, and helm at HELM_VERSION.

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"fmt"
+	neturl "net/url"
 	"regexp"
 	"strings"
 	"text/template"
@@ -237,6 +238,7 @@ func RenderCredentialsFile(f *CredentialsFile) ([]byte, error) {
 	var buf bytes.Buffer
 	err := credentialsTemplate.Execute(&buf, struct {
 		ClusterName, ClusterTitle, URL, QueryURL string
+		Host                                     string // of the URL, as a netrc file names it
 		Username, Password                       string
 		IssuedAt, ExpiresAt, ExpiresHuman        string
 	}{
@@ -244,6 +246,7 @@ func RenderCredentialsFile(f *CredentialsFile) ([]byte, error) {
 		ClusterTitle: f.Cluster.Title(),
 		URL:          url,
 		QueryURL:     url + "/api/v1/query",
+		Host:         host(url),
 		Username:     f.Username,
 		Password:     f.Password,
 		IssuedAt:     f.IssuedAt.UTC().Format(time.RFC3339),
@@ -254,4 +257,14 @@ func RenderCredentialsFile(f *CredentialsFile) ([]byte, error) {
 		return nil, fmt.Errorf("issue: render credentials.txt: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// host is the host name of the Prometheus URL u (without a port, as netrc
+// names machines), or u itself should it not parse: validation admitted it.
+func host(u string) string {
+	parsed, err := neturl.Parse(u)
+	if err != nil || parsed.Hostname() == "" {
+		return u
+	}
+	return parsed.Hostname()
 }

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/url"
 	"regexp"
 	"strings"
@@ -72,24 +73,32 @@ func (c *Cluster) Normalize() {
 // Validate checks c's fields and returns an Error of KindInvalid naming the first
 // one that is wrong and what to write instead.
 func (c *Cluster) Validate() error {
+	// Every problem at once, so a form can show each beside its field.
+	var errs []error
 	if !ValidClusterName(c.Name) {
-		return Invalid("name", "The name must be a DNS label: lower-case letters, digits and dashes, at most 63, not starting or ending with a dash (for example awi-ciroh).")
+		errs = append(errs, Invalid("name", "The name must be a DNS label: lower-case letters, digits and dashes, at most 63, not starting or ending with a dash (for example awi-ciroh)."))
 	}
 	if _, err := CleanLine("display_name", c.DisplayName, MaxClusterDisplayName); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	u, err := url.Parse(c.PrometheusURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
 		!ValidPrometheusURL(c.PrometheusURL) {
-		return Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes or backslashes.", c.Name)
+		errs = append(errs, Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes or backslashes.", c.Name))
 	}
-	if c.CredentialTTLDays < 1 || c.CredentialTTLDays > MaxClusterTTLDays {
-		return Invalid("credential_ttl_days", "The credential lifetime must be between 1 and %d days.", MaxClusterTTLDays)
+	ttlOK := c.CredentialTTLDays >= 1 && c.CredentialTTLDays <= MaxClusterTTLDays
+	if !ttlOK {
+		errs = append(errs, Invalid("credential_ttl_days", "The credential lifetime must be between 1 and %d days.", MaxClusterTTLDays))
 	}
 	if _, err := CleanText("note", c.Note, MaxClusterNote); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	return c.Policy.validate(c.CredentialTTLDays)
+	if ttlOK { // the policy's bounds are checked against a lifetime that makes sense
+		if err := c.Policy.validate(c.CredentialTTLDays); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // prometheusURLPattern admits the URLs credentials.txt can quote in a shell

@@ -133,7 +133,7 @@ func (s *Server) auditPage(c echo.Context) error {
 	status := http.StatusOK
 	events, err := s.wf.AuditEvents(ctx, a, q, c.QueryParam("cursor"), auditPageSize)
 	if pe, st, ok := fixable(err); ok {
-		status, data.Error, events = st, pe, &workflow.AuditPage{}
+		status, data.Error, events = st, labelled(pe, auditFilterLabels), &workflow.AuditPage{}
 	} else if err != nil {
 		return err
 	}
@@ -244,4 +244,31 @@ func (s *Server) apiAudit(c echo.Context) error {
 		out.NextCursor = &events.Next
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// auditFilterLabels are the audit page's filter fields as its form labels
+// them: its refusals speak of these, not of the query's parameter names,
+// which the API's refusals keep.
+var auditFilterLabels = map[string]string{
+	"actor": "Actor", "action": "Action", "cluster": "Cluster", "subject_type": "Subject",
+	"subject_id": "Subject number", "from": "From", "to": "To", "q": "Details contain",
+}
+
+// labelled is pe with the parameter names its message begins with, or holds
+// (the distinctive ones, with an underscore), written as labels says.
+func labelled(pe *portal.Error, labels map[string]string) *portal.Error {
+	msg := pe.Message
+	for name, label := range labels {
+		quoted := "“" + label + "”"
+		if strings.Contains(name, "_") {
+			msg = strings.ReplaceAll(msg, name, quoted)
+		}
+		if rest, ok := strings.CutPrefix(msg, name); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, ",")) {
+			msg = quoted + rest
+		}
+	}
+	msg = strings.Replace(msg, "after from (", "after “From” (", 1)
+	out := *pe
+	out.Message = msg
+	return &out
 }

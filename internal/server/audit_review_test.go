@@ -457,7 +457,7 @@ func TestAuditPageLinksEachSubject(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`<a href="/requests/%d">request #%d</a>`, w.requestID, w.requestID),
 		fmt.Sprintf(`<a href="/credentials/%d">credential %d</a>`, w.credentialID, w.credentialID),
-		`<td>alice@example.org</td>`,                       // alice's sign-in: the user subject shown by email
+		`<td data-label="Subject">alice@example.org</td>`,  // alice's sign-in: the user subject shown by email
 		`<a href="/staff/audit?actor=alice%40example.org"`, // the actor, a filter away
 		`<code>credential.issued</code>`,                   // the action
 		`The chain has not been verified yet`,              // no verification yet

@@ -134,7 +134,9 @@ func TestBrowserSignInAndRequest(t *testing.T) {
 	}
 	screenshot(t, sam, "staff-queue")
 	err = chromedp.Do(sam,
-		chromedp.Click(chromedp.CSS(`.queue-item form[action$="/approve"] button`)),
+		chromedp.Click(chromedp.CSS(`.queue-item a[href$="/approve"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/approve"] button`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/approve"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`.flash-success`)),
 	)
 	if err != nil {
@@ -150,7 +152,7 @@ func TestBrowserSignInAndRequest(t *testing.T) {
 
 	err = chromedp.Do(alice,
 		chromedp.Navigate(p.URL+"/dashboard"),
-		chromedp.Click(`//table[contains(@class,"requests")]//a[.="Details"]`),
+		chromedp.Click(`//table[contains(@class,"requests")]//a[starts-with(., "Details")]`),
 		chromedp.WaitVisible(chromedp.CSS(`a[href$="credentials.txt.age"]`)),
 	)
 	if err != nil {
@@ -162,7 +164,7 @@ func TestBrowserSignInAndRequest(t *testing.T) {
 	// revocation; a private key pasted into the form is refused and cleared.
 	err = chromedp.Do(alice,
 		chromedp.Click(`//a[.="Credential details"]`),
-		chromedp.WaitVisible(chromedp.CSS(`form[action$="/report-compromised"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href$="/report-compromised"]`)),
 	)
 	if err != nil {
 		t.Fatalf("credential page: %v", err)

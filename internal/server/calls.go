@@ -148,3 +148,9 @@ func created(c echo.Context, location string) {
 func requestURL(id int64) string    { return fmt.Sprintf("/requests/%d", id) }
 func credentialURL(id int64) string { return fmt.Sprintf("/credentials/%d", id) }
 func queueURL(int64) string         { return "/staff/requests" }
+
+// A refused revocation or report goes back to its confirmation, where the
+// reason is typed.
+
+func revokeURL(id int64) string { return credentialURL(id) + "/revoke" }
+func reportURL(id int64) string { return credentialURL(id) + "/report-compromised" }

@@ -1,6 +1,10 @@
 package server
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -88,22 +92,120 @@ func (s *Server) apiUpdateCluster(call apiCall[clusterInJSON]) (any, error) {
 	return shown(clusterJSON)(s.wf.ClusterNamed(call.ctx, call.actor, old.Name))
 }
 
-// syncTokenPage shows a new sync token, once.
+// syncTokenPage shows a new sync token, once. Token is "" when it was
+// shown already: a reload rotates nothing and shows nothing.
 type syncTokenPage struct {
-	Cluster *portal.Cluster
-	Token   string
-	URL     string
+	Cluster  *portal.Cluster
+	Token    string
+	URL      string
+	Settings string // the agent's settings, to paste beside the token
 }
 
-func (s *Server) rotateSyncToken(cl call) (page, error) {
-	c, err := s.wf.Cluster(cl.ctx, cl.actor, cl.id)
+// A new sync token crosses the redirect from the rotation to the page that
+// shows it (post, redirect, get: a reload must not rotate again) sealed in
+// a short-lived cookie, under a key held in the session. The database, which
+// keeps only the token's hash, never holds it, and the cookie alone opens
+// nothing.
+const (
+	sessSyncTokenKey = "sync_token_key"
+	syncTokenCookie  = "portal_new_sync_token"
+)
+
+// agentTokenFile is where the agent's values for the Prometheus chart mount
+// the token's secret.
+const agentTokenFile = "/etc/portal-agent/token"
+
+func syncTokenPath(clusterID int64) string {
+	return fmt.Sprintf("/staff/clusters/%d/sync-token", clusterID)
+}
+
+// rotateSyncToken makes cluster :id's new sync token and sends the browser
+// to the page that shows it.
+func (s *Server) rotateSyncToken(c echo.Context) error {
+	cl, err := s.newCall(c)
+	if err != nil {
+		return err
+	}
+	cluster, err := s.wf.Cluster(cl.ctx, cl.actor, cl.id)
+	if err != nil {
+		return err
+	}
+	token, err := s.wf.RotateSyncToken(cl.ctx, cl.actor, cluster.Name)
+	if err != nil {
+		return err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("sync token key: %w", err)
+	}
+	sealed, err := sealSyncToken(key, cluster.ID, token)
+	if err != nil {
+		return err
+	}
+	s.sessions.Put(cl.ctx, sessSyncTokenKey, base64.RawURLEncoding.EncodeToString(key))
+	c.SetCookie(&http.Cookie{Name: syncTokenCookie, Value: sealed, Path: syncTokenPath(cluster.ID) + "/new",
+		MaxAge: 600, HttpOnly: true, Secure: secureCookies(s.cfg.BaseURL), SameSite: http.SameSiteStrictMode})
+	return c.Redirect(http.StatusSeeOther, syncTokenPath(cluster.ID)+"/new")
+}
+
+// newSyncToken shows the token rotateSyncToken sealed, once: the cookie
+// and the key are gone after.
+func (s *Server) newSyncToken(cl call) (page, error) {
+	cluster, err := s.wf.Cluster(cl.ctx, cl.actor, cl.id)
 	if err != nil {
 		return page{}, err
 	}
-	token, err := s.wf.RotateSyncToken(cl.ctx, cl.actor, c.Name)
-	return page{Title: "Sync token for " + c.Name, Data: syncTokenPage{
-		Cluster: c, Token: token, URL: s.cfg.BaseURL.JoinPath(webconfig.PublicationPath(c.Name)).String(),
-	}}, err
+	p := syncTokenPage{Cluster: cluster, URL: s.cfg.BaseURL.JoinPath(webconfig.PublicationPath(cluster.Name)).String()}
+	key, _ := base64.RawURLEncoding.DecodeString(s.sessions.PopString(cl.ctx, sessSyncTokenKey))
+	if ck, err := cl.c.Cookie(syncTokenCookie); err == nil && len(key) == 32 {
+		p.Token = openSyncToken(key, cluster.ID, ck.Value)
+	}
+	cl.c.SetCookie(&http.Cookie{Name: syncTokenCookie, Path: syncTokenPath(cluster.ID) + "/new", MaxAge: -1,
+		HttpOnly: true, Secure: secureCookies(s.cfg.BaseURL), SameSite: http.SameSiteStrictMode})
+	if p.Token != "" {
+		p.Settings = fmt.Sprintf("PORTAL_AGENT_PORTAL_URL=%s\nPORTAL_AGENT_CLUSTER=%s\nPORTAL_AGENT_TOKEN_FILE=%s",
+			s.cfg.BaseURL, cluster.Name, agentTokenFile)
+	}
+	return page{Title: "Sync token for " + cluster.Name, Data: p}, nil
+}
+
+func sealSyncToken(key []byte, clusterID int64, token string) (string, error) {
+	aead, err := syncTokenAEAD(key)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("sync token nonce: %w", err)
+	}
+	sealed := aead.Seal(nonce, nonce, []byte(token), []byte(strconv.FormatInt(clusterID, 10)))
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// openSyncToken is the token sealed for cluster clusterID, or "" when the
+// value is not one (tampered, for another cluster, another session's).
+func openSyncToken(key []byte, clusterID int64, value string) string {
+	aead, err := syncTokenAEAD(key)
+	if err != nil {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(raw) < aead.NonceSize() {
+		return ""
+	}
+	token, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(strconv.FormatInt(clusterID, 10)))
+	if err != nil {
+		return ""
+	}
+	return string(token)
+}
+
+func syncTokenAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("sync token cipher: %w", err)
+	}
+	return cipher.NewGCM(block)
 }
 
 func (s *Server) apiRotateSyncToken(call apiCall[struct{}]) (any, error) {
@@ -129,7 +231,9 @@ func (s *Server) clusters(cl call) (page, error) {
 type clusterForm struct {
 	Cluster *portal.Cluster
 	New     bool
-	Error   *portal.Error // what to fix, or the clash with an existing cluster
+	Error   *portal.Error // the first thing to fix, or the clash with an existing cluster
+	// Problems is everything to fix, each beside its field.
+	Problems []*portal.Error
 	// DefaultRequestTTLDays is the portal's request lifetime, for a policy
 	// that sets none.
 	DefaultRequestTTLDays int
@@ -198,18 +302,23 @@ func (s *Server) saveCluster(c echo.Context) error {
 		}
 		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
 	}
-	if pe, status, ok := fixable(err); ok {
-		forgetSecret(pe, map[string]*string{"name": &cl.Name, "display_name": &cl.DisplayName,
-			"prometheus_url": &cl.PrometheusURL, "note": &cl.Note})
-		if pe.Secret { // the policy's lists are shown back whole: not one holding a secret
-			switch pe.Field {
-			case "auto_approve_email_domains":
-				cl.Policy.AutoApproveEmailDomains = nil
-			case "auto_approve_groups":
-				cl.Policy.AutoApproveGroups = nil
+	if first, status, ok := fixable(err); ok {
+		all := problems(err)
+		for _, pe := range all {
+			forgetSecret(pe, map[string]*string{"name": &cl.Name, "display_name": &cl.DisplayName,
+				"prometheus_url": &cl.PrometheusURL, "note": &cl.Note})
+			if pe.Secret { // the policy's lists are shown back whole: not one holding a secret
+				switch pe.Field {
+				case "auto_approve_email_domains":
+					cl.Policy.AutoApproveEmailDomains = nil
+				case "auto_approve_groups":
+					cl.Policy.AutoApproveGroups = nil
+				}
 			}
 		}
-		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: s.clusterForm(cl, isNew, pe)})
+		f := s.clusterForm(cl, isNew, first)
+		f.Problems = all
+		return s.render(c, status, "staff_cluster", page{Title: "Cluster", Data: f})
 	}
 	if err != nil {
 		return err

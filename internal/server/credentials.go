@@ -48,18 +48,33 @@ func (s *Server) apiCredential(call apiCall[struct{}]) (any, error) {
 // credentialPage shows one credential.
 type credentialPage struct {
 	Credential *portal.Credential
-	Owner      bool
-	State      portal.CredentialState
+	// Request is the request it was issued for: its key type says which
+	// private key file decrypts it.
+	Request *portal.Request
+	KeyType portal.KeyType
+	Owner   bool
+	State   portal.CredentialState
+}
+
+func (s *Server) credentialPage(cl call) (credentialPage, error) {
+	cred, err := s.wf.Credential(cl.ctx, cl.actor, cl.id)
+	if err != nil {
+		return credentialPage{}, err
+	}
+	r, err := s.wf.Request(cl.ctx, cl.actor, cred.RequestID)
+	if err != nil {
+		return credentialPage{}, err
+	}
+	return credentialPage{Credential: cred, Request: r, KeyType: r.KeyType,
+		Owner: cl.actor.User.ID == cred.UserID, State: cred.State(time.Now())}, nil
 }
 
 func (s *Server) showCredential(cl call) (page, error) {
-	cred, err := s.wf.Credential(cl.ctx, cl.actor, cl.id)
+	p, err := s.credentialPage(cl)
 	if err != nil {
 		return page{}, err
 	}
-	return page{Title: "Credential " + cred.Username, Data: credentialPage{
-		Credential: cred, Owner: cl.actor.User.ID == cred.UserID, State: cred.State(time.Now()),
-	}}, nil
+	return page{Title: "Credential " + p.Credential.Username, Data: p}, nil
 }
 
 // download sends credentials.txt.age as the binary age file the customer

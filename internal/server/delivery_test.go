@@ -178,7 +178,7 @@ func TestFailingReceiverIsRetried(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(got, "<td>3</td>") || !strings.Contains(got, "503") {
+	if !strings.Contains(got, `<td data-label="Attempts">3</td>`) || !strings.Contains(got, "503") {
 		t.Errorf("the webhook's row does not show 3 attempts and the last error:\n%s", got)
 	}
 }

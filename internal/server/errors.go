@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -88,6 +89,36 @@ func fixable(err error) (pe *portal.Error, status int, ok bool) {
 	return pe, status, true
 }
 
+// problems is every refusal err holds, in order: a form reports them all at
+// once, each beside its field. Validation joins them (errors.Join).
+func problems(err error) []*portal.Error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var all []*portal.Error
+		for _, e := range j.Unwrap() {
+			all = append(all, problems(e)...)
+		}
+		return all
+	}
+	if _, pe := problem(err); pe != nil {
+		return []*portal.Error{pe}
+	}
+	return nil
+}
+
+// fieldProblem is the message to show beside field name among a form's
+// problems, as fieldError says.
+func fieldProblem(all []*portal.Error, name string) string {
+	for _, pe := range all {
+		if m := fieldError(pe, name); m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
 // linkURL is the page of the object an error points at, or "" when it has
 // none.
 func linkURL(l *portal.Link) string {
@@ -157,8 +188,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 		err = c.JSON(status, body)
 	default:
-		title := http.StatusText(status)
-		p := errorPage{Title: title, Message: pe.Message}
+		title, msg := errorWords(status, pe.Message)
+		p := errorPage{Title: title, Message: msg}
 		if u := linkURL(pe.Link); u != "" {
 			p.Action, p.ActionURL = fmt.Sprintf("See %s #%d", pe.Link.Subject, pe.Link.ID), u
 		}
@@ -168,6 +199,40 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.ErrorContext(ctx, "writing error response", "error", err.Error())
 		_ = c.String(http.StatusInternalServerError, "internal error")
 	}
+}
+
+// headings are the error pages' headings in plain words, by status: never
+// an HTTP phrase such as "Conflict".
+var headings = map[int]string{
+	http.StatusBadRequest:            "That could not be read",
+	http.StatusUnauthorized:          "Please sign in",
+	http.StatusForbidden:             "This is not open to you",
+	http.StatusNotFound:              "There is nothing here",
+	http.StatusMethodNotAllowed:      "That cannot be done at this address",
+	http.StatusRequestEntityTooLarge: "That was too much to send",
+	http.StatusUnprocessableEntity:   "Please check what you sent",
+	http.StatusTooManyRequests:       "Too many tries: please wait a minute",
+	http.StatusServiceUnavailable:    "The portal cannot do that right now",
+}
+
+// errorWords is an error page's heading and text for status and message. A
+// refusal of the state of things (409) is headed by its message's first
+// sentence, which says what happened ("This credential was revoked …"),
+// and the rest of the message follows as the text.
+func errorWords(status int, msg string) (heading, text string) {
+	if status == http.StatusConflict {
+		if i := strings.Index(msg, ". "); i > 0 {
+			return msg[:i], msg[i+2:]
+		}
+		return strings.TrimSuffix(msg, "."), ""
+	}
+	if h, ok := headings[status]; ok {
+		return h, msg
+	}
+	if status >= 500 {
+		return "Something went wrong on our side", msg
+	}
+	return "That did not work", msg
 }
 
 func isAPI(c echo.Context) bool {

@@ -48,7 +48,9 @@ func TestPrivateKeyInARevokeReasonIsRefusedNotStoredNotEchoed(t *testing.T) {
 	p, alice, _, sam := newScene(t)
 	cred := p.issue(alice, sam, "awi-ciroh")
 	std, urlSafe := pkcs8Ed25519(t)
-	page, action := fmt.Sprintf("/credentials/%d", cred.ID), fmt.Sprintf("/credentials/%d/revoke", cred.ID)
+	// The reason is typed on the revocation's confirmation, which a refusal
+	// comes back to.
+	page, action := fmt.Sprintf("/credentials/%d/revoke", cred.ID), fmt.Sprintf("/credentials/%d/revoke", cred.ID)
 
 	for _, key := range []string{std, urlSafe, newKey(t).String()} {
 		r := alice.submit(page, action, url.Values{"reason": {"project ended; our key was " + key}})
@@ -85,7 +87,7 @@ func TestPasswordInACompromiseReportRevokesAndKeepsNoneOfIt(t *testing.T) {
 	cred := p.issue(alice, sam, "awi-ciroh")
 	page, action := fmt.Sprintf("/credentials/%d", cred.ID), fmt.Sprintf("/credentials/%d/report-compromised", cred.ID)
 
-	if form := alice.get(page); !strings.Contains(form.Body, "Do not paste the password") {
+	if form := alice.get(action); !strings.Contains(form.Body, "Do not paste the password") {
 		t.Errorf("the compromise form does not warn against pasting the password:\n%s", form.Body)
 	}
 	// The leak is real: the credential is revoked at once all the same, and

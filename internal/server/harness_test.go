@@ -125,7 +125,7 @@ func (b *browser) download(requestID int64) ([]byte, response) {
 	if m == nil {
 		b.t.Fatalf("no download link on request %d's page:\n%s", requestID, page.Body)
 	}
-	if !strings.Contains(page.Body, "age --decrypt -i key.txt -o credentials.txt credentials.txt.age") {
+	if !decryptCommand.MatchString(page.Body) {
 		b.t.Errorf("the request page does not show the decrypt command")
 	}
 	r := b.get(m[1])
@@ -378,6 +378,10 @@ func (b *browser) cookie(name string) string {
 	}
 	return ""
 }
+
+// decryptCommand is the decrypt command a page shows, for the private key
+// file of any key type.
+var decryptCommand = regexp.MustCompile(`age --decrypt -i (key\.txt|~/\.ssh/id_ed25519|~/\.ssh/id_rsa) -o credentials\.txt credentials\.txt\.age`)
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 

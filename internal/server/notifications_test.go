@@ -63,9 +63,9 @@ func TestStaffSeeTheOutbox(t *testing.T) {
 	row := fmt.Sprintf(`id="message-%d"`, m.ID)
 	for _, want := range []string{
 		row,
-		"<td>alice@example.org</td>", // the recipient
-		"Your request #1 for awi-ciroh was approved", // the subject
-		"Download it from the portal.",               // the plain text, in its details
+		`<td data-label="Recipient">alice@example.org</td>`, // the recipient
+		"Your request #1 for awi-ciroh was approved",        // the subject
+		"Download it from the portal.",                      // the plain text, in its details
 		`<span class="status status-queued">queued</span>`,
 		`<code>request.approved</code>`,                // the event
 		`<a href="/staff/notifications?status=failed"`, // a tab

@@ -183,8 +183,8 @@ func TestLifetimeLongerThanTheClusterAllowsIsRefused(t *testing.T) {
 		t.Errorf("a refused approval changed the data")
 	}
 
-	// From the queue's form, a shorter one.
-	q := sam.get("/staff/requests")
+	// From the approval's confirmation form, a shorter one.
+	q := sam.get(fmt.Sprintf("/staff/requests/%d/approve", id))
 	if !strings.Contains(q.Body, `max="`+time.Now().UTC().AddDate(0, 0, 120).Format(time.DateOnly)+`"`) {
 		t.Errorf("the approve form does not offer the longest lifetime as its limit:\n%s", q.Body)
 	}

@@ -127,9 +127,14 @@ func (s *Server) apiCancel(call apiCall[struct{}]) (any, error) {
 type requestForm struct {
 	Clusters []*portal.Cluster
 	Input    workflow.RequestInput
-	// Error is what to fix. A Secret one means its field held a private key
-	// or a password: it was cleared and is not shown back.
+	// Renews is the credential a renewal with another key renews, or 0.
+	Renews int64
+	// Error is the first thing to fix. A Secret one means its field held a
+	// private key or a password: it was cleared and is not shown back.
 	Error *portal.Error
+	// Problems is everything to fix, each shown beside its field and in the
+	// summary at the top.
+	Problems []*portal.Error
 }
 
 func (s *Server) newRequest(c echo.Context) error {
@@ -145,26 +150,48 @@ func (s *Server) newRequest(c echo.Context) error {
 			return err
 		}
 		in = workflow.RequestInput{Cluster: r.ClusterName, Justification: r.Justification}
+		return s.renderRequestForm(c, http.StatusOK, in, id, nil)
 	}
-	return s.renderRequestForm(c, http.StatusOK, in, nil)
+	return s.renderRequestForm(c, http.StatusOK, in, 0, nil)
 }
 
-func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, pe *portal.Error) error {
+func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, renews int64, refusal error) error {
 	clusters, err := s.wf.OpenClusters(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	forgetSecret(pe, map[string]*string{"public_key": &in.PublicKey, "justification": &in.Justification})
-	return s.render(c, status, "request_new", page{Title: "Request access", Data: requestForm{Clusters: clusters, Input: in, Error: pe}})
+	f := requestForm{Clusters: clusters, Input: in, Renews: renews}
+	for i, pe := range problems(refusal) {
+		if i == 0 {
+			f.Error = pe
+		}
+		forgetSecret(pe, map[string]*string{"public_key": &f.Input.PublicKey, "justification": &f.Input.Justification})
+		if !pe.Secret { // a secret's warning stands on its own, above the summary
+			f.Problems = append(f.Problems, pe)
+		}
+	}
+	return s.render(c, status, "request_new", page{Title: "Request access", Data: f})
 }
 
 func (s *Server) createRequest(c echo.Context) error {
 	in := workflow.RequestInput{
 		Cluster: c.FormValue("cluster"), PublicKey: c.FormValue("public_key"), Justification: c.FormValue("justification"),
 	}
-	r, err := s.wf.CreateRequest(c.Request().Context(), s.actor(c), in)
-	if pe, status, ok := fixable(err); ok {
-		return s.renderRequestForm(c, status, in, pe)
+	var (
+		r      *portal.Request
+		err    error
+		renews int64
+	)
+	if v := c.FormValue("renews"); v != "" {
+		if renews, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return fmt.Errorf("renews %q: %w", v, portal.ErrNotFound)
+		}
+		r, err = s.wf.RenewWithKey(c.Request().Context(), s.actor(c), renews, in)
+	} else {
+		r, err = s.wf.CreateRequest(c.Request().Context(), s.actor(c), in)
+	}
+	if _, status, ok := fixable(err); ok {
+		return s.renderRequestForm(c, status, in, renews, err)
 	}
 	if err != nil {
 		return err
@@ -219,6 +246,11 @@ type queueItem struct {
 	*portal.Request
 	DefaultLastDay, MaxLastDay string
 	ApprovedByMe               bool
+	// Renewed is the credential a renewal renews; SameKey says whether the
+	// renewal is encrypted to the same key, which matters when that
+	// credential was revoked or reported compromised.
+	Renewed *portal.Credential
+	SameKey bool
 }
 
 func (s *Server) queue(cl call) (page, error) {
@@ -245,6 +277,13 @@ func (s *Server) queue(cl call) (page, error) {
 		if c := byID[r.ClusterID]; c != nil {
 			items[i].DefaultLastDay = lastDay(now.Add(c.CredentialTTL()))
 			items[i].MaxLastDay = lastDay(now.Add(c.MaxTTL()))
+		}
+		if r.RenewsCredentialID != nil {
+			old, err := s.wf.Credential(cl.ctx, cl.actor, *r.RenewsCredentialID)
+			if err != nil {
+				return page{}, err
+			}
+			items[i].Renewed, items[i].SameKey = old, old.KeyFingerprint == r.KeyFingerprint
 		}
 	}
 	// The queue warns of failing messages, so it counts them itself: here a

@@ -15,7 +15,7 @@ func TestErrorPagesKeepDetailsOut(t *testing.T) {
 	p := newPortal(t, portalOptions{})
 	b := p.signedIn("alice@example.org")
 	r := b.get("/requests/not-a-number")
-	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.Body, "Alice Example") || !strings.Contains(r.Body, "Request ") {
+	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.Body, "Alice Example") || !strings.Contains(r.Body, "Support reference: ") {
 		t.Errorf("404 page: %d; want the portal's page with the header and the request ID", r.StatusCode)
 	}
 	if r := b.get("/api/v1/requests/999"); r.StatusCode != http.StatusNotFound || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
@@ -208,6 +208,20 @@ func TestCSRFTokenRequired(t *testing.T) {
 	}
 }
 
+// scriptTag matches a script element's start tag: the CSP would refuse
+// one without a src, and the portal loads its one script as a file.
+var scriptTag = regexp.MustCompile(`<script\b[^>]*>`)
+
+// hasInlineScript reports whether page holds a script element without src.
+func hasInlineScript(page string) bool {
+	for _, tag := range scriptTag.FindAllString(page, -1) {
+		if !strings.Contains(tag, " src=") {
+			return true
+		}
+	}
+	return false
+}
+
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t, portalOptions{})
@@ -225,7 +239,7 @@ func TestSecurityHeaders(t *testing.T) {
 		if h.Get("Strict-Transport-Security") != "" {
 			t.Errorf("%s: HSTS on a plain-http portal", path)
 		}
-		if strings.Contains(r.Body, "<script") || strings.Contains(r.Body, "style=") {
+		if hasInlineScript(r.Body) || strings.Contains(r.Body, "style=") {
 			t.Errorf("%s: inline script or style in the page", path)
 		}
 	}

@@ -42,15 +42,24 @@ func localPath(next string) string {
 	return out
 }
 
+// landing is where a sign-in ends: the page the person asked for, or else
+// their work: the queue for staff, their credentials for customers.
+func landing(next string, u *portal.User) string {
+	switch {
+	case next != "":
+		return next
+	case u.IsStaff():
+		return "/staff/requests"
+	}
+	return "/dashboard"
+}
+
 // login starts a sign-in: the attempt's secrets go into the session, the
 // person goes to the provider.
 func (s *Server) login(c echo.Context) error {
 	next := localPath(c.QueryParam("next"))
-	if next == "" {
-		next = "/dashboard"
-	}
-	if currentUser(c) != nil {
-		return c.Redirect(http.StatusSeeOther, next)
+	if u := currentUser(c); u != nil {
+		return c.Redirect(http.StatusSeeOther, landing(next, u))
 	}
 	a := oidc.NewAttempt()
 	dest, err := s.oidc.AuthCodeURL(a, c.QueryParam("login_hint"))
@@ -155,7 +164,7 @@ func (s *Server) callback(c echo.Context) error {
 	// committed, is the browser signed in.
 	s.sessions.Put(ctx, sessUserID, u.ID)
 	s.log.InfoContext(ctx, "signed in", "user_id", u.ID, "role", string(u.Role))
-	return c.Redirect(http.StatusSeeOther, next)
+	return c.Redirect(http.StatusSeeOther, landing(next, u))
 }
 
 // logout ends the session on the server, not just in the browser: its row

@@ -378,7 +378,7 @@ func TestForgedIDTokensAreRefused(t *testing.T) {
 	// about the token, not the set-up.
 	idp := startMockIdP(t)
 	r := idp.portal(t).browser().signInVia(idp, &mockoidc.MockUser{Subject: "s1", Email: "sam@2i2c.org", EmailVerified: true})
-	if r.Request.URL.Path != "/dashboard" || !strings.Contains(r.Body, "role-staff") {
+	if r.Request.URL.Path != "/staff/requests" || !strings.Contains(r.Body, "role-staff") {
 		t.Errorf("untampered sign-in: %d at %s", r.StatusCode, r.Request.URL)
 	}
 }

@@ -64,7 +64,29 @@ func parsePages(a *assets) (*pages, error) {
 		// Of a refusal (a *portal.Error): the message beside a form's field,
 		// and the page of the object it points at.
 		"fieldError": fieldError,
-		"linkURL":    linkURL,
+		// fieldProblem is fieldError among all of a form's problems.
+		"fieldProblem": fieldProblem,
+		"linkURL":      linkURL,
+		"when":         when,
+		"long":         long,
+		"clip":         clip,
+		"revokedBy":    revokedBy,
+		"keyFile":      keyFile,
+		// dict passes several values to a partial: dict "C" cred "U" user.
+		"dict": func(kv ...any) (map[string]any, error) {
+			if len(kv)%2 != 0 {
+				return nil, fmt.Errorf("dict: odd number of arguments")
+			}
+			m := make(map[string]any, len(kv)/2)
+			for i := 0; i < len(kv); i += 2 {
+				k, ok := kv[i].(string)
+				if !ok {
+					return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+				}
+				m[k] = kv[i+1]
+			}
+			return m, nil
+		},
 	}
 	base, err := template.New("").Funcs(funcs).ParseFS(web.FS, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
@@ -139,6 +161,68 @@ func (s *Server) staffSummary(c echo.Context) *workflow.StaffSummary {
 		return nil
 	}
 	return sum
+}
+
+// when shows t both ways people read times: roughly how long ago or ahead,
+// and exactly, in UTC, in a <time> element machines can read too.
+func when(t time.Time) template.HTML {
+	rel := ago(t) + " ago"
+	if t.After(time.Now()) {
+		rel = "in " + ago(time.Now().Add(-time.Until(t)))
+	}
+	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time> <span class="ago">(%s)</span>`,
+		t.UTC().Format(time.RFC3339), t.UTC().Format("2006-01-02 15:04 UTC"), t.UTC().Format("2006-01-02 15:04 UTC"), rel))
+}
+
+// long shows a long value (a fingerprint, a URL) shortened to its ends, with
+// the whole of it a tap away: a phone has no room for it, and a person
+// comparing fingerprints reads the ends first. Short values are shown whole.
+func long(s string) template.HTML {
+	const keep = 10
+	r := []rune(s)
+	if len(r) <= 2*keep+6 {
+		return template.HTML(`<code class="long">` + template.HTMLEscapeString(s) + `</code>`)
+	}
+	short := string(r[:keep]) + "…" + string(r[len(r)-keep:])
+	return template.HTML(`<details class="long"><summary><code>` + template.HTMLEscapeString(short) +
+		`</code><span class="visually-hidden"> (show all)</span></summary><code>` + template.HTMLEscapeString(s) + `</code></details>`)
+}
+
+// clip shows the first n characters of a long text (an audit event's
+// details), the whole of it a tap away: one line per event in a table.
+func clip(s string, n int) template.HTML {
+	r := []rune(s)
+	if len(r) <= n {
+		return template.HTML(`<code class="details">` + template.HTMLEscapeString(s) + `</code>`)
+	}
+	return template.HTML(`<details class="clip"><summary><code>` + template.HTMLEscapeString(string(r[:n])) +
+		`…</code></summary><code class="details">` + template.HTMLEscapeString(s) + `</code></details>`)
+}
+
+// revokedBy names who revoked c, as viewer may know it: the owner themself,
+// 2i2c staff (whose names customers are not shown), or the portal.
+func revokedBy(c *portal.Credential, viewer *portal.User) string {
+	switch {
+	case c.RevokedBy == nil:
+		return "the portal"
+	case *c.RevokedBy == c.UserID && viewer != nil && viewer.ID == c.UserID:
+		return "you"
+	case *c.RevokedBy == c.UserID:
+		return "its owner"
+	}
+	return "2i2c staff"
+}
+
+// keyFile is the private key file the decrypt command reads for a key of
+// type t: where age-keygen or ssh-keygen put it by default.
+func keyFile(t portal.KeyType) string {
+	switch t {
+	case portal.KeySSHEd25519:
+		return "~/.ssh/id_ed25519"
+	case portal.KeySSHRSA:
+		return "~/.ssh/id_rsa"
+	}
+	return "key.txt"
 }
 
 // ago says roughly how long ago t was: "4 minutes", "3 hours", "12 days".

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/message"
@@ -187,6 +188,21 @@ func (s *Service) Renew(ctx context.Context, a Actor, id int64) (*portal.Request
 	return s.createRequest(ctx, a, RequestInput{
 		Cluster: old.ClusterName, PublicKey: old.PublicKey, Justification: old.Justification,
 	}, id)
+}
+
+// RenewWithKey is Renew with what the owner typed: another key, another
+// justification. A request for another cluster is a new request, not a
+// renewal of credential id. Returns portal.ErrNotFound for anyone but the
+// owner, and what CreateRequest returns.
+func (s *Service) RenewWithKey(ctx context.Context, a Actor, id int64, in RequestInput) (*portal.Request, error) {
+	old, err := s.RenewalDraft(ctx, a, id)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.Cluster) != old.ClusterName {
+		id = 0
+	}
+	return s.createRequest(ctx, a, in, id)
 }
 
 // RenewalDraft returns the request that credential id was issued for, for

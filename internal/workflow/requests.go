@@ -37,28 +37,32 @@ func (s *Service) createRequest(ctx context.Context, a Actor, in RequestInput, r
 	if a.User == nil {
 		return nil, portal.ErrForbidden
 	}
-	// The key first: a private key must be refused whatever else is wrong.
+	// Every problem at once, joined, so a form can show each beside its
+	// field; the key's first: a private key must be refused whatever else
+	// is wrong, and an API caller sees the first.
+	var problems []error
 	rcpt, err := issue.ParseRecipient(in.PublicKey)
 	if err != nil {
-		return nil, err
+		problems = append(problems, err)
 	}
 	justification, err := portal.CleanText("justification", in.Justification, portal.MaxJustification)
 	if err != nil {
-		return nil, err
-	}
-	if n := utf8.RuneCountInString(justification); n < portal.MinJustification {
-		return nil, portal.Invalid("justification", "Say in %d to %d characters what you will use the access for (you wrote %d).",
-			portal.MinJustification, portal.MaxJustification, n)
+		problems = append(problems, err)
+	} else if n := utf8.RuneCountInString(justification); n < portal.MinJustification {
+		problems = append(problems, portal.Invalid("justification", "Say in %d to %d characters what you will use the access for (you wrote %d).",
+			portal.MinJustification, portal.MaxJustification, n))
 	}
 	cluster, err := s.store.ClusterByName(ctx, strings.TrimSpace(in.Cluster))
-	if errors.Is(err, portal.ErrNotFound) {
-		return nil, portal.Invalid("cluster", "Choose a cluster from the list.")
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, portal.ErrNotFound):
+		problems = append(problems, portal.Invalid("cluster", "Choose a cluster from the list."))
+	case err != nil:
 		return nil, err
+	case !cluster.Enabled:
+		problems = append(problems, portal.Invalid("cluster", "%s is not taking new requests at the moment. Contact 2i2c support if you need access.", cluster.Title()))
 	}
-	if !cluster.Enabled {
-		return nil, portal.Invalid("cluster", "%s is not taking new requests at the moment. Contact 2i2c support if you need access.", cluster.Title())
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 
 	r := &portal.Request{

@@ -283,6 +283,20 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			action: "RenewWithKey",
+			want:   rule{notFound, allowed, notFound, notFound, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				cred := c.credential(t, c.owner)
+				in := c.requestInput()
+				in.Justification = "Dashboards with another key."
+				r, err := c.svc.RenewWithKey(t.Context(), c.actor, cred.ID, in)
+				if err == nil && (r.RenewsCredentialID == nil || *r.RenewsCredentialID != cred.ID || r.UserID != c.owner.ID) {
+					t.Errorf("request of user %d renewing %v, want of %d renewing %d", r.UserID, r.RenewsCredentialID, c.owner.ID, cred.ID)
+				}
+				return err
+			},
+		},
+		{
 			action: "RenewalDraft",
 			want:   rule{notFound, allowed, notFound, notFound, allowed, notFound},
 			run: func(t *testing.T, c *cell) error {
