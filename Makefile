@@ -11,7 +11,7 @@ AGE_VERSION = $(shell go list -m -f '{{.Version}}' filippo.io/age)
 # helm, for `helm lint` and `helm template` over the chart in deploy/helm.
 HELM_VERSION = v3.22.0
 
-.PHONY: test vet fmt build run bench tidy-check tools axe
+.PHONY: test vet fmt build run bench tidy-check tools axe agebundle
 
 # axe-core, the accessibility checker the browser test injects into every
 # page, pinned, installed from npm into .tools/axe (git-ignored).
@@ -35,6 +35,20 @@ axe:
 		echo "installing axe-core $(AXE_VERSION) into .tools/axe"; \
 		npm install --no-save --no-audit --no-fund --prefix "$(CURDIR)/.tools/axe" "axe-core@$(AXE_VERSION)"; \
 	fi
+
+# web/static/age.js, the age the pages run in the browser: npm's
+# age-encryption, at the version package-lock.json pins, bundled by esbuild
+# into one ES module (no CDN). It rewrites web/agebundle/BUNDLE, the version
+# and SHA-256 that TestAgeBundleMatchesItsRecord checks the committed file
+# against. Commit both.
+agebundle:
+	cd web/agebundle && npm ci --no-audit --no-fund && \
+	./node_modules/.bin/esbuild entry.mjs --bundle --format=esm --minify --legal-comments=eof --outfile=../static/age.js
+	cd web/agebundle && { \
+	  echo "age-encryption $$(node -p 'require("./node_modules/age-encryption/package.json").version')"; \
+	  echo "esbuild $$(node -p 'require("./node_modules/esbuild/package.json").version')"; \
+	  echo "sha256 $$(sha256sum ../static/age.js | cut -d" " -f1)"; } > BUNDLE
+	@cat web/agebundle/BUNDLE
 
 # Installs age and age-keygen into .tools/bin unless they are there at the
 # version go.mod requires, and helm at HELM_VERSION.
