@@ -270,6 +270,14 @@ func TestBrowserAgeWholeStory(t *testing.T) {
 	if got := eval[string](alice, `document.getElementById("browser-open-result").innerText + document.getElementById("open-password").textContent`); strings.Contains(got, password) {
 		t.Error("the password is still in the page after Hide")
 	}
+	// Leaving: the page clears on pagehide, which is what a browser keeping
+	// the page in its back-forward cache fires. The portal's pages are
+	// no-store, so Chromium reloads them on Back; both are checked.
+	openInPage(t, alice, p.URL, credPath, keyPath)
+	if got := eval[string](alice, `window.dispatchEvent(new PageTransitionEvent("pagehide", {persisted: true}));
+		document.getElementById("open-password").textContent`); got != "" {
+		t.Error("the password is still in the page after pagehide")
+	}
 	openInPage(t, alice, p.URL, credPath, keyPath)
 	alice.do("leave and come back", chromedp.Navigate(p.URL+"/dashboard"), chromedp.WaitReady(chromedp.CSS("main")),
 		chromedp.NavigateBack(), chromedp.WaitReady(chromedp.CSS("#browser-open")))
