@@ -75,19 +75,7 @@ func TestAgeBundleMatchesItsRecord(t *testing.T) {
 // deadline for a busy machine.
 func ageBrowser(t *testing.T) context.Context {
 	t.Helper()
-	bin := chromiumPath(t)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true))...)
-	t.Cleanup(cancelAlloc)
-	root, cancelRoot := chromedp.NewContext(actx)
-	t.Cleanup(cancelRoot)
-	root, cancelDeadline := context.WithTimeout(root, 5*time.Minute)
-	t.Cleanup(cancelDeadline)
-	if err := chromedp.Do(root); err != nil {
-		t.Fatalf("start Chromium (%s): %v", bin, err)
-	}
-	return root
+	return storyChromium(t, 5*time.Minute)
 }
 
 // allowDownloads saves p's downloads into a new folder, which it returns.

@@ -229,19 +229,8 @@ func TestBrowserWholeStory(t *testing.T) {
 	p.addCluster("awi-ciroh")
 	p.addCluster("leap")
 
-	bin := chromiumPath(t)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true))...)
-	t.Cleanup(cancelAlloc)
-	root, cancelRoot := chromedp.NewContext(actx)
-	t.Cleanup(cancelRoot)
 	// A generous deadline for the whole story on a busy machine.
-	root, cancelDeadline := context.WithTimeout(root, 10*time.Minute)
-	t.Cleanup(cancelDeadline)
-	if err := chromedp.Do(root); err != nil {
-		t.Fatalf("start Chromium (%s): %v", bin, err)
-	}
+	root := storyChromium(t, 10*time.Minute)
 	s := &story{t: t, axe: axe, shots: shots}
 	started := time.Now()
 
@@ -426,4 +415,24 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Fatal("no Chromium for the browser tests: install it (Debian: apt-get install chromium) or set CHROMIUM to its path")
 	return ""
+}
+
+// storyChromium starts headless Chromium with a fresh profile, for tests
+// that open browser contexts of their own on it, and ends it with the test
+// or after deadline.
+func storyChromium(t *testing.T, deadline time.Duration) context.Context {
+	t.Helper()
+	bin := chromiumPath(t)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true))...)
+	t.Cleanup(cancelAlloc)
+	root, cancelRoot := chromedp.NewContext(actx)
+	t.Cleanup(cancelRoot)
+	root, cancelDeadline := context.WithTimeout(root, deadline)
+	t.Cleanup(cancelDeadline)
+	if err := chromedp.Do(root); err != nil {
+		t.Fatalf("start Chromium (%s): %v", bin, err)
+	}
+	return root
 }
