@@ -76,8 +76,11 @@ build:
 run:
 	go run ./cmd/portal dev
 
+# Every Go benchmark, printed as it runs and then as one table with each
+# goal beside its figure (tools/benchtable); a missed goal or a failed
+# benchmark fails the target.
 bench:
-	$(WITHPG) go test -run '^$$' -bench . -benchmem ./...
+	bash -o pipefail -c "$(WITHPG) go test -run '^$$' -bench . -benchmem ./... | go run ./tools/benchtable"
 
 tidy-check:
 	go mod tidy -diff
