@@ -46,10 +46,11 @@ const (
 // SessionRefresh is how often, at most, requests move a session's idle
 // expiry on. Moving it is a write (an UPDATE of the session's row, a WAL
 // flush); doing it at most once a minute, not at every request, lets page
-// views write nothing. The price is up to this much precision: a session is
-// signed out between IdleTimeout − SessionRefresh and IdleTimeout after its
-// last request, never later, and its row's expiry, which the sessions pages
-// list open sessions by, is exactly when it ends.
+// views write nothing. What it costs is a minute of precision, on the safe
+// side: a session is signed out between IdleTimeout − SessionRefresh and
+// IdleTimeout after its last request, never later, and its row's expiry,
+// by which the sessions pages list open sessions, is exactly when it ends,
+// so they never list a session that idled out.
 const SessionRefresh = time.Minute
 
 // SessionConfig sets how long a sign-in lasts.
@@ -163,7 +164,8 @@ func (e idleExpiry) Find(token string) ([]byte, bool, error) { return e.store.Fi
 func (e idleExpiry) Delete(token string) error { return e.store.Delete(token) }
 
 // Commit stores the session, seen now, until its idle expiry or, if that is
-// earlier, the deadline (expiry) scs gives it.
+// earlier, the deadline scs gives it: with scs's own idle timeout off, the
+// end of the session's absolute lifetime.
 func (e idleExpiry) Commit(token string, b []byte, deadline time.Time) error {
 	d, values, err := e.codec.Decode(b)
 	if err != nil {
