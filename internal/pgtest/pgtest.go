@@ -33,7 +33,21 @@ const unset = "DATABASE_URL is not set: run `make test` (it starts a throwaway P
 // the database cannot be made.
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), URL(t))
+	return NewTraced(t, nil)
+}
+
+// NewTraced is New with tracer watching every statement of the pool's
+// connections: a pgx.QueryTracer that may also be a pgx.BatchTracer or a
+// pgx.CopyFromTracer, as pgx calls those for batches and copies. A nil
+// tracer is New.
+func NewTraced(t testing.TB, tracer pgx.QueryTracer) *pgxpool.Pool {
+	t.Helper()
+	conf, err := pgxpool.ParseConfig(URL(t))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	conf.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), conf)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/2i2c-org/credential-portal/internal/applog"
@@ -216,6 +217,8 @@ type portalOptions struct {
 	// trust); it needs an external issuer, as the development provider
 	// serves plain http only.
 	tls bool
+	// tracer, when set, watches every statement on the portal's pool.
+	tracer pgx.QueryTracer
 }
 
 func newPortal(t testing.TB, opts portalOptions) *testPortal {
@@ -231,7 +234,7 @@ func newPortal(t testing.TB, opts portalOptions) *testPortal {
 
 	st := opts.store
 	if st == nil {
-		st = store.New(pgtest.New(t))
+		st = store.New(pgtest.NewTraced(t, opts.tracer))
 	}
 	cfg := Config{
 		BaseURL: base, Version: "test", Access: testPolicy,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,12 +37,40 @@ const (
 	sessAttempt   = "oidc_attempt:"
 	sessFlash     = "flash"
 	sessFlashKind = "flash_kind"
+	// sessSeen is when the session was last written (Unix milliseconds):
+	// idleExpiry sets it at every write, and refreshIdle writes the session
+	// again once it is SessionRefresh old.
+	sessSeen = "seen"
 )
+
+// SessionRefresh is how often, at most, requests move a session's idle
+// expiry on. Moving it is a write (an UPDATE of the session's row, a WAL
+// flush); doing it at most once a minute, not at every request, lets page
+// views write nothing. What it costs is a minute of precision, on the safe
+// side: a session is signed out between IdleTimeout − SessionRefresh and
+// IdleTimeout after its last request, never later, and its row's expiry,
+// by which the sessions pages list open sessions, is exactly when it ends,
+// so they never list a session that idled out.
+const SessionRefresh = time.Minute
 
 // SessionConfig sets how long a sign-in lasts.
 type SessionConfig struct {
 	IdleTimeout time.Duration // signed out after this long without a request
 	Lifetime    time.Duration // signed out this long after signing in, active or not
+	// Refresh is how often, at most, requests move the idle expiry on:
+	// SessionRefresh when zero, and never more than half the idle timeout,
+	// so that a busy session cannot expire between two refreshes.
+	Refresh time.Duration
+}
+
+// refresh is the interval at which requests refresh a session's idle
+// expiry.
+func (c SessionConfig) refresh() time.Duration {
+	r := c.Refresh
+	if r <= 0 {
+		r = SessionRefresh
+	}
+	return min(r, c.IdleTimeout/2)
 }
 
 // currentUser is the signed-in user, or nil.
@@ -76,9 +105,17 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	sm := scs.New()
 	// No cleanup goroutine of the store's own (its stop races with its
 	// start); expired rows are deleted by the portal's background loop.
-	sm.Store = hashedTokens{pgxstore.NewWithCleanupInterval(s.store.Pool(), 0)}
+	sm.Store = idleExpiry{
+		store: hashedTokens{pgxstore.NewWithCleanupInterval(s.store.Pool(), 0)},
+		codec: sm.Codec, idle: cfg.IdleTimeout,
+	}
 	sm.Lifetime = cfg.Lifetime
-	sm.IdleTimeout = cfg.IdleTimeout
+	// scs's own idle timeout marks every session it loads as modified, so
+	// every request would write its session back. idleExpiry and refreshIdle
+	// keep the idle timeout instead, with a write at most every
+	// SessionRefresh. The cookie then carries the absolute lifetime; the
+	// row's expiry decides.
+	sm.IdleTimeout = 0
 	sm.Cookie.Name = sessionCookie(s.cfg.BaseURL)
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Path = "/"
@@ -110,6 +147,56 @@ func (h hashedTokens) Delete(token string) error {
 	return h.store.Delete(store.SessionKey(token))
 }
 
+// idleExpiry keeps the idle timeout in the stored session: every write of a
+// session records when it happened (sessSeen, in the session's data) and
+// gives the row the expiry that is the earlier of the session's absolute
+// deadline and now + the idle timeout. A session nobody writes keeps its
+// row, and the store finds no session past the row's expiry. The time lives
+// in the database, not in the replica, so any replica refreshes it alike.
+type idleExpiry struct {
+	store scs.Store
+	codec scs.Codec
+	idle  time.Duration
+}
+
+func (e idleExpiry) Find(token string) ([]byte, bool, error) { return e.store.Find(token) }
+
+func (e idleExpiry) Delete(token string) error { return e.store.Delete(token) }
+
+// Commit stores the session, seen now, until its idle expiry or, if that is
+// earlier, the deadline scs gives it: with scs's own idle timeout off, the
+// end of the session's absolute lifetime.
+func (e idleExpiry) Commit(token string, b []byte, deadline time.Time) error {
+	d, values, err := e.codec.Decode(b)
+	if err != nil {
+		return fmt.Errorf("session: decode: %w", err)
+	}
+	now := time.Now()
+	values[sessSeen] = now.UnixMilli()
+	if b, err = e.codec.Encode(d, values); err != nil {
+		return fmt.Errorf("session: encode: %w", err)
+	}
+	expiry := now.Add(e.idle).UTC()
+	if deadline.Before(expiry) {
+		expiry = deadline
+	}
+	return e.store.Commit(token, b, expiry)
+}
+
+// refreshIdle marks the request's session as changed, so that it is
+// written with a new idle expiry, once it was last written SessionRefresh
+// ago (or the configured refresh). A request without a stored session gets
+// none: only a sign-in makes one.
+func (s *Server) refreshIdle(ctx context.Context) {
+	if s.sessions.Token(ctx) == "" {
+		return
+	}
+	seen := time.UnixMilli(s.sessions.GetInt64(ctx, sessSeen))
+	if time.Since(seen) >= s.cfg.Sessions.refresh() {
+		s.sessions.Put(ctx, sessSeen, time.Now().UnixMilli())
+	}
+}
+
 // sessionKey is the stored key of the request's session, or "" when the
 // request has none (no session loaded on its route, or none committed yet).
 func (s *Server) sessionKey(c echo.Context) string {
@@ -127,11 +214,13 @@ func (s *Server) sessionKey(c echo.Context) string {
 // session ended elsewhere (signed out everywhere, ended by staff), or whose
 // user no longer exists, is ended here too, and the browser is signed out.
 // A signed-in session has a CSRF token from its sign-in; should one lack it,
-// it gets one here, before any page is rendered with it.
+// it gets one here, before any page is rendered with it. The session's idle
+// expiry is refreshed here too, at most every SessionRefresh.
 func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		c.Set(sessionLoaded, true)
+		s.refreshIdle(ctx)
 		if id := s.sessions.GetInt64(ctx, sessUserID); id != 0 {
 			a := s.actor(c)
 			u, err := s.wf.SessionUser(ctx, a.SessionKey, id, a.IP, a.UserAgent)
