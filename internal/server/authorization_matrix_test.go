@@ -98,7 +98,7 @@ const (
 	objCredential       // A's credential
 	objSession          // another session of A's
 	objToken            // a token of A's
-	objPerson           // A
+	objPerson           // A, with a session and a token to end
 	objCluster          // the cluster of A's credential, by ID or name
 	objMessage          // a failed message in the outbox
 	objDevMail          // a message development mode captured
@@ -302,11 +302,11 @@ func mxRows(t *testing.T) []mxRow {
 		{method: "POST", route: "/api/v1/clusters/:name/sync-token", obj: objCluster, want: api(portal.ScopeAdmin, s403, s403, s200, s200)},
 		{method: "GET", route: "/api/v1/audit", want: api(portal.ScopeRead, s403, s403, s200, s200)},
 		{method: "GET", route: "/api/v1/audit/export", query: "format=csv", want: api(portal.ScopeRead, s403, s403, s200, s200)},
-		{method: "GET", route: "/api/v1/tokens", query: "user={user}", want: api(portal.ScopeRead, s200, s404, s200, s200)},
+		{method: "GET", route: "/api/v1/tokens", obj: objPerson, query: "user={user}", want: api(portal.ScopeRead, s200, s404, s200, s200)},
 		{method: "POST", route: "/api/v1/tokens", body: jsonOf(map[string]any{"name": "dashboards", "scopes": []string{"read"}}),
 			want: api(sessionOnly, s201, s201, s201, s201)},
 		// A staff token revokes another person's tokens only with admin.
-		{method: "DELETE", route: "/api/v1/tokens", query: "user={user}", want: api(portal.ScopeRequest, s200, s404, s200, s200, tokSReq, s403)},
+		{method: "DELETE", route: "/api/v1/tokens", obj: objPerson, query: "user={user}", want: api(portal.ScopeRequest, s200, s404, s200, s200, tokSReq, s403)},
 		{method: "DELETE", route: "/api/v1/tokens/:id", obj: objToken, want: api(portal.ScopeRequest, s200, s404, s200, s200, tokSReq, s403)},
 	}
 }
@@ -380,18 +380,15 @@ func (p *mxPortal) actor(u *portal.User) workflow.Actor {
 }
 
 // world makes a fresh set of objects, through the workflow as people
-// would make them, but without the pages' round trips.
-func (p *mxPortal) world() *mxWorld {
+// would make them but without the pages' round trips: the two clusters,
+// and of the objects the matrix names those in needs.
+func (p *mxPortal) world(needs ...mxObj) *mxWorld {
 	p.t.Helper()
 	ctx := context.Background()
 	w := &mxWorld{p: p, agents: map[*portal.Cluster]string{}, callers: map[mxActor]*mxCaller{}}
 	// The worlds before are done with: their tokens would count against
 	// the most one person may hold.
-	for _, u := range []*portal.User{p.people.alice, p.people.bob, p.people.sam, p.people.sara} {
-		if _, err := p.Store.RevokeUserTokens(ctx, u.ID, u.ID); err != nil {
-			p.t.Fatal(err)
-		}
-	}
+	p.exec(`UPDATE api_tokens SET revoked_at = now(), revoked_by = user_id WHERE revoked_at IS NULL`)
 	w.issue, w.pend = p.addCluster(p.mxName("issue")), p.addCluster(p.mxName("pend"))
 	request := func(u *portal.User, c *portal.Cluster) int64 {
 		r, err := p.wf.CreateRequest(ctx, p.actor(u), workflow.RequestInput{Cluster: c.Name,
@@ -401,20 +398,31 @@ func (p *mxPortal) world() *mxWorld {
 		}
 		return r.ID
 	}
-	approved := request(p.people.alice, w.issue)
-	ap, err := p.wf.Approve(ctx, p.actor(p.people.sam), approved, workflow.ApproveInput{})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	w.cred = ap.Credential.ID
-	w.pending, w.own = request(p.people.alice, w.pend), request(p.people.sara, w.pend)
-	_, w.session = p.session(p.people.alice)
-	_, w.token = p.token(p.people.alice, portal.ScopeRead)
-	if err := p.Store.Pool().QueryRow(ctx, `
-		INSERT INTO messages (event, audience, channel, recipient, subject, body_text, status, attempts, last_error)
-		VALUES ('request.created', 'staff', 'email', 'staff@2i2c.org', 'New request', 'A new request.', 'failed', 5, 'refused')
-		RETURNING id`).Scan(&w.message); err != nil {
-		p.t.Fatal(err)
+	for _, need := range needs {
+		switch need {
+		case objPending:
+			w.pending, w.own = request(p.people.alice, w.pend), request(p.people.sara, w.pend)
+		case objCredential:
+			ap, err := p.wf.Approve(ctx, p.actor(p.people.sam), request(p.people.alice, w.issue), workflow.ApproveInput{})
+			if err != nil {
+				p.t.Fatal(err)
+			}
+			w.cred = ap.Credential.ID
+		case objSession:
+			_, w.session = p.session(p.people.alice)
+		case objToken:
+			_, w.token = p.token(p.people.alice, portal.ScopeRead)
+		case objPerson:
+			_, w.session = p.session(p.people.alice)
+			_, w.token = p.token(p.people.alice, portal.ScopeRead)
+		case objMessage:
+			if err := p.Store.Pool().QueryRow(ctx, `
+				INSERT INTO messages (event, audience, channel, recipient, subject, body_text, status, attempts, last_error)
+				VALUES ('request.created', 'staff', 'email', 'staff@2i2c.org', 'New request', 'A new request.', 'failed', 5, 'refused')
+				RETURNING id`).Scan(&w.message); err != nil {
+				p.t.Fatal(err)
+			}
+		}
 	}
 	return w
 }
@@ -665,14 +673,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	// Reads share one world and change nothing; B's objects are in it too,
 	// so that A and B each have their own.
-	shared := p.world()
+	shared := p.world(objPending, objCredential, objSession, objToken, objMessage)
 	if _, err := p.wf.CreateRequest(context.Background(), p.actor(p.people.bob), workflow.RequestInput{Cluster: shared.pend.Name,
 		PublicKey: newKey(t).Recipient().String(), Justification: "Bob's dashboards for his team."}); err != nil {
 		t.Fatal(err)
 	}
 	var cells []mxCell
 	calls := 0
-	try := func(r mxRow, a mxActor, w *mxWorld, changes bool) {
+	// try makes one call and reports whether it changed anything.
+	try := func(r mxRow, a mxActor, w *mxWorld, changes bool) bool {
 		want, ok := r.want[a]
 		if !ok {
 			t.Fatalf("%s %s: no want for %s", r.method, r.route, a)
@@ -680,6 +689,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		w.caller(a)
 		before := w.snapshot()
 		got, location := w.call(r, a)
+		changed := w.snapshot() != before
 		calls++
 		cell := mxCell{method: r.method, route: r.route, actor: a, got: got, want: want, location: location}
 		switch {
@@ -687,30 +697,38 @@ func TestAuthorizationMatrix(t *testing.T) {
 			cell.problem = "not sent to sign in"
 		case want != toLogin && got != want:
 			cell.problem = "status"
-		case refused(want) && w.snapshot() != before:
+		case refused(want) && changed:
 			cell.problem = "refused, but changed something"
-		case changes && !refused(want) && w.snapshot() == before:
+		case changes && !refused(want) && !changed:
 			cell.problem = "succeeded, but changed nothing"
 		}
 		if cell.problem != "" {
 			cells = append(cells, cell)
 		}
+		return changed
 	}
 	// Reads first, on the shared world, while its sessions and tokens are
-	// open; then each call that may change something, on objects and
-	// callers of its own: some end every session or token of a person.
+	// open. Then the calls that may change something, each row on objects
+	// and callers of its own (some end every session or token of a
+	// person): a refusal shown to have changed nothing leaves them for the
+	// next caller, anything else gets the next caller fresh ones.
 	for _, changing := range []bool{false, true} {
 		for _, r := range rows {
 			changes := r.method != http.MethodGet || r.changes
 			if changes != changing {
 				continue
 			}
+			var w *mxWorld
 			for _, a := range r.actors() {
-				w := shared
-				if changes {
-					w = p.world()
+				switch {
+				case !changes:
+					w = shared
+				case w == nil:
+					w = p.world(r.obj)
 				}
-				try(r, a, w, changes)
+				if try(r, a, w, changes) {
+					w = nil
+				}
 			}
 		}
 	}
