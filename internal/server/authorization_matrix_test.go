@@ -334,8 +334,10 @@ type mxPeople struct {
 	alice, bob, sam, sara *portal.User
 }
 
-// mxWorld is a set of objects the calls act on: fresh ones for each call
-// that may change something, so that no cell depends on another.
+// mxWorld is a set of objects the calls act on, and the callers: the reads
+// share one; each row of calls that may change something starts with a
+// fresh one, and takes another after any call that changed something, so
+// that no cell depends on another.
 type mxWorld struct {
 	p       *mxPortal
 	issue   *portal.Cluster // A's credential's cluster
@@ -674,9 +676,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// Reads share one world and change nothing; B's objects are in it too,
 	// so that A and B each have their own.
 	shared := p.world(objPending, objCredential, objSession, objToken, objMessage)
-	if _, err := p.wf.CreateRequest(context.Background(), p.actor(p.people.bob), workflow.RequestInput{Cluster: shared.pend.Name,
-		PublicKey: newKey(t).Recipient().String(), Justification: "Bob's dashboards for his team."}); err != nil {
-		t.Fatal(err)
+	for _, c := range []*portal.Cluster{shared.pend, shared.issue} {
+		r, err := p.wf.CreateRequest(context.Background(), p.actor(p.people.bob), workflow.RequestInput{Cluster: c.Name,
+			PublicKey: newKey(t).Recipient().String(), Justification: "Bob's dashboards for his team."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c == shared.issue {
+			if _, err := p.wf.Approve(context.Background(), p.actor(p.people.sam), r.ID, workflow.ApproveInput{}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	var cells []mxCell
 	calls := 0
