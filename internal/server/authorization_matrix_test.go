@@ -209,6 +209,8 @@ func mxRows(t *testing.T) []mxRow {
 		{method: "GET", route: "/static/*", query: "style.css", want: everyone(s200)},
 		{method: "GET", route: pub, obj: objCluster, want: pubWant},
 		{method: "GET", route: "/", want: everyone(s200)},
+		// Sign-in has a budget per address (20 at once, then one every 3 s):
+		// the four sign-ins above and these ten calls fit in it.
 		{method: "GET", route: "/login", want: pg(s302, s303, s303, s303, s303)},
 		// No sign-in started here: refused for everyone.
 		{method: "GET", route: "/auth/callback", query: "state=x&code=y", want: everyone(s400)},
