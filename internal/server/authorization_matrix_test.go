@@ -210,7 +210,7 @@ func mxRows(t *testing.T) []mxRow {
 		{method: "GET", route: pub, obj: objCluster, want: pubWant},
 		{method: "GET", route: "/", want: everyone(s200)},
 		// Sign-in has a budget per address (20 at once, then one every 3 s):
-		// the four sign-ins above and these ten calls fit in it.
+		// the test's four sign-ins and these ten calls fit in it.
 		{method: "GET", route: "/login", want: pg(s302, s303, s303, s303, s303)},
 		// No sign-in started here: refused for everyone.
 		{method: "GET", route: "/auth/callback", query: "state=x&code=y", want: everyone(s400)},
