@@ -19,7 +19,8 @@ const (
 	ScopeRequest Scope = "request"
 	// ScopeDecide: approve and deny requests (staff).
 	ScopeDecide Scope = "decide"
-	// ScopeAdmin: clusters and their sync tokens (staff).
+	// ScopeAdmin: clusters and their sync tokens; with ScopeRequest,
+	// another person's credentials and tokens (staff).
 	ScopeAdmin Scope = "admin"
 )
 

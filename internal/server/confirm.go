@@ -89,10 +89,10 @@ func (s *Server) confirmReportCompromised(cl call) (page, error) {
 	}}, nil
 }
 
-// pendingRequest is request id for a confirmation, refused in plain words
-// once decided.
-func (s *Server) pendingRequest(cl call) (*portal.Request, error) {
-	r, err := s.wf.Request(cl.ctx, cl.actor, cl.id)
+// pendingRequest is the request r, read for a confirmation by the
+// workflow's rule for the action it confirms, refused in plain words once
+// decided.
+func pendingRequest(r *portal.Request, err error) (*portal.Request, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -104,12 +104,9 @@ func (s *Server) pendingRequest(cl call) (*portal.Request, error) {
 }
 
 func (s *Server) confirmCancel(cl call) (page, error) {
-	r, err := s.pendingRequest(cl)
+	r, err := pendingRequest(s.wf.RequestToCancel(cl.ctx, cl.actor, cl.id))
 	if err != nil {
 		return page{}, err
-	}
-	if r.UserID != cl.actor.User.ID {
-		return page{}, fmt.Errorf("request %d: %w", r.ID, portal.ErrNotFound)
 	}
 	heading := fmt.Sprintf("Cancel request #%d for %s?", r.ID, r.ClusterName)
 	return page{Title: heading, Data: confirmPage{
@@ -124,7 +121,7 @@ func (s *Server) confirmCancel(cl call) (page, error) {
 }
 
 func (s *Server) confirmDeny(cl call) (page, error) {
-	r, err := s.pendingRequest(cl)
+	r, err := pendingRequest(s.wf.RequestToDecide(cl.ctx, cl.actor, cl.id, "deny"))
 	if err != nil {
 		return page{}, err
 	}
@@ -141,7 +138,7 @@ func (s *Server) confirmDeny(cl call) (page, error) {
 }
 
 func (s *Server) confirmApprove(cl call) (page, error) {
-	r, err := s.pendingRequest(cl)
+	r, err := pendingRequest(s.wf.RequestToDecide(cl.ctx, cl.actor, cl.id, "approve"))
 	if err != nil {
 		return page{}, err
 	}

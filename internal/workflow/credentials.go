@@ -79,9 +79,11 @@ func checkReason(reason string) (string, error) {
 	return reason, nil
 }
 
-// Revoke revokes credential id at once: its owner may, and so may staff.
-// Prometheus refuses it within seconds. Returns an Error of portal.KindInvalid
-// without a reason, portal.ErrNotFound for anyone else, and an Error of
+// Revoke revokes credential id at once: its owner may, and so may staff (a
+// member of staff acting through a token needs its admin scope for another
+// person's). Prometheus refuses it within seconds. Returns an Error of
+// portal.KindInvalid without a reason, portal.ErrNotFound for anyone else,
+// portal.ErrForbidden for a staff token without admin, and an Error of
 // portal.KindConflict when it is revoked already.
 func (s *Service) Revoke(ctx context.Context, a Actor, id int64, reason string) (*portal.Credential, error) {
 	reason, err := checkReason(reason)
@@ -137,6 +139,9 @@ func (s *Service) revoke(ctx context.Context, a Actor, id int64, reason string, 
 			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
 		case !a.mayRead(c.UserID):
 			return fmt.Errorf("credential %d: %w", id, portal.ErrNotFound)
+		case a.Token != nil && !a.is(c.UserID) && !a.Token.Allows(a.User, portal.ScopeAdmin):
+			// The request scope is for one's own credentials, as for tokens.
+			return portal.Errorf(portal.KindForbidden, "Revoking another person's credential needs a token with the admin scope.")
 		case c.RevokedAt != nil:
 			return portal.Errorf(portal.KindConflict, "This credential was revoked already, on %s.", c.RevokedAt.UTC().Format("2 Jan 2006 15:04 UTC"))
 		}

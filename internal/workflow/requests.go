@@ -166,11 +166,8 @@ func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*portal
 		if err != nil {
 			return err
 		}
-		if !a.is(r.UserID) {
-			if a.isStaff() {
-				return portal.Errorf(portal.KindForbidden, "Only the requester can cancel a request; deny it instead.")
-			}
-			return fmt.Errorf("request %d: %w", id, portal.ErrNotFound)
+		if err := mayCancel(a, r); err != nil {
+			return err
 		}
 		if r.Status != portal.StatusPending {
 			return portal.Errorf(portal.KindConflict, "This request is already %s; only a pending request can be cancelled.", r.Status)
@@ -186,6 +183,64 @@ func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*portal
 	return s.store.RequestByID(ctx, id)
 }
 
+// mayCancel refuses anyone but the requester the cancelling of r: staff
+// with the reason (they deny instead), anyone else as if r did not exist.
+func mayCancel(a Actor, r *portal.Request) error {
+	switch {
+	case a.is(r.UserID):
+		return nil
+	case a.isStaff():
+		return portal.Errorf(portal.KindForbidden, "Only the requester can cancel a request; deny it instead.")
+	}
+	return fmt.Errorf("request %d: %w", r.ID, portal.ErrNotFound)
+}
+
+// RequestToCancel returns request id to its requester, for the page that
+// confirms its cancellation: it refuses whom CancelRequest refuses, the
+// same way (staff with portal.ErrForbidden, anyone else with
+// portal.ErrNotFound). The request may no longer be pending.
+func (s *Service) RequestToCancel(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
+	r, err := s.store.RequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := mayCancel(a, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// mayDecide refuses a decision on r, the verb (approve, deny), to anyone
+// but staff, and to its requester.
+func mayDecide(a Actor, r *portal.Request, verb string) error {
+	if !a.isStaff() {
+		return portal.ErrForbidden
+	}
+	if a.is(r.UserID) {
+		return portal.Errorf(portal.KindForbidden, "You cannot %s your own request: another staff member must decide it.", verb)
+	}
+	return nil
+}
+
+// RequestToDecide returns request id to a member of staff who may verb it
+// (approve or deny), for the page that confirms the decision: it refuses
+// whom Approve and Deny refuse, the same way (customers and the requester
+// with portal.ErrForbidden). The request may no longer be pending. Returns
+// portal.ErrNotFound when it does not exist.
+func (s *Service) RequestToDecide(ctx context.Context, a Actor, id int64, verb string) (*portal.Request, error) {
+	if !a.isStaff() {
+		return nil, portal.ErrForbidden
+	}
+	r, err := s.store.RequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := mayDecide(a, r, verb); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // lockForDecision locks pending request id for staff to decide, refusing
 // customers, the requester, and a request decided already.
 func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*portal.Request, error) {
@@ -196,8 +251,8 @@ func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor,
 	if err != nil {
 		return nil, err
 	}
-	if a.is(r.UserID) {
-		return nil, portal.Errorf(portal.KindForbidden, "You cannot %s your own request: another staff member must decide it.", verb)
+	if err := mayDecide(a, r, verb); err != nil {
+		return nil, err
 	}
 	if r.Status != portal.StatusPending {
 		by := ""

@@ -199,6 +199,36 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			// The confirmation page of a cancellation refuses whom
+			// CancelRequest refuses: staff see the request but deny it.
+			action: "RequestToCancel",
+			want:   rule{notFound, allowed, notFound, forbidden, allowed, notFound},
+			run: func(t *testing.T, c *cell) error {
+				r := c.request(t, c.owner)
+				_, err := c.svc.RequestToCancel(t.Context(), c.actor, r.ID)
+				if got := c.requestStatus(t, r.ID); got != portal.StatusPending {
+					t.Errorf("request %s, want pending", got)
+				}
+				return err
+			},
+		},
+		{
+			// The confirmation pages of a decision refuse whom Approve and
+			// Deny refuse: the staff requester never sees an Approve button
+			// for their own request.
+			action: "RequestToDecide",
+			want:   rule{forbidden, forbidden, forbidden, allowed, forbidden, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				r := c.request(t, c.owner)
+				for _, verb := range []string{"approve", "deny"} {
+					if _, err := c.svc.RequestToDecide(t.Context(), c.actor, r.ID, verb); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+		},
+		{
 			action: "Credential",
 			want:   rule{notFound, allowed, notFound, allowed, allowed, notFound},
 			run: func(t *testing.T, c *cell) error {

@@ -133,3 +133,40 @@ func TestTokenUseSaysWhyItIsRefused(t *testing.T) {
 		t.Errorf("after leaving the staff: decide %t, read %t; want false, true", tok.Allows(owner, portal.ScopeDecide), tok.Allows(owner, portal.ScopeRead))
 	}
 }
+
+// TestStaffTokenRevokesAnothersCredentialOnlyWithAdmin: the request scope
+// revokes one's own credentials; staff acting through a token need admin
+// too for another person's, as for another person's tokens. Signed in,
+// staff revoke anyone's.
+func TestStaffTokenRevokesAnothersCredentialOnlyWithAdmin(t *testing.T) {
+	t.Parallel()
+	f := newWorld(t).fixture(t)
+	through := func(u *portal.User, scopes ...string) workflow.Actor {
+		nt, err := f.svc.CreateToken(t.Context(), as(u), workflow.TokenInput{Name: "ops", Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := as(u)
+		a.Token = nt.Token
+		return a
+	}
+	customers := f.credential(t, f.customerA)
+	if _, err := f.svc.Revoke(t.Context(), through(f.staff, "request"), customers.ID, "Leaked in a notebook."); !errors.Is(err, portal.ErrForbidden) ||
+		!strings.Contains(err.Error(), "admin scope") {
+		t.Errorf("a staff request token revoking a customer's credential: %v, want forbidden naming the admin scope", err)
+	}
+	if f.isRevoked(t, customers.ID) {
+		t.Fatal("the refused revocation revoked the credential")
+	}
+	if _, err := f.svc.Revoke(t.Context(), through(f.staff, "request", "admin"), customers.ID, "Leaked in a notebook."); err != nil {
+		t.Errorf("a staff request and admin token revoking a customer's credential: %v", err)
+	}
+
+	own := f.credential(t, f.staffRequester)
+	if _, err := f.svc.Revoke(t.Context(), through(f.staffRequester, "request"), own.ID, "No longer needed."); err != nil {
+		t.Errorf("a staff request token revoking its owner's own credential: %v", err)
+	}
+	if !f.isRevoked(t, own.ID) {
+		t.Error("the staff member's own credential is not revoked")
+	}
+}
