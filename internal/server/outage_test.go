@@ -27,6 +27,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/pglocal"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/webconfig"
 )
 
 // outageWords is what a page says while the database cannot be reached.
@@ -83,6 +84,11 @@ func TestDatabaseOutage(t *testing.T) {
 	mail := outbox.NewCapture(100000)
 	p := newPortal(t, portalOptions{store: store.New(pool), senders: map[portal.Channel]outbox.Sender{portal.ChannelEmail: mail}})
 	p.addCluster("awi-ciroh")
+
+	staff := p.signedIn("sam@2i2c.org")
+	apiToken, _ := staff.makeToken("outage script", "read")
+	syncToken := staff.syncToken("awi-ciroh")
+	publication := webconfig.PublicationPath("awi-ciroh")
 
 	seen := &statuses{counts: map[int]int{}}
 	sam := newOutageClient(p, seen)
@@ -146,6 +152,15 @@ func TestDatabaseOutage(t *testing.T) {
 		json.Unmarshal([]byte(api.body), &apiBody) != nil || apiBody.Error != outageWords {
 		t.Errorf("API without the database: %d %s %s, want 503 with {\"error\": %q}", api.status, api.header.Get("Content-Type"), api.body, outageWords)
 	}
+	// Without a session: the token's own lookup is the first to fail.
+	script := watcher.bearer("/api/v1/requests", apiToken)
+	apiBody = apiError{}
+	if script.status != http.StatusServiceUnavailable || json.Unmarshal([]byte(script.body), &apiBody) != nil || apiBody.Error != outageWords {
+		t.Errorf("API with a token without the database: %d %s, want 503 with {\"error\": %q}", script.status, script.body, outageWords)
+	}
+	if r := watcher.bearer(publication, syncToken); r.status != http.StatusServiceUnavailable {
+		t.Errorf("the agent's publication without the database: %d %s, want 503", r.status, r.body)
+	}
 	if r := watcher.get("/readyz"); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz without the database: %d, want 503", r.status)
 	}
@@ -174,6 +189,12 @@ func TestDatabaseOutage(t *testing.T) {
 			if r := c.get(path); r.status != http.StatusOK {
 				bad = append(bad, fmt.Sprintf("%s %d", path, r.status))
 			}
+		}
+		if r := watcher.bearer("/api/v1/requests", apiToken); r.status != http.StatusOK {
+			bad = append(bad, fmt.Sprintf("API with a token %d", r.status))
+		}
+		if r := watcher.bearer(publication, syncToken); r.status != http.StatusOK {
+			bad = append(bad, fmt.Sprintf("publication %d", r.status))
 		}
 		if r := newOutageClient(p, seen).signIn("after@example.org"); r != http.StatusOK {
 			bad = append(bad, fmt.Sprintf("sign-in %d", r))
@@ -309,6 +330,15 @@ type answer struct {
 }
 
 func (c *outageClient) do(method, path string, form url.Values) answer {
+	return c.doWith(method, path, form, "")
+}
+
+// bearer sends GET path with a bearer token, as a script or the agent does.
+func (c *outageClient) bearer(path, token string) answer {
+	return c.doWith(http.MethodGet, path, nil, token)
+}
+
+func (c *outageClient) doWith(method, path string, form url.Values, token string) answer {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -321,6 +351,9 @@ func (c *outageClient) do(method, path string, form url.Values) answer {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	req.Header.Set("X-Forwarded-For", c.ip)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	start := time.Now()
 	resp, err := c.client.Do(req)
 	var a answer
