@@ -28,6 +28,7 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/webconfig"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // outageWords is what a page says while the database cannot be reached.
@@ -81,9 +82,18 @@ func TestDatabaseOutage(t *testing.T) {
 	if _, err := store.Migrate(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
+	// The outbox worker as `portal serve` runs it: default pauses (30 s
+	// between looks when nothing wakes it), woken by the LISTEN hub. A
+	// message queued after the return is delivered only if both recover.
 	mail := outbox.NewCapture(100000)
-	p := newPortal(t, portalOptions{store: store.New(pool), senders: map[portal.Channel]outbox.Sender{portal.ChannelEmail: mail}})
+	p := newPortal(t, portalOptions{store: store.New(pool), channels: workflow.Channels{Email: true}})
 	p.addCluster("awi-ciroh")
+	worker := outbox.NewWorker(p.Store, map[portal.Channel]outbox.Sender{portal.ChannelEmail: mail},
+		outbox.Options{Wake: p.Server.notify.MessagesQueued(), Log: slog.New(slog.DiscardHandler)})
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); worker.Run(workerCtx) }()
+	t.Cleanup(func() { stopWorker(); <-workerDone })
 
 	staff := p.signedIn("sam@2i2c.org")
 	apiToken, _ := staff.makeToken("outage script", "read")
@@ -210,25 +220,59 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	t.Logf("everything answers again %s after the database's return", waited.Round(time.Millisecond))
 
-	// A message queued after the return is delivered.
+	time.Sleep(time.Second) // the load goes on a while on the returned database
+	stopLoad()
+	load.Wait()
+
+	// A message queued after the return is delivered: the hub's LISTEN
+	// connection is back and wakes the worker.
 	after := newOutageClient(p, seen)
 	after.signIn("afterwards@example.org")
 	id, st := after.ask()
-	if st != http.StatusOK {
+	if st != http.StatusOK || id == 0 {
 		t.Fatalf("a request after the return: %d", st)
 	}
+	queued := time.Now()
 	link := p.URL + "/staff/requests#request-" + strconv.FormatInt(id, 10)
-	deadline := time.Now().Add(recovery)
 	for !slices.ContainsFunc(mail.Messages(), func(m *portal.Message) bool { return m.Link == link }) {
-		if time.Now().After(deadline) {
+		if time.Since(queued) > recovery {
 			t.Fatalf("staff were not mailed of request %d, made after the database's return, within %s", id, recovery)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	t.Logf("a message queued after the return is delivered in %s", time.Since(queued).Round(time.Millisecond))
 
-	time.Sleep(time.Second) // the load goes on a while on the returned database
-	stopLoad()
-	load.Wait()
+	// An agent's long-poll is woken by a change after the return: the
+	// hub listens again.
+	current := watcher.bearer(publication, syncToken)
+	polled := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, p.URL+publication+"?wait=30s", nil)
+		req.Header.Set("Authorization", "Bearer "+syncToken)
+		req.Header.Set("If-None-Match", current.header.Get("ETag"))
+		var a answer
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			a.status = resp.StatusCode
+		}
+		polled <- a
+	}()
+	time.Sleep(200 * time.Millisecond) // the long-poll is waiting
+	changed := time.Now()
+	if r := sam.do(http.MethodPost, fmt.Sprintf("/staff/requests/%d/approve", id),
+		url.Values{"csrf": {csrfField.FindStringSubmatch(sam.get("/staff/requests").body)[1]}, "note": {""}}); r.status != http.StatusOK {
+		t.Fatalf("approving request %d after the return: %d", id, r.status)
+	}
+	select {
+	case a := <-polled:
+		if a.status != http.StatusOK {
+			t.Errorf("the agent's long-poll after a change: %d, want 200", a.status)
+		}
+		t.Logf("the agent's long-poll answers %s after the change", time.Since(changed).Round(time.Millisecond))
+	case <-time.After(recovery):
+		t.Errorf("the agent's long-poll was not woken within %s of a change after the database's return", recovery)
+	}
+
 
 	seen.mu.Lock()
 	t.Logf("statuses seen: %v; %d approved, %d downloaded", seen.counts, approved.Load(), downloaded.Load())
