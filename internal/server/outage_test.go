@@ -273,7 +273,6 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Errorf("the agent's long-poll was not woken within %s of a change after the database's return", recovery)
 	}
 
-
 	seen.mu.Lock()
 	t.Logf("statuses seen: %v; %d approved, %d downloaded", seen.counts, approved.Load(), downloaded.Load())
 	for _, f := range seen.failures {
