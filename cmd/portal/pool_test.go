@@ -19,14 +19,24 @@ func TestPoolGivesUpOnASilentDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		ln.Close()
+		for len(accepted) > 0 {
+			(<-accepted).Close()
+		}
+	})
 	go func() { // accept and say nothing
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			select {
+			case accepted <- c:
+			default:
+				c.Close()
+			}
 		}
 	}()
 	base := "postgres://portal@" + ln.Addr().String() + "/portal?sslmode=disable"
