@@ -114,6 +114,7 @@ func TestDatabaseOutage(t *testing.T) {
 	// and download; staff approving what the queue shows.
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var load sync.WaitGroup
+	t.Cleanup(func() { stopLoad(); load.Wait() }) // also when the test stops early
 	var approved, downloaded atomic.Int64
 	for g := range 3 {
 		load.Go(func() {
