@@ -168,6 +168,9 @@ func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if p.unavailable(w) {
+		return
+	}
 	etag, changed := p.state()
 	if r.Header.Get("If-None-Match") == etag {
 		if wait, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil {
@@ -182,6 +185,9 @@ func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
+		if p.unavailable(w) {
+			return
+		}
 		if etag, _ = p.state(); r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -193,6 +199,23 @@ func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("ETag", etag)
 	w.Write([]byte(body))
+}
+
+// unavailable answers as the portal does while its database is down, in
+// mode "unavailable": 503, Retry-After and the error page. It reports
+// whether it did.
+func (p *standIn) unavailable(w http.ResponseWriter) bool {
+	p.mu.Lock()
+	down := p.mode == "unavailable"
+	p.mu.Unlock()
+	if down {
+		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("<!doctype html>\n<h1>The portal cannot do that right now</h1>\n" +
+			"<p>The portal cannot reach its database. Nothing you sent was lost or half-done; try again in a minute.</p>\n"))
+	}
+	return down
 }
 
 func (p *standIn) render() (body, contentType string) {
@@ -444,7 +467,9 @@ func TestAgentKeepsPrometheusInStep(t *testing.T) {
 		}
 	})
 
-	for _, mode := range []string{"html", "truncated-hash", "truncated-yaml", "extra-key", "second-document"} {
+	// "unavailable" is the portal's database down: 503 until it is back;
+	// the next subtest then sees the users issued meanwhile appear.
+	for _, mode := range []string{"unavailable", "html", "truncated-hash", "truncated-yaml", "extra-key", "second-document"} {
 		t.Run("the file survives a portal answering "+mode, func(t *testing.T) {
 			f.keepsFileThroughFailure(t, a, func() { portal.set(webconfig.Users{"c-alice": alice, "c-carol": carol}, mode) })
 			wantStatus(t, prom, "internal", "internal-pw", http.StatusOK)

@@ -97,6 +97,13 @@ var (
 	ErrUnavailable  = &Error{Kind: KindUnavailable}
 )
 
+// ErrDatabaseUnavailable is the store's refusal when PostgreSQL cannot be
+// reached, in the words the person sees. It is of KindUnavailable, so
+// errors.Is(err, ErrUnavailable) holds for it too. A statement that failed
+// so was not committed: the person may send the same again.
+var ErrDatabaseUnavailable = &Error{Kind: KindUnavailable,
+	Message: "The portal cannot reach its database. Nothing you sent was lost or half-done; try again in a minute."}
+
 var sentinels = map[Kind]error{
 	KindNotFound:     ErrNotFound,
 	KindForbidden:    ErrForbidden,

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
 // renderError shows an error page with its own words and, optionally, one
@@ -170,7 +171,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	status, pe := problem(err)
 	ctx := c.Request().Context()
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// Expected while the database (or the identity provider) is away;
+		// the driver's words name hosts and roles, never a password.
+		s.log.WarnContext(ctx, "request refused: unavailable", "error", err.Error(),
+			"method", c.Request().Method, "path", c.Request().URL.Path)
+		c.Response().Header().Set("Retry-After", retryAfter)
+	case status >= 500:
 		s.log.ErrorContext(ctx, "request failed", "error", err.Error(),
 			"method", c.Request().Method, "path", c.Request().URL.Path)
 	}
@@ -199,6 +207,25 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.ErrorContext(ctx, "writing error response", "error", err.Error())
 		_ = c.String(http.StatusInternalServerError, "internal error")
 	}
+}
+
+// retryAfter is the Retry-After of a 503, in seconds: the pages ask people
+// to try again in a minute, and a script told the same waits as long. The
+// pool reconnects within seconds of the database's return, so a client
+// that retries sooner is not refused for it.
+const retryAfter = "60"
+
+// sessionError is the session manager's ErrorFunc: a session that cannot
+// be loaded or saved is answered by the one error handler, as any other
+// failure is, so a database outage is a 503 there too rather than scs's
+// plain 500.
+func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error) {
+	if store.Unreachable(err) {
+		err = fmt.Errorf("session store: %w: %w", portal.ErrDatabaseUnavailable, err)
+	} else {
+		err = fmt.Errorf("session store: %w", err)
+	}
+	s.handleError(err, s.echo.NewContext(r, w))
 }
 
 // headings are the error pages' headings in plain words, by status: never

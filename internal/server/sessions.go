@@ -121,10 +121,7 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	sm.Cookie.Path = "/"
 	sm.Cookie.SameSite = http.SameSiteLaxMode
 	sm.Cookie.Secure = secureCookies(s.cfg.BaseURL)
-	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
-		s.log.ErrorContext(r.Context(), "session store", "error", err.Error())
-		http.Error(w, "The session store is unavailable; please try again shortly.", http.StatusServiceUnavailable)
-	}
+	sm.ErrorFunc = s.sessionError
 	return sm
 }
 

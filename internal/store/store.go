@@ -6,6 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,7 +58,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+		return mapErr("begin", err)
 	}
 	// Rollback after Commit is a no-op; it also covers a panic in fn.
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
@@ -110,17 +114,31 @@ const (
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
 	codeNotNullViolation    = "23502"
+	// The server is going away or not taking connections: an administrator
+	// or a fast shutdown ended the session (57P01), a crash did (57P02), or
+	// the server is starting or shutting down (57P03).
+	codeAdminShutdown = "57P01"
+	codeCrashShutdown = "57P02"
+	codeCannotConnect = "57P03"
+	// classConnection is SQLSTATE class 08, connection exceptions.
+	classConnection = "08"
 )
 
 // mapErr turns a driver error into the portal's vocabulary: a missing row is
 // portal.ErrNotFound, a duplicate is portal.ErrConflict, a violated rule of the
-// schema is portal.ErrInvalid; anything else is wrapped with the operation.
+// schema is portal.ErrInvalid, a database that cannot be reached is
+// portal.ErrDatabaseUnavailable; anything else is wrapped with the operation.
 func mapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store: %s: %w", op, portal.ErrNotFound)
+	}
+	if Unreachable(err) {
+		// The driver's error stays in the chain for the log line; the
+		// person sees the kind's words only.
+		return fmt.Errorf("store: %s: %w: %w", op, portal.ErrDatabaseUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -132,6 +150,35 @@ func mapErr(op string, err error) error {
 		}
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// Unreachable reports whether err says PostgreSQL could not be reached or
+// went away mid-statement, rather than refusing the statement: no
+// connection could be made, the connection broke, the pool waited past its
+// deadline for one, or the server is shutting down or starting. Such an
+// error passes once the database is back, and nothing of the statement was
+// committed unless its COMMIT had reached the server. The session store,
+// which speaks to PostgreSQL through its own library, is judged by it too.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return strings.HasPrefix(pgErr.Code, classConnection) ||
+			pgErr.Code == codeAdminShutdown || pgErr.Code == codeCrashShutdown || pgErr.Code == codeCannotConnect
+	}
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true // a dial, read or write on the socket failed or timed out
+	}
+	// A deadline is the pool's wait for a connection or a query's on a
+	// server that does not answer; a cancellation is the client leaving,
+	// and is not the database's doing.
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // TryAdvisoryLock takes the transaction-level advisory lock key if no
