@@ -2,11 +2,15 @@ package issue
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
+	"filippo.io/age/agessh"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
@@ -87,4 +91,55 @@ func wrongIdentity(t *testing.T) age.Identity {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// FuzzEncryptToPastedKey makes an SSH Ed25519 key pair from seed (the
+// fuzzer's bytes, stretched or cut to 32), pastes its public key line with
+// the text before and after it that people paste along (a prompt, a
+// comment, blank lines), and checks what the customer relies on: if
+// ParseRecipient accepts the paste, the file the portal encrypts to it
+// opens with the private key, as "age --decrypt -i ~/.ssh/id_ed25519"
+// opens it; and the paste of the bare line is always accepted.
+func FuzzEncryptToPastedKey(f *testing.F) {
+	f.Add([]byte("seed"), "", "")
+	f.Add([]byte("seed"), "", " alice@laptop\r\n")
+	f.Add([]byte{0}, "Public key: ", "\n\n")
+	f.Add([]byte("another seed"), "\ufeff", " two words")
+	f.Fuzz(func(t *testing.T, seed []byte, before, after string) {
+		var s [ed25519.SeedSize]byte
+		copy(s[:], seed)
+		priv := ed25519.NewKeyFromSeed(s[:])
+		pub, err := ssh.NewPublicKey(priv.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(pub)), "\n")
+		if _, err := ParseRecipient(line); err != nil {
+			t.Fatalf("the bare key line %q is refused: %v", line, err)
+		}
+		r, err := ParseRecipient(before + line + after)
+		if err != nil {
+			checkRefusal(t, before+line+after, err)
+			return
+		}
+		if r.Key != line {
+			t.Fatalf("pasted with %q and %q, the key reads as %q, want %q", before, after, r.Key, line)
+		}
+		plaintext := []byte("Username: c-fuzz\nPassword: not-a-real-one\n")
+		ciphertext, err := Encrypt(plaintext, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := agessh.NewEd25519Identity(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := age.Decrypt(bytes.NewReader(ciphertext), id)
+		if err != nil {
+			t.Fatalf("the file encrypted to %q does not open with its private key: %v", line, err)
+		}
+		if got, _ := io.ReadAll(out); !bytes.Equal(got, plaintext) {
+			t.Fatalf("the file opens to %q, want %q", got, plaintext)
+		}
+	})
 }

@@ -28,6 +28,7 @@ type target struct {
 // targets are every fuzz target of the repository, in the order they run.
 var targets = []target{
 	{"./internal/issue", "FuzzParseRecipient"},
+	{"./internal/issue", "FuzzEncryptToPastedKey"},
 	{"./internal/webconfig", "FuzzMerge"},
 	{"./internal/agent", "FuzzPortalAnswer"},
 	{"./internal/workflow", "FuzzParseClusters"},
