@@ -21,6 +21,7 @@ AXE = $(CURDIR)/.tools/axe/node_modules/axe-core/axe.min.js
 test: vet tools axe
 	PATH="$(TOOLS):$$PATH" $(WITHPG) go test -race -count=1 ./...
 	$(MAKE) test-deploy
+	$(MAKE) fuzz
 
 # The Helm chart and the agent's values for the support chart: helm lint,
 # helm template, and every rendered manifest decoded strictly against the
@@ -49,6 +50,16 @@ agebundle:
 	  echo "esbuild $$(node -p 'require("./node_modules/esbuild/package.json").version')"; \
 	  echo "sha256 $$(sha256sum ../static/age.js | cut -d" " -f1)"; } > BUNDLE
 	@cat web/agebundle/BUNDLE
+
+# Each fuzz target of the repository for FUZZTIME, one after the other, on
+# one throwaway PostgreSQL (two targets need it). The list is in
+# tools/fuzz/main.go; a test there fails if a Fuzz function is missing from
+# it. Longer: make fuzz FUZZTIME=10m, or one target:
+# go run ./tools/withpg -- go run ./tools/fuzz -fuzztime 10m FuzzBinding
+FUZZTIME ?= 3s
+.PHONY: fuzz
+fuzz:
+	$(WITHPG) go run ./tools/fuzz -fuzztime $(FUZZTIME)
 
 # Installs age and age-keygen into .tools/bin unless they are there at the
 # version go.mod requires, and helm at HELM_VERSION.

@@ -534,7 +534,7 @@ func TestCarriedUsers(t *testing.T) {
 }
 
 // writeCert writes a self-signed server.crt and server.key into dir.
-func writeCert(t *testing.T, dir string) {
+func writeCert(t testing.TB, dir string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

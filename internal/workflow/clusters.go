@@ -159,7 +159,8 @@ func nonNil(list []string) []string {
 // ParseClusters reads a clusters file: a `clusters:` list of name,
 // display_name, prometheus_url, credential_ttl_days (default 90), note,
 // enabled (default true) and policy (a PolicySpec). Unknown keys are
-// refused, so a typo cannot pass unnoticed. Returns an error naming the
+// refused, so a typo cannot pass unnoticed, and so is a second YAML
+// document, which would be left out. Returns an error naming the
 // entry and field at fault.
 func ParseClusters(r io.Reader) ([]*portal.Cluster, error) {
 	data, err := io.ReadAll(r)
@@ -171,6 +172,12 @@ func ParseClusters(r io.Reader) ([]*portal.Cluster, error) {
 	var f clusterFile
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("clusters file: %w", err)
+	}
+	// A decoder reads one document: clusters after a "---" would be
+	// silently left out.
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, errors.New(`clusters file: a second YAML document follows the first: write one "clusters:" list, with no "---" after it`)
 	}
 	seen := map[string]bool{}
 	out := make([]*portal.Cluster, 0, len(f.Clusters))
