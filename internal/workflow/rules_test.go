@@ -126,9 +126,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, listed, allowed, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				r := c.request(t, c.owner)
-				rs, err := c.svc.Requests(t.Context(), c.actor, portal.StatusPending)
+				rs, err := c.svc.Requests(t.Context(), c.actor, portal.StatusPending, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(rs, func(x *portal.Request) bool { return x.ID == r.ID }))
+					c.checkListed(t, slices.ContainsFunc(rs.Items, func(x *portal.Request) bool { return x.ID == r.ID }))
 				}
 				return err
 			},
@@ -138,9 +138,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				r := c.request(t, c.owner)
-				rs, err := c.svc.Queue(t.Context(), c.actor)
+				rs, err := c.svc.Queue(t.Context(), c.actor, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(rs, func(x *portal.Request) bool { return x.ID == r.ID }))
+					c.checkListed(t, slices.ContainsFunc(rs.Items, func(x *portal.Request) bool { return x.ID == r.ID }))
 				}
 				return err
 			},
@@ -216,9 +216,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, listed, allowed, allowed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				cred := c.credential(t, c.owner)
-				cs, err := c.svc.Credentials(t.Context(), c.actor)
+				cs, err := c.svc.Credentials(t.Context(), c.actor, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(cs, func(x *portal.Credential) bool { return x.ID == cred.ID }))
+					c.checkListed(t, slices.ContainsFunc(cs.Items, func(x *portal.Credential) bool { return x.ID == cred.ID }))
 				}
 				return err
 			},
@@ -313,9 +313,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				cred := c.revoked(t, c.owner, false)
-				cs, err := c.svc.Revocations(t.Context(), c.actor)
+				cs, err := c.svc.Revocations(t.Context(), c.actor, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(cs, func(x *portal.Credential) bool { return x.ID == cred.ID }))
+					c.checkListed(t, slices.ContainsFunc(cs.Items, func(x *portal.Credential) bool { return x.ID == cred.ID }))
 				}
 				return err
 			},
@@ -664,9 +664,9 @@ func TestRules(t *testing.T) {
 			want:   rule{notFound, listed, notFound, listed, listed, notFound},
 			run: func(t *testing.T, c *cell) error {
 				nt := c.token(t, c.owner)
-				ts, err := c.svc.Tokens(t.Context(), c.actor, c.owner.ID)
+				ts, err := c.svc.Tokens(t.Context(), c.actor, c.owner.ID, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(ts, func(x *portal.Token) bool { return x.ID == nt.ID }))
+					c.checkListed(t, slices.ContainsFunc(ts.Items, func(x *portal.Token) bool { return x.ID == nt.ID }))
 				}
 				return err
 			},
