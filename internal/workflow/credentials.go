@@ -36,7 +36,9 @@ func (s *Service) Credentials(ctx context.Context, a Actor, q portal.PageQuery) 
 	return portal.NewPage(cs, q.Limit, issuedKey), nil
 }
 
-func issuedKey(c *portal.Credential) portal.PageCursor { return portal.PageCursor{At: c.IssuedAt, ID: c.ID} }
+func issuedKey(c *portal.Credential) portal.PageCursor {
+	return portal.PageCursor{At: c.IssuedAt, ID: c.ID}
+}
 
 // Download returns credentials.txt.age of credential id, counts the download
 // and audits it. Only the owner may download: for anyone else, staff

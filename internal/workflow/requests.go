@@ -153,7 +153,9 @@ func (s *Service) Requests(ctx context.Context, a Actor, status portal.RequestSt
 	return portal.NewPage(rs, q.Limit, createdKey), nil
 }
 
-func createdKey(r *portal.Request) portal.PageCursor { return portal.PageCursor{At: r.CreatedAt, ID: r.ID} }
+func createdKey(r *portal.Request) portal.PageCursor {
+	return portal.PageCursor{At: r.CreatedAt, ID: r.ID}
+}
 
 // Queue is a page of the staff queue: pending requests, oldest first.
 // Returns portal.ErrForbidden for customers and an Error of
