@@ -321,6 +321,19 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			action:   "RevocationCount",
+			isolated: true,
+			want:     rule{forbidden, forbidden, forbidden, allowed, allowed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				c.revoked(t, c.owner, false)
+				n, err := c.svc.RevocationCount(t.Context(), c.actor)
+				if err == nil && n != (portal.Count{N: 1}) {
+					t.Errorf("%v revocations, want 1", n)
+				}
+				return err
+			},
+		},
+		{
 			action:   "RecentCompromises",
 			isolated: true,
 			want:     rule{forbidden, forbidden, forbidden, allowed, allowed, forbidden},
@@ -388,6 +401,23 @@ func TestRules(t *testing.T) {
 						t.Errorf("%s is not on the list", c.open.Name)
 					}
 					c.checkListed(t, slices.ContainsFunc(cs, func(x *portal.Cluster) bool { return x.ID == c.closed.ID }))
+				}
+				return err
+			},
+		},
+		{
+			// As Clusters, a page at a time; isolated, so that the page
+			// holds the fixture's clusters and no other's.
+			action:   "ClustersPage",
+			isolated: true,
+			want:     rule{allowed, allowed, allowed, listed, listed, allowed},
+			run: func(t *testing.T, c *cell) error {
+				cs, err := c.svc.ClustersPage(t.Context(), c.actor, firstPage)
+				if err == nil {
+					if !slices.ContainsFunc(cs.Items, func(x *portal.Cluster) bool { return x.ID == c.open.ID }) {
+						t.Errorf("%s is not on the page", c.open.Name)
+					}
+					c.checkListed(t, slices.ContainsFunc(cs.Items, func(x *portal.Cluster) bool { return x.ID == c.closed.ID }))
 				}
 				return err
 			},
