@@ -6,10 +6,11 @@
 -- million. The time of each order never changes once set (a revocation's
 -- time, an issuance, a creation), and the id breaks ties, so a page does not
 -- shift when rows arrive. The per-user indexes gain the id, replacing the
--- ones of 0001 and 0007 that ended at the time.
+-- ones of 0001, 0002 and 0007 that ended at the time.
 
 -- +goose Up
-CREATE INDEX credentials_revocations_idx ON credentials (revoked_at DESC, id DESC) WHERE revoked_at IS NOT NULL;
+DROP INDEX credentials_revoked_idx;
+CREATE INDEX credentials_revoked_idx ON credentials (revoked_at DESC, id DESC) WHERE revoked_at IS NOT NULL;
 
 DROP INDEX credentials_user_idx;
 CREATE INDEX credentials_user_idx ON credentials (user_id, issued_at DESC, id DESC);
@@ -31,4 +32,5 @@ DROP INDEX requests_user_idx;
 CREATE INDEX requests_user_idx ON requests (user_id, created_at DESC);
 DROP INDEX credentials_user_idx;
 CREATE INDEX credentials_user_idx ON credentials (user_id, issued_at DESC);
-DROP INDEX credentials_revocations_idx;
+DROP INDEX credentials_revoked_idx;
+CREATE INDEX credentials_revoked_idx ON credentials (revoked_at DESC) WHERE revoked_at IS NOT NULL;

@@ -171,7 +171,7 @@ func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reaso
 }
 
 // revocationsOrder is the order of the revocation list: the latest
-// revocation first, on credentials_revocations_idx. A revocation's time never
+// revocation first, on credentials_revoked_idx. A revocation's time never
 // changes once set.
 var revocationsOrder = keyset{at: "credentials.revoked_at", id: "credentials.id", desc: true}
 
@@ -191,8 +191,10 @@ func (s *Store) RevocationsPage(ctx context.Context, after *portal.PageCursor, l
 	return cs, nil
 }
 
-// revocationCountQuery counts revocations up to portal.CountCap+1.
-var revocationCountQuery = countCapped(`SELECT 1 FROM credentials WHERE revoked_at IS NOT NULL`)
+// revocationCountQuery counts revocations up to portal.CountCap+1. The order
+// keeps it on credentials_revoked_idx, stopping at the cap, where
+// PostgreSQL would otherwise scan the table when most credentials are revoked.
+var revocationCountQuery = countCapped(`SELECT 1 FROM credentials WHERE revoked_at IS NOT NULL ORDER BY revoked_at DESC`)
 
 // RevocationCount counts the revoked credentials, up to portal.CountCap+1:
 // an index-only count that stops there.
