@@ -24,7 +24,15 @@ CREATE INDEX requests_status_idx ON requests (status, created_at DESC, id DESC) 
 DROP INDEX api_tokens_user_idx;
 CREATE INDEX api_tokens_user_idx ON api_tokens (user_id, created_at DESC, id DESC);
 
+-- A person's sessions, the latest sign-in first; the people, the newest
+-- first. Both orders are of times that never change, unlike the last time
+-- seen or signed in.
+CREATE INDEX user_sessions_signed_in_idx ON user_sessions (user_id, created_at DESC, id DESC);
+CREATE INDEX users_created_idx ON users (created_at DESC, id DESC);
+
 -- +goose Down
+DROP INDEX users_created_idx;
+DROP INDEX user_sessions_signed_in_idx;
 DROP INDEX api_tokens_user_idx;
 CREATE INDEX api_tokens_user_idx ON api_tokens (user_id, created_at DESC);
 DROP INDEX requests_status_idx;

@@ -86,26 +86,39 @@ type PageQuery struct {
 // page size without a limit. Returns an Error of KindInvalid naming the
 // parameter at fault, with the allowed range for a limit.
 func ParsePageQuery(cursorParam, cursor, limit string) (PageQuery, error) {
-	q := PageQuery{Limit: DefaultPageSize}
-	if limit != "" {
-		n, err := strconv.Atoi(limit)
-		if err != nil || n < 1 || n > MaxPageSize {
-			return q, Invalid("limit", "limit is a whole number from 1 to %d (%d when not given).", MaxPageSize, DefaultPageSize)
-		}
-		q.Limit = n
+	n, err := ParsePageLimit(limit)
+	if err != nil {
+		return PageQuery{Limit: DefaultPageSize}, err
 	}
 	after, err := ParsePageCursor(cursorParam, cursor)
-	q.After = after
-	return q, err
+	return PageQuery{After: after, Limit: n}, err
+}
+
+// ParsePageLimit reads the query parameter "limit" as given: DefaultPageSize
+// when "". Returns an Error of KindInvalid with the allowed range for
+// anything but a whole number from 1 to MaxPageSize.
+func ParsePageLimit(v string) (int, error) {
+	if v == "" {
+		return DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || (PageQuery{Limit: n}).Valid() != nil {
+		return 0, errLimit()
+	}
+	return n, nil
 }
 
 // Valid returns an Error of KindInvalid when q's limit is outside 1 to
 // MaxPageSize.
 func (q PageQuery) Valid() error {
 	if q.Limit < 1 || q.Limit > MaxPageSize {
-		return Invalid("limit", "limit is a whole number from 1 to %d (%d when not given).", MaxPageSize, DefaultPageSize)
+		return errLimit()
 	}
 	return nil
+}
+
+func errLimit() error {
+	return Invalid("limit", "limit is a whole number from 1 to %d (%d when not given).", MaxPageSize, DefaultPageSize)
 }
 
 // Page is one page of a list: its rows and the cursor of the next page,

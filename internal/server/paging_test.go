@@ -236,7 +236,9 @@ func pagedLists() []pagedList {
 		{name: "API clusters, staff", who: sam, path: "/api/v1/clusters", rows: apiRows("clusters", "name"),
 			want: func(sc *pagingScene) []string { return sc.p.ids(`SELECT name FROM clusters ORDER BY name`) }, arrive: firstCluster},
 		{name: "API clusters, a customer: the open ones", who: alice, path: "/api/v1/clusters", rows: apiRows("clusters", "name"),
-			want: func(sc *pagingScene) []string { return sc.p.ids(`SELECT name FROM clusters WHERE enabled ORDER BY name`) }, arrive: firstCluster},
+			want: func(sc *pagingScene) []string {
+				return sc.p.ids(`SELECT name FROM clusters WHERE enabled ORDER BY name`)
+			}, arrive: firstCluster},
 		{name: "API tokens", who: alice, path: "/api/v1/tokens", rows: apiRows("tokens", "id"),
 			want: aliceTokens, arrive: newestToken},
 		{name: "revocations page", who: sam, path: "/staff/revocations", rows: pageRows(`<a href="/credentials/(\d+)">Details</a>`, "Pages of revocations"),

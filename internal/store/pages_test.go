@@ -45,6 +45,12 @@ func history(t *testing.T, s *Store) (staff *portal.User, customers []int64) {
 		 SELECT u.id, 'token ' || n, sha256((u.id || ':' || n)::bytea), '{read}',
 		        timestamptz '2020-01-01' + (n % 4) * interval '1 day', timestamptz '2030-01-01'
 		 FROM users u, generate_series(1, 10) n WHERE u.role = 'customer'`,
+		`INSERT INTO sessions (token, data, expiry)
+		 SELECT 'token-' || u.id || '-' || n, '\x00', now() + interval '1 hour'
+		 FROM users u, generate_series(1, 20) n WHERE u.role = 'customer'`,
+		`INSERT INTO user_sessions (token_hash, user_id, created_at, last_seen_at)
+		 SELECT token, split_part(token, '-', 2)::bigint, timestamptz '2026-01-01' + (id_n % 3) * interval '1 minute', now()
+		 FROM (SELECT token, row_number() OVER () AS id_n FROM sessions) s`,
 		`ANALYZE`,
 	}
 	for _, sql := range steps {
@@ -131,6 +137,8 @@ func TestPageQueriesReadOnlyThePage(t *testing.T) {
 	myCreds := mid(`SELECT issued_at, id FROM credentials WHERE user_id = $1 ORDER BY issued_at DESC, id DESC OFFSET 5 LIMIT 1`, alice)
 	myTokens := mid(`SELECT created_at, id FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET 4 LIMIT 1`, alice)
 	clusterAfter := &portal.PageCursor{Name: "c-0500", ID: 1}
+	mySessions := mid(`SELECT created_at, id FROM user_sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET 10 LIMIT 1`, alice)
+	person := mid(`SELECT created_at, id FROM users ORDER BY created_at DESC, id DESC OFFSET 100 LIMIT 1`)
 
 	type query struct {
 		sql  string
@@ -158,6 +166,10 @@ func TestPageQueriesReadOnlyThePage(t *testing.T) {
 			"api_tokens", "api_tokens_user_idx", limit},
 		{"clusters", []query{q(clustersQuery(false, nil, limit)), q(clustersQuery(false, clusterAfter, limit))},
 			"clusters", "clusters_name_key", limit},
+		{"a person's sessions", []query{q(userSessionsQuery(alice, "", nil, limit)), q(userSessionsQuery(alice, "", mySessions, limit))},
+			"user_sessions", "user_sessions_signed_in_idx", limit},
+		{"people", []query{q(peopleQuery("", nil, limit)), q(peopleQuery("", person, limit))},
+			"users", "users_created_idx", limit},
 		{"the revocation count", []query{q(revocationCountQuery, nil)},
 			"credentials", "credentials_revoked_idx", portal.CountCap + 1},
 	}

@@ -26,6 +26,8 @@ func TestPagedListsRefuseLimitsOutOfRange(t *testing.T) {
 		_, calls["Revocations"] = f.svc.Revocations(t.Context(), as(f.staff), q)
 		_, calls["ClustersPage"] = f.svc.ClustersPage(t.Context(), as(f.staff), q)
 		_, calls["Tokens"] = f.svc.Tokens(t.Context(), as(f.customerA), f.customerA.ID, q)
+		_, calls["Sessions"] = f.svc.Sessions(t.Context(), as(f.customerA), f.customerA.ID, q)
+		_, calls["People"] = f.svc.People(t.Context(), as(f.staff), "", q)
 		for name, err := range calls {
 			var pe *portal.Error
 			if !errors.As(err, &pe) || pe.Kind != portal.KindInvalid || pe.Field != "limit" {
