@@ -62,6 +62,20 @@ func newPagingScene(t *testing.T) *pagingScene {
 			       timestamptz '2026-01-01' + (n % 5) * interval '1 hour', now() + interval '30 days'
 			FROM generate_series(1, $2::int) n`, who.id, who.n)
 	}
+	// 150 more people, 150 more sessions of alice's, 150 messages.
+	p.exec(`INSERT INTO users (issuer, subject, email, created_at)
+		SELECT 'https://idp.example', 'person-' || n, 'person-' || n || '@example.org', timestamptz '2026-01-01' + (n % 4) * interval '1 hour'
+		FROM generate_series(1, 150) n`)
+	p.exec(`WITH s AS (
+			INSERT INTO sessions (token, data, expiry)
+			SELECT 'seeded-' || n, '\x00', now() + interval '1 hour' FROM generate_series(1, 150) n
+			RETURNING token
+		)
+		INSERT INTO user_sessions (token_hash, user_id, created_at, ip, user_agent)
+		SELECT token, $1, timestamptz '2026-01-01' + (length(token) % 3) * interval '1 minute', '192.0.2.9', 'seeded'
+		FROM s`, sc.aliceID)
+	p.exec(`INSERT INTO messages (event, audience, channel, recipient, subject, body_text, status)
+		SELECT 'request.created', 'staff', 'none', '', 'Message ' || n, 'text', 'unsent' FROM generate_series(1, 150) n`)
 	return sc
 }
 
@@ -191,6 +205,20 @@ func pagedLists() []pagedList {
 		sc.p.exec(`INSERT INTO api_tokens (user_id, name, token_hash, scopes, expires_at)
 			VALUES ($1, 'late', sha256(('late ' || clock_timestamp())::bytea), '{read}', now() + interval '1 day')`, sc.aliceID)
 	}
+	newestPerson := func(sc *pagingScene) {
+		sc.p.exec(`INSERT INTO users (issuer, subject, email) SELECT 'https://idp.example', 'late-' || count(*), 'late@example.org' FROM users`)
+	}
+	newestSession := func(sc *pagingScene) {
+		sc.p.exec(`WITH s AS (INSERT INTO sessions (token, data, expiry) VALUES ('late-' || clock_timestamp(), '\x00', now() + interval '1 hour') RETURNING token)
+			INSERT INTO user_sessions (token_hash, user_id) SELECT token, $1 FROM s`, sc.aliceID)
+	}
+	newestMessage := func(sc *pagingScene) {
+		sc.p.exec(`INSERT INTO messages (event, audience, channel, subject, body_text, status) VALUES ('request.created', 'staff', 'none', 'Late', 'text', 'unsent')`)
+	}
+	aliceSessions := func(sc *pagingScene) []string {
+		return sc.p.ids(`SELECT us.id FROM user_sessions us JOIN sessions s ON s.token = us.token_hash
+			WHERE us.user_id = $1 AND s.expiry > now() ORDER BY us.created_at DESC, us.id DESC`, sc.aliceID)
+	}
 	firstCluster := func(sc *pagingScene) {
 		sc.p.exec(`INSERT INTO clusters (name, prometheus_url) SELECT 'a-first-' || count(*), 'https://prometheus.a-first.2i2c.cloud' FROM clusters`)
 	}
@@ -251,6 +279,16 @@ func pagedLists() []pagedList {
 			want: aliceRequests, arrive: newestRequest},
 		{name: "dashboard credentials", who: alice, path: "/dashboard", rows: pageRows(`<a href="/credentials/(\d+)">Details`, "Pages of credentials"),
 			want: aliceCredentials, arrive: newestCredential, byState: true},
+		{name: "people", who: sam, path: "/staff/people", rows: pageRows(`<tr id="person-(\d+)">`, "Pages of people"),
+			want: func(sc *pagingScene) []string {
+				return sc.p.ids(`SELECT id FROM users ORDER BY created_at DESC, id DESC`)
+			}, arrive: newestPerson},
+		{name: "own sessions", who: alice, path: "/sessions", rows: pageRows(`<tr id="session-(\d+)"`, "Pages of sessions"),
+			want: aliceSessions, arrive: newestSession},
+		{name: "a person's sessions for staff", who: sam, path: "/staff/people/{alice}/sessions",
+			rows: pageRows(`<tr id="session-(\d+)"`, "Pages of sessions"), want: aliceSessions, arrive: newestSession},
+		{name: "notifications", who: sam, path: "/staff/notifications", rows: pageRows(`<tr id="message-(\d+)">`, "Pages"),
+			want: func(sc *pagingScene) []string { return sc.p.ids(`SELECT id FROM messages ORDER BY id DESC`) }, arrive: newestMessage},
 		{name: "tokens page", who: alice, path: "/tokens", rows: pageRows(`<tr id="token-(\d+)">`, "Pages of tokens"),
 			want: aliceTokens, arrive: newestToken},
 	}
@@ -273,6 +311,7 @@ func withQuery(path, k, v string) string {
 func TestListsArePaged(t *testing.T) {
 	sc := newPagingScene(t)
 	for _, l := range pagedLists() {
+		l.path = strings.ReplaceAll(l.path, "{alice}", strconv.FormatInt(sc.aliceID, 10))
 		t.Run(l.name, func(t *testing.T) {
 			b := l.who(sc)
 			rows, _ := l.rows(t, b.get(l.path))
@@ -292,11 +331,11 @@ func TestListsArePaged(t *testing.T) {
 					t.Errorf("limit=%s: %d, want a 4xx saying the range:\n%.400s", bad, r.StatusCode, r.Body)
 				}
 			}
-			cursors := cursorParams(l.path)
+			cursors, refusal := cursorParams(l.path)
 			for _, bad := range []string{"x", "!!!", "MTIzOmFiYw", strings.Repeat("A", 300)} {
 				for _, param := range cursors {
 					r := b.get(withQuery(l.path, param, bad))
-					if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(html.UnescapeString(r.Body), "not one this portal handed out") {
+					if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(html.UnescapeString(r.Body), refusal) {
 						t.Errorf("%s=%s: %d, want a 4xx with a message:\n%.400s", param, bad, r.StatusCode, r.Body)
 					}
 				}
@@ -340,13 +379,17 @@ func TestListsArePaged(t *testing.T) {
 	}
 }
 
-// cursorParams are the cursor parameters of a list's page: the dashboard
-// has one per list.
-func cursorParams(path string) []string {
-	if strings.HasPrefix(path, "/dashboard") {
-		return []string{"requests_cursor", "credentials_cursor"}
+// cursorParams are the cursor parameters of a list's page, and what a
+// refusal of a malformed one says: the dashboard has one per list, the
+// notifications a message's number.
+func cursorParams(path string) ([]string, string) {
+	switch {
+	case strings.HasPrefix(path, "/dashboard"):
+		return []string{"requests_cursor", "credentials_cursor"}, "not one this portal handed out"
+	case strings.HasPrefix(path, "/staff/notifications"):
+		return []string{"before"}, "before is the number of a message"
 	}
-	return []string{"cursor"}
+	return []string{"cursor"}, "not one this portal handed out"
 }
 
 // TestPageCounts: the queue says how many wait, the revocations how many
