@@ -43,7 +43,9 @@ func (s *Service) ClustersPage(ctx context.Context, a Actor, q portal.PageQuery)
 }
 
 // OpenClusters lists the clusters that take new requests, for the request
-// form: staff see the same list there as customers.
+// form: staff see the same list there as customers. It is the whole list,
+// not a page: staff decide how many clusters exist (about 30), and a choice
+// split over pages would hide some.
 func (s *Service) OpenClusters(ctx context.Context) ([]*portal.Cluster, error) {
 	return s.store.EnabledClusters(ctx)
 }
