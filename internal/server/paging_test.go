@@ -420,3 +420,47 @@ func TestPageCounts(t *testing.T) {
 		t.Errorf("past the cap, the revocations do not say “more than 1,000 revoked”")
 	}
 }
+
+// TestPagerLeadsBackToTheStart: a later page links back to the first, which
+// has no such link, and the links keep the limit asked for.
+func TestPagerLeadsBackToTheStart(t *testing.T) {
+	sc := newPagingScene(t)
+	tests := []struct {
+		who              *browser
+		path, row, label string
+		start            string
+	}{
+		{sc.sam, "/staff/revocations?limit=20", `<a href="/credentials/(\d+)">Details</a>`, "Pages of revocations", "Newest"},
+		{sc.sam, "/staff/requests?limit=20", `<article class="card queue-item" id="request-(\d+)"`, "Pages of the queue", "First"},
+		{sc.alice, "/dashboard?limit=20", `<span class="visually-hidden"> of request (\d+)</span>`, "Pages of requests", "Newest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			startRE := regexp.MustCompile(`<a href="([^"]+)">` + tt.start + `</a>`)
+			rows := pageRows(tt.row, tt.label)
+			first := tt.who.get(tt.path)
+			firstRows, next := rows(t, first)
+			if len(firstRows) != 20 || next == "" || !strings.Contains(next, "limit=20") {
+				t.Fatalf("first page: %d rows, next link %q; want 20 and a link keeping limit=20", len(firstRows), next)
+			}
+			if startRE.MatchString(first.Body) {
+				t.Errorf("the first page links to %q", tt.start)
+			}
+			second := tt.who.get(next)
+			if secondRows, _ := rows(t, second); len(secondRows) != 20 || slices.Contains(secondRows, firstRows[19]) {
+				t.Errorf("second page %v, want 20 rows after the first page's", secondRows)
+			}
+			m := startRE.FindStringSubmatch(second.Body)
+			if m == nil {
+				t.Fatalf("the second page has no %q link", tt.start)
+			}
+			back := html.UnescapeString(m[1])
+			if !strings.Contains(back, "limit=20") || strings.Contains(back, "cursor=") {
+				t.Errorf("%q link %q, want the first page with limit=20", tt.start, back)
+			}
+			if again, _ := rows(t, tt.who.get(back)); !slices.Equal(again, firstRows) {
+				t.Errorf("back at the start: %v, want the first page's %v", again, firstRows)
+			}
+		})
+	}
+}
