@@ -64,6 +64,11 @@ func ParsePageCursor(param, v string) (*PageCursor, error) {
 	if err1 != nil || err2 != nil || id <= 0 {
 		return nil, bad
 	}
+	// Every row's time is within these years; PostgreSQL's range is wider,
+	// but a time outside it would not be a refusal but its error.
+	if us < cursorTimeMin || us > cursorTimeMax {
+		return nil, bad
+	}
 	c := &PageCursor{At: time.UnixMicro(us).UTC(), ID: id}
 	if len(parts) == 3 {
 		if !ValidClusterName(parts[2]) {
@@ -73,6 +78,12 @@ func ParsePageCursor(param, v string) (*PageCursor, error) {
 	}
 	return c, nil
 }
+
+// The bounds of a cursor's time: years 1 to 9999, in Unix microseconds.
+var (
+	cursorTimeMin = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	cursorTimeMax = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
+)
 
 // PageQuery is which page of a list to show: the rows after After (the
 // first page when nil), at most Limit of them.

@@ -31,6 +31,8 @@ func TestParsePageQueryRefuses(t *testing.T) {
 		{"cursor without an id", "MTIz", "", "after"},
 		{"cursor with a zero id", PageCursor{ID: 0}.Encode(), "", "after"},
 		{"cursor with a name no cluster has", "MToxOkJhZCBOYW1l", "", "after"},
+		{"cursor past year 9999", "MjUzNDAyMzAwODAwMDAwMDAwOjU", "", "after"},
+		{"cursor at the end of int64", "OTIyMzM3MjAzNjg1NDc3NTgwNzo1", "", "after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

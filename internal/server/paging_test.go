@@ -332,7 +332,7 @@ func TestListsArePaged(t *testing.T) {
 				}
 			}
 			cursors, refusal := cursorParams(l.path)
-			for _, bad := range []string{"x", "!!!", "MTIzOmFiYw", strings.Repeat("A", 300)} {
+			for _, bad := range []string{"x", "!!!", "MTIzOmFiYw", strings.Repeat("A", 300), "OTIyMzM3MjAzNjg1NDc3NTgwNzo1", "LTkyMjMzNzIwMzY4NTQ3NzU4MDg6NQ"} {
 				for _, param := range cursors {
 					r := b.get(withQuery(l.path, param, bad))
 					if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(html.UnescapeString(r.Body), refusal) {
