@@ -79,8 +79,8 @@ func newPagingScene(t *testing.T) *pagingScene {
 	return sc
 }
 
-// ids runs a query of ids on the portal's database.
-func (p *testPortal) ids(query string, args ...any) []string {
+// idsInOrder runs a query of ids on the portal's database.
+func (p *testPortal) idsInOrder(query string, args ...any) []string {
 	p.t.Helper()
 	rows, err := p.Store.Pool().Query(context.Background(), query, args...)
 	if err != nil {
@@ -216,7 +216,7 @@ func pagedLists() []pagedList {
 		sc.p.exec(`INSERT INTO messages (event, audience, channel, subject, body_text, status) VALUES ('request.created', 'staff', 'none', 'Late', 'text', 'unsent')`)
 	}
 	aliceSessions := func(sc *pagingScene) []string {
-		return sc.p.ids(`SELECT us.id FROM user_sessions us JOIN sessions s ON s.token = us.token_hash
+		return sc.p.idsInOrder(`SELECT us.id FROM user_sessions us JOIN sessions s ON s.token = us.token_hash
 			WHERE us.user_id = $1 AND s.expiry > now() ORDER BY us.created_at DESC, us.id DESC`, sc.aliceID)
 	}
 	firstCluster := func(sc *pagingScene) {
@@ -232,40 +232,40 @@ func pagedLists() []pagedList {
 	alice := func(sc *pagingScene) *browser { return sc.alice }
 	sam := func(sc *pagingScene) *browser { return sc.sam }
 	aliceRequests := func(sc *pagingScene) []string {
-		return sc.p.ids(`SELECT id FROM requests WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, sc.aliceID)
+		return sc.p.idsInOrder(`SELECT id FROM requests WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, sc.aliceID)
 	}
 	aliceCredentials := func(sc *pagingScene) []string {
-		return sc.p.ids(`SELECT id FROM credentials WHERE user_id = $1 ORDER BY issued_at DESC, id DESC`, sc.aliceID)
+		return sc.p.idsInOrder(`SELECT id FROM credentials WHERE user_id = $1 ORDER BY issued_at DESC, id DESC`, sc.aliceID)
 	}
 	revocations := func(sc *pagingScene) []string {
-		return sc.p.ids(`SELECT id FROM credentials WHERE revoked_at IS NOT NULL ORDER BY revoked_at DESC, id DESC`)
+		return sc.p.idsInOrder(`SELECT id FROM credentials WHERE revoked_at IS NOT NULL ORDER BY revoked_at DESC, id DESC`)
 	}
 	queue := func(sc *pagingScene) []string {
-		return sc.p.ids(`SELECT id FROM requests WHERE status = 'pending' ORDER BY created_at, id`)
+		return sc.p.idsInOrder(`SELECT id FROM requests WHERE status = 'pending' ORDER BY created_at, id`)
 	}
 	aliceTokens := func(sc *pagingScene) []string {
-		return sc.p.ids(`SELECT id FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, sc.aliceID)
+		return sc.p.idsInOrder(`SELECT id FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, sc.aliceID)
 	}
 	return []pagedList{
 		{name: "API requests, a customer's own", who: alice, path: "/api/v1/requests", rows: apiRows("requests", "id"),
 			want: aliceRequests, arrive: newestRequest},
 		{name: "API requests, a customer's pending", who: alice, path: "/api/v1/requests?status=pending", rows: apiRows("requests", "id"),
 			want: func(sc *pagingScene) []string {
-				return sc.p.ids(`SELECT id FROM requests WHERE user_id = $1 AND status = 'pending' ORDER BY created_at DESC, id DESC`, sc.aliceID)
+				return sc.p.idsInOrder(`SELECT id FROM requests WHERE user_id = $1 AND status = 'pending' ORDER BY created_at DESC, id DESC`, sc.aliceID)
 			}, arrive: newestRequest},
 		{name: "API requests, staff's pending", who: sam, path: "/api/v1/requests?status=pending", rows: apiRows("requests", "id"),
 			want: queue, arrive: lastPending, arrivesLast: true},
 		{name: "API requests, staff's approved", who: sam, path: "/api/v1/requests?status=approved", rows: apiRows("requests", "id"),
 			want: func(sc *pagingScene) []string {
-				return sc.p.ids(`SELECT id FROM requests WHERE status = 'approved' ORDER BY created_at DESC, id DESC`)
+				return sc.p.idsInOrder(`SELECT id FROM requests WHERE status = 'approved' ORDER BY created_at DESC, id DESC`)
 			}, arrive: newestCredential},
 		{name: "API revocations", who: sam, path: "/api/v1/revocations", rows: apiRows("revocations", "id"),
 			want: revocations, arrive: revokeOne},
 		{name: "API clusters, staff", who: sam, path: "/api/v1/clusters", rows: apiRows("clusters", "name"),
-			want: func(sc *pagingScene) []string { return sc.p.ids(`SELECT name FROM clusters ORDER BY name`) }, arrive: firstCluster},
+			want: func(sc *pagingScene) []string { return sc.p.idsInOrder(`SELECT name FROM clusters ORDER BY name`) }, arrive: firstCluster},
 		{name: "API clusters, a customer: the open ones", who: alice, path: "/api/v1/clusters", rows: apiRows("clusters", "name"),
 			want: func(sc *pagingScene) []string {
-				return sc.p.ids(`SELECT name FROM clusters WHERE enabled ORDER BY name`)
+				return sc.p.idsInOrder(`SELECT name FROM clusters WHERE enabled ORDER BY name`)
 			}, arrive: firstCluster},
 		{name: "API tokens", who: alice, path: "/api/v1/tokens", rows: apiRows("tokens", "id"),
 			want: aliceTokens, arrive: newestToken},
@@ -274,28 +274,28 @@ func pagedLists() []pagedList {
 		{name: "staff queue", who: sam, path: "/staff/requests", rows: pageRows(`<article class="card queue-item" id="request-(\d+)"`, "Pages of the queue"),
 			want: queue, arrive: lastPending, arrivesLast: true},
 		{name: "clusters page", who: sam, path: "/staff/clusters", rows: pageRows(`<a href="/staff/clusters/(\d+)/edit">`, "Pages of clusters"),
-			want: func(sc *pagingScene) []string { return sc.p.ids(`SELECT id FROM clusters ORDER BY name`) }, arrive: firstCluster},
+			want: func(sc *pagingScene) []string { return sc.p.idsInOrder(`SELECT id FROM clusters ORDER BY name`) }, arrive: firstCluster},
 		{name: "dashboard requests", who: alice, path: "/dashboard", rows: pageRows(`<span class="visually-hidden"> of request (\d+)</span>`, "Pages of requests"),
 			want: aliceRequests, arrive: newestRequest},
 		{name: "dashboard credentials", who: alice, path: "/dashboard", rows: pageRows(`<a href="/credentials/(\d+)">Details`, "Pages of credentials"),
 			want: aliceCredentials, arrive: newestCredential, byState: true},
 		{name: "people", who: sam, path: "/staff/people", rows: pageRows(`<tr id="person-(\d+)">`, "Pages of people"),
 			want: func(sc *pagingScene) []string {
-				return sc.p.ids(`SELECT id FROM users ORDER BY created_at DESC, id DESC`)
+				return sc.p.idsInOrder(`SELECT id FROM users ORDER BY created_at DESC, id DESC`)
 			}, arrive: newestPerson},
 		{name: "own sessions", who: alice, path: "/sessions", rows: pageRows(`<tr id="session-(\d+)"`, "Pages of sessions"),
 			want: aliceSessions, arrive: newestSession},
 		{name: "a person's sessions for staff", who: sam, path: "/staff/people/{alice}/sessions",
 			rows: pageRows(`<tr id="session-(\d+)"`, "Pages of sessions"), want: aliceSessions, arrive: newestSession},
 		{name: "notifications", who: sam, path: "/staff/notifications", rows: pageRows(`<tr id="message-(\d+)">`, "Pages"),
-			want: func(sc *pagingScene) []string { return sc.p.ids(`SELECT id FROM messages ORDER BY id DESC`) }, arrive: newestMessage},
+			want: func(sc *pagingScene) []string { return sc.p.idsInOrder(`SELECT id FROM messages ORDER BY id DESC`) }, arrive: newestMessage},
 		{name: "tokens page", who: alice, path: "/tokens", rows: pageRows(`<tr id="token-(\d+)">`, "Pages of tokens"),
 			want: aliceTokens, arrive: newestToken},
 	}
 }
 
-// withQuery is path with the query parameter k set to v.
-func withQuery(path, k, v string) string {
+// withPageParam is path with the query parameter k set to v.
+func withPageParam(path, k, v string) string {
 	u, _ := url.Parse(path)
 	q := u.Query()
 	q.Set(k, v)
@@ -318,7 +318,7 @@ func TestListsArePaged(t *testing.T) {
 			if want := min(portal.DefaultPageSize, len(l.want(sc))); len(rows) != want {
 				t.Errorf("first page: %d rows, want %d", len(rows), want)
 			}
-			rows, _ = l.rows(t, b.get(withQuery(l.path, "limit", "100")))
+			rows, _ = l.rows(t, b.get(withPageParam(l.path, "limit", "100")))
 			if want := min(100, len(l.want(sc))); len(rows) != want {
 				t.Errorf("limit=100: %d rows, want %d", len(rows), want)
 			}
@@ -326,7 +326,7 @@ func TestListsArePaged(t *testing.T) {
 				t.Errorf("the scene holds %d rows, not more than the largest page", len(l.want(sc)))
 			}
 			for _, bad := range []string{"101", "0", "-3", "fifty", "1e2"} {
-				r := b.get(withQuery(l.path, "limit", bad))
+				r := b.get(withPageParam(l.path, "limit", bad))
 				if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(html.UnescapeString(r.Body), "from 1 to 100") {
 					t.Errorf("limit=%s: %d, want a 4xx saying the range:\n%.400s", bad, r.StatusCode, r.Body)
 				}
@@ -334,7 +334,7 @@ func TestListsArePaged(t *testing.T) {
 			cursors, refusal := cursorParams(l.path)
 			for _, bad := range []string{"x", "!!!", "MTIzOmFiYw", strings.Repeat("A", 300), "OTIyMzM3MjAzNjg1NDc3NTgwNzo1", "LTkyMjMzNzIwMzY4NTQ3NzU4MDg6NQ"} {
 				for _, param := range cursors {
-					r := b.get(withQuery(l.path, param, bad))
+					r := b.get(withPageParam(l.path, param, bad))
 					if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(html.UnescapeString(r.Body), refusal) {
 						t.Errorf("%s=%s: %d, want a 4xx with a message:\n%.400s", param, bad, r.StatusCode, r.Body)
 					}

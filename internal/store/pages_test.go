@@ -9,13 +9,14 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-// history seeds years of use: 200 customers on 5 clusters, each pair with
+// pagingHistory seeds years of use: 200 customers on 5 clusters, each pair with
 // one pending request and four decided (three approved, one denied), a
-// credential for every approval, two in three of them revoked, and ten
-// tokens per customer; 995 more clusters, closed, stand for a long list.
-// Times repeat (a minute of 997), so that the ids must break ties.
+// credential for every approval, two in three of them revoked, ten tokens
+// and twenty open sessions per customer; 995 more clusters, closed, stand
+// for a long list. Times repeat (a minute of 997), so that the ids must
+// break ties.
 // Returns the staff member and the customers.
-func history(t *testing.T, s *Store) (staff *portal.User, customers []int64) {
+func pagingHistory(t *testing.T, s *Store) (staff *portal.User, customers []int64) {
 	t.Helper()
 	ctx := t.Context()
 	staff = newUser(t, s, "staff", portal.RoleStaff)
@@ -95,8 +96,8 @@ func (n planNode) walk(fn func(planNode)) {
 	}
 }
 
-// explain runs sql under EXPLAIN (ANALYZE, FORMAT JSON) and returns its plan.
-func explain(t *testing.T, s *Store, sql string, args []any) planNode {
+// explainPlan runs sql under EXPLAIN (ANALYZE, FORMAT JSON) and returns its plan.
+func explainPlan(t *testing.T, s *Store, sql string, args []any) planNode {
 	t.Helper()
 	var raw []byte
 	if err := s.db.QueryRow(t.Context(), `EXPLAIN (ANALYZE, FORMAT JSON) `+sql, args...).Scan(&raw); err != nil {
@@ -117,7 +118,7 @@ func explain(t *testing.T, s *Store, sql string, args []any) planNode {
 // capped count reads no more than its cap.
 func TestPageQueriesReadOnlyThePage(t *testing.T) {
 	ctx, s := start(t)
-	_, customers := history(t, s)
+	_, customers := pagingHistory(t, s)
 	alice := customers[17]
 	const limit = portal.DefaultPageSize + 1
 
@@ -176,7 +177,7 @@ func TestPageQueriesReadOnlyThePage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for i, page := range tt.pages {
-				plan := explain(t, s, page.sql, page.args)
+				plan := explainPlan(t, s, page.sql, page.args)
 				var read float64
 				var indexed bool
 				plan.walk(func(n planNode) {
@@ -211,7 +212,7 @@ func TestPageQueriesReadOnlyThePage(t *testing.T) {
 // between the pages; a customer's list holds only that customer's rows.
 func TestPagesWalkEveryRowOnce(t *testing.T) {
 	ctx, s := start(t)
-	_, customers := history(t, s)
+	_, customers := pagingHistory(t, s)
 	alice := customers[3]
 
 	// walk pages through a list 7 rows at a time, calling between after
