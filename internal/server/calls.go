@@ -122,21 +122,6 @@ func shown[T, J any](view func(T) J) func(T, error) (any, error) {
 	}
 }
 
-// shownAll is shown for lists: the API shows them as {key: [...]}, never
-// null.
-func shownAll[T, J any](key string, view func(T) J) func([]T, error) (any, error) {
-	return func(vs []T, err error) (any, error) {
-		if err != nil {
-			return nil, err
-		}
-		out := make([]J, 0, len(vs))
-		for _, v := range vs {
-			out = append(out, view(v))
-		}
-		return map[string]any{key: out}, nil
-	}
-}
-
 // created marks the answer to a call that made an object: 201's Location
 // names it.
 func created(c echo.Context, location string) {

@@ -36,7 +36,11 @@ func clusterJSON(cl *portal.Cluster) apiClusterJSON {
 }
 
 func (s *Server) apiClusters(call apiCall[struct{}]) (any, error) {
-	return shownAll("clusters", clusterJSON)(s.wf.Clusters(call.ctx, call.actor))
+	q, err := call.pageQuery("cursor")
+	if err != nil {
+		return nil, err
+	}
+	return pageJSON("clusters", clusterJSON)(s.wf.ClustersPage(call.ctx, call.actor, q))
 }
 
 func (s *Server) apiCluster(call apiCall[struct{}]) (any, error) {
@@ -217,14 +221,23 @@ func (s *Server) apiRotateSyncToken(call apiCall[struct{}]) (any, error) {
 	return map[string]string{"token": token}, nil
 }
 
-// clustersPage lists clusters for staff.
+// clustersPage is a page of the clusters, by name, for staff.
 type clustersPage struct {
 	Clusters []*portal.Cluster
+	Pager    pager
 }
 
 func (s *Server) clusters(cl call) (page, error) {
-	cs, err := s.wf.Clusters(cl.ctx, cl.actor)
-	return page{Title: "Clusters", Data: clustersPage{Clusters: cs}}, err
+	q, err := cl.pageQuery("cursor")
+	if err != nil {
+		return page{}, err
+	}
+	cs, err := s.wf.ClustersPage(cl.ctx, cl.actor, q)
+	if err != nil {
+		return page{}, err
+	}
+	return page{Title: "Clusters", Data: clustersPage{Clusters: cs.Items,
+		Pager: newPager("Pages of clusters", "/staff/clusters", cl.c.QueryParams(), "cursor", cs.Next, true)}}, nil
 }
 
 // clusterForm adds or edits a cluster.

@@ -132,14 +132,26 @@ func (s *Server) renew(f call) (done, error) {
 		"The current credential keeps working until it expires.", requestURL(r.ID)}, nil
 }
 
-// revocationsPage lists revoked credentials for staff.
+// revocationsPage is a page of the revoked credentials for staff, with
+// their number (capped: portal.CountCap).
 type revocationsPage struct {
 	Credentials []*portal.Credential
+	Total       portal.Count
+	Pager       pager
 }
 
 func (s *Server) revocations(cl call) (page, error) {
-	cs, err := s.wf.Revocations(cl.ctx, cl.actor)
-	return page{Title: "Revocations", Data: revocationsPage{Credentials: cs}}, err
+	q, err := cl.pageQuery("cursor")
+	if err != nil {
+		return page{}, err
+	}
+	cs, err := s.wf.Revocations(cl.ctx, cl.actor, q)
+	if err != nil {
+		return page{}, err
+	}
+	n, err := s.wf.RevocationCount(cl.ctx, cl.actor)
+	return page{Title: "Revocations", Data: revocationsPage{Credentials: cs.Items, Total: n,
+		Pager: newPager("Pages of revocations", "/staff/revocations", cl.c.QueryParams(), "cursor", cs.Next, false)}}, err
 }
 
 func (s *Server) apiRevoke(call apiCall[struct {
@@ -171,5 +183,9 @@ func (s *Server) apiRenew(call apiCall[struct{}]) (any, error) {
 }
 
 func (s *Server) apiRevocations(call apiCall[struct{}]) (any, error) {
-	return shownAll("revocations", credentialJSON)(s.wf.Revocations(call.ctx, call.actor))
+	q, err := call.pageQuery("cursor")
+	if err != nil {
+		return nil, err
+	}
+	return pageJSON("revocations", credentialJSON)(s.wf.Revocations(call.ctx, call.actor, q))
 }

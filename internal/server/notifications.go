@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
@@ -50,14 +51,30 @@ func (s *Server) notifications(cl call) (page, error) {
 		}
 		before = n
 	}
-	out, err := s.wf.Outbox(cl.ctx, cl.actor, status, before, 0)
+	limit, err := portal.ParsePageLimit(cl.c.QueryParam("limit"))
 	if err != nil {
 		return page{}, err
 	}
+	out, err := s.wf.Outbox(cl.ctx, cl.actor, status, before, limit)
+	if err != nil {
+		return page{}, err
+	}
+	// The links keep a limit given; without one, they are the plain ones
+	// the audit log links to.
+	withLimit := func(u string) string {
+		if v := cl.c.QueryParam("limit"); v != "" {
+			sep := "?"
+			if strings.Contains(u, "?") {
+				sep = "&"
+			}
+			u += sep + "limit=" + v
+		}
+		return u
+	}
 	p := notificationsPage{Status: status, Statuses: outboxStatuses, Messages: out.Messages, Channels: out.Channels,
-		First: before == 0, Newest: notificationsURL(status, 0)}
+		First: before == 0, Newest: withLimit(notificationsURL(status, 0))}
 	if out.Next != 0 {
-		p.Older = notificationsURL(status, out.Next)
+		p.Older = withLimit(notificationsURL(status, out.Next))
 	}
 	return page{Title: "Notifications", Data: p}, nil
 }

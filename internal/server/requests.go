@@ -79,7 +79,11 @@ func (s *Server) apiRequests(call apiCall[struct{}]) (any, error) {
 	default:
 		return nil, portal.Invalid("status", "status is one of pending, approved, denied, cancelled, expired")
 	}
-	return shownAll("requests", requestJSON)(s.wf.Requests(call.ctx, call.actor, status))
+	q, err := call.pageQuery("cursor")
+	if err != nil {
+		return nil, err
+	}
+	return pageJSON("requests", requestJSON)(s.wf.Requests(call.ctx, call.actor, status, q))
 }
 
 func (s *Server) apiRequest(call apiCall[struct{}]) (any, error) {
@@ -231,10 +235,12 @@ func (s *Server) staffHome(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/staff/requests")
 }
 
-// queuePage is the staff queue of pending requests.
+// queuePage is a page of the staff queue of pending requests; the staff
+// summary counts them all (a bounded set: requests wait days, not years).
 type queuePage struct {
 	Requests    []queueItem
 	Compromised int // credentials reported compromised in the last week
+	Pager       pager
 	Now         time.Time
 }
 
@@ -254,7 +260,11 @@ type queueItem struct {
 }
 
 func (s *Server) queue(cl call) (page, error) {
-	rs, err := s.wf.Queue(cl.ctx, cl.actor)
+	q, err := cl.pageQuery("cursor")
+	if err != nil {
+		return page{}, err
+	}
+	rs, err := s.wf.Queue(cl.ctx, cl.actor, q)
 	if err != nil {
 		return page{}, err
 	}
@@ -271,8 +281,8 @@ func (s *Server) queue(cl call) (page, error) {
 	for _, c := range cs {
 		byID[c.ID] = c
 	}
-	items := make([]queueItem, len(rs))
-	for i, r := range rs {
+	items := make([]queueItem, len(rs.Items))
+	for i, r := range rs.Items {
 		items[i] = queueItem{Request: r, ApprovedByMe: slices.Contains(r.Approvers, cl.actor.User.Email)}
 		if c := byID[r.ClusterID]; c != nil {
 			items[i].DefaultLastDay = lastDay(now.Add(c.CredentialTTL()))
@@ -289,7 +299,8 @@ func (s *Server) queue(cl call) (page, error) {
 	// The queue warns of failing messages, so it counts them itself: here a
 	// failure to count fails the page, where the navigation does without.
 	sum, err := s.wf.StaffSummary(cl.ctx, cl.actor)
-	return page{Title: "Pending requests", Staff: sum, Data: queuePage{Requests: items, Compromised: n, Now: now}}, err
+	return page{Title: "Pending requests", Staff: sum, Data: queuePage{Requests: items, Compromised: n, Now: now,
+		Pager: newPager("Pages of the queue", "/staff/requests", cl.c.QueryParams(), "cursor", rs.Next, true)}}, err
 }
 
 // lastDay is the day, in UTC, of a credential expiring at t: the last day

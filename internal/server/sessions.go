@@ -243,8 +243,9 @@ func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 // for staff, anyone's.
 type sessionsPage struct {
 	Person   *portal.User
-	Sessions []*portal.Session
-	Own      bool // the person is the one asking
+	Sessions []*portal.Session // a page of them, the latest sign-in first
+	Own      bool              // the person is the one asking
+	Pager    pager
 }
 
 // ownSessions lists the browsers signed in as the person asking.
@@ -258,11 +259,16 @@ func (s *Server) personSessions(cl call) (page, error) {
 }
 
 func (s *Server) sessionsOf(cl call, userID int64) (page, error) {
-	ps, err := s.wf.Sessions(cl.ctx, cl.actor, userID)
+	q, err := cl.pageQuery("cursor")
 	if err != nil {
 		return page{}, err
 	}
-	p := sessionsPage{Person: ps.Person, Sessions: ps.Sessions, Own: userID == cl.actor.User.ID}
+	ps, err := s.wf.Sessions(cl.ctx, cl.actor, userID, q)
+	if err != nil {
+		return page{}, err
+	}
+	p := sessionsPage{Person: ps.Person, Sessions: ps.Sessions, Own: userID == cl.actor.User.ID,
+		Pager: newPager("Pages of sessions", cl.c.Request().URL.Path, cl.c.QueryParams(), "cursor", ps.Next, false)}
 	title := "Your sessions"
 	if !p.Own {
 		title = "Sessions of " + ps.Person.DisplayName()
@@ -333,15 +339,24 @@ func (s *Server) endPersonSessions(f call) (done, error) {
 		"the next sign-in takes the person's role afresh from the identity provider.", sessionCount(n)), sessionsURL(f.actor, f.id)}, nil
 }
 
-// peoplePage is the staff's list of people, to find whose sessions to see.
+// peoplePage is a page of the staff's list of people, to find whose
+// sessions to see.
 type peoplePage struct {
 	Query  string
 	People []*portal.Person
-	Max    int
+	Pager  pager
 }
 
 func (s *Server) people(cl call) (page, error) {
-	q := cl.c.QueryParam("q")
-	ps, err := s.wf.People(cl.ctx, cl.actor, q)
-	return page{Title: "People", Data: peoplePage{Query: q, People: ps, Max: workflow.MaxPeople}}, err
+	text := cl.c.QueryParam("q")
+	q, err := cl.pageQuery("cursor")
+	if err != nil {
+		return page{}, err
+	}
+	ps, err := s.wf.People(cl.ctx, cl.actor, text, q)
+	if err != nil {
+		return page{}, err
+	}
+	return page{Title: "People", Data: peoplePage{Query: text, People: ps.Items,
+		Pager: newPager("Pages of people", "/staff/people", cl.c.QueryParams(), "cursor", ps.Next, false)}}, nil
 }

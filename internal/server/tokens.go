@@ -213,7 +213,11 @@ func (s *Server) apiTokens(call apiCall[struct{}]) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return shownAll("tokens", tokenJSON)(s.wf.Tokens(call.ctx, call.actor, id))
+	q, err := call.pageQuery("cursor")
+	if err != nil {
+		return nil, err
+	}
+	return pageJSON("tokens", tokenJSON)(s.wf.Tokens(call.ctx, call.actor, id, q))
 }
 
 // apiRevokeTokens revokes every active token of the person ?user names;
@@ -241,7 +245,8 @@ func (s *Server) apiRevokeToken(call apiCall[struct{}]) (any, error) {
 // tokensPage is the person's tokens, and after a creation the new token,
 // shown this once.
 type tokensPage struct {
-	Tokens      []*portal.Token
+	Tokens      []*portal.Token // a page of them, newest first
+	Pager       pager
 	New         *workflow.NewToken
 	Form        newTokenJSON
 	Error       *portal.Error
@@ -253,10 +258,17 @@ type tokensPage struct {
 }
 
 func (s *Server) tokensData(cl call) (tokensPage, error) {
-	ts, err := s.wf.Tokens(cl.ctx, cl.actor, cl.actor.User.ID)
-	return tokensPage{Tokens: ts, Scopes: portal.Scopes(), DefaultDays: portal.DefaultTokenDays,
+	q, err := cl.pageQuery("cursor")
+	if err != nil {
+		return tokensPage{}, err
+	}
+	ts, err := s.wf.Tokens(cl.ctx, cl.actor, cl.actor.User.ID, q)
+	if err != nil {
+		return tokensPage{}, err
+	}
+	return tokensPage{Tokens: ts.Items, Pager: newPager("Pages of tokens", "/tokens", cl.c.QueryParams(), "cursor", ts.Next, false), Scopes: portal.Scopes(), DefaultDays: portal.DefaultTokenDays,
 		MaxDays: portal.MaxTokenDays, Max: portal.MaxActiveTokens, Now: time.Now(),
-		Form: newTokenJSON{Scopes: []string{string(portal.ScopeRead)}, ExpiresInDays: portal.DefaultTokenDays}}, err
+		Form: newTokenJSON{Scopes: []string{string(portal.ScopeRead)}, ExpiresInDays: portal.DefaultTokenDays}}, nil
 }
 
 func (s *Server) tokens(cl call) (page, error) {

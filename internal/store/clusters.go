@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,16 +51,47 @@ func nonNil(list []string) []string {
 	return list
 }
 
-// Clusters lists every cluster, enabled or not, by name.
+// Clusters lists every cluster, enabled or not, by name. Staff decide how
+// many clusters exist (2i2c runs about 30), so the lists that offer every
+// cluster to choose from (the audit filter, the queue's policies) take them
+// whole; the clusters page and the API page them (ClustersPage).
 func (s *Store) Clusters(ctx context.Context) ([]*portal.Cluster, error) {
 	cs, err := collect(scanCluster)(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters ORDER BY name`))
 	return cs, mapErr("clusters", err)
 }
 
-// EnabledClusters lists the clusters that take new requests, by name.
+// EnabledClusters lists the clusters that take new requests, by name. The
+// request form's choice of cluster is this whole list: staff decide how many
+// clusters exist, and a choice split over pages would hide some.
 func (s *Store) EnabledClusters(ctx context.Context) ([]*portal.Cluster, error) {
 	cs, err := collect(scanCluster)(s.db.Query(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE enabled ORDER BY name`))
 	return cs, mapErr("enabled clusters", err)
+}
+
+// clustersQuery is ClustersPage's statement, on the names' unique index. A
+// cluster's name never changes, so it is the order and the cursor alone.
+func clustersQuery(enabledOnly bool, after *portal.PageCursor, limit int) (string, []any) {
+	var (
+		conds []string
+		args  []any
+	)
+	if enabledOnly {
+		conds = append(conds, "enabled")
+	}
+	if after != nil {
+		args = append(args, after.Name)
+		conds = append(conds, "name > $"+strconv.Itoa(len(args)))
+	}
+	args = append(args, limit)
+	return `SELECT ` + clusterColumns + ` FROM clusters` + whereClause(conds) + ` ORDER BY name LIMIT $` + strconv.Itoa(len(args)), args
+}
+
+// ClustersPage returns up to limit clusters by name, after the cursor's
+// name (from the first when nil): every one, or the enabled ones only.
+func (s *Store) ClustersPage(ctx context.Context, enabledOnly bool, after *portal.PageCursor, limit int) ([]*portal.Cluster, error) {
+	sql, args := clustersQuery(enabledOnly, after, pageLimit(limit))
+	cs, err := collect(scanCluster)(s.db.Query(ctx, sql, args...))
+	return cs, mapErr("clusters", err)
 }
 
 // ClusterByName returns the cluster called name. Returns portal.ErrNotFound if

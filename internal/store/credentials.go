@@ -104,12 +104,20 @@ func (s *Store) RecordDownload(ctx context.Context, id int64) (int, error) {
 	return count, nil
 }
 
-// CredentialsByUser lists the customer's credentials, newest first, whatever
-// their state, without ciphertexts.
-func (s *Store) CredentialsByUser(ctx context.Context, userID int64) ([]*portal.Credential, error) {
-	cs, err := collect(scanCredential)(s.db.Query(ctx,
-		credentialSelect+` WHERE credentials.user_id = $1 ORDER BY credentials.issued_at DESC, credentials.id DESC`,
-		userID))
+// userCredentialsOrder is the order of a customer's credentials: the newest
+// issued first, on credentials_user_idx.
+var userCredentialsOrder = keyset{at: "credentials.issued_at", id: "credentials.id", desc: true}
+
+func userCredentialsQuery(userID int64, after *portal.PageCursor, limit int) (string, []any) {
+	return userCredentialsOrder.page(credentialSelect, []string{"credentials.user_id = $1"}, []any{userID}, after, limit)
+}
+
+// UserCredentialsPage returns up to limit of the customer's credentials,
+// whatever their state, newest issued first, after the cursor (from the
+// newest when nil), without ciphertexts.
+func (s *Store) UserCredentialsPage(ctx context.Context, userID int64, after *portal.PageCursor, limit int) ([]*portal.Credential, error) {
+	sql, args := userCredentialsQuery(userID, after, pageLimit(limit))
+	cs, err := collect(scanCredential)(s.db.Query(ctx, sql, args...))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("credentials of user %d", userID), err)
 	}
@@ -162,15 +170,38 @@ func (s *Store) RevokeCredential(ctx context.Context, id int64, by *int64, reaso
 		id, by, reason, compromised))
 }
 
-// Revocations lists every revoked credential, the latest revocation first,
-// with display fields but without ciphertexts.
-func (s *Store) Revocations(ctx context.Context) ([]*portal.Credential, error) {
-	cs, err := collect(scanCredential)(s.db.Query(ctx,
-		credentialSelect+` WHERE credentials.revoked_at IS NOT NULL ORDER BY credentials.revoked_at DESC, credentials.id DESC`))
+// revocationsOrder is the order of the revocation list: the latest
+// revocation first, on credentials_revoked_idx. A revocation's time never
+// changes once set.
+var revocationsOrder = keyset{at: "credentials.revoked_at", id: "credentials.id", desc: true}
+
+func revocationsQuery(after *portal.PageCursor, limit int) (string, []any) {
+	return revocationsOrder.page(credentialSelect, []string{"credentials.revoked_at IS NOT NULL"}, nil, after, limit)
+}
+
+// RevocationsPage returns up to limit revoked credentials, the latest
+// revocation first, after the cursor (from the latest when nil), with
+// display fields but without ciphertexts.
+func (s *Store) RevocationsPage(ctx context.Context, after *portal.PageCursor, limit int) ([]*portal.Credential, error) {
+	sql, args := revocationsQuery(after, pageLimit(limit))
+	cs, err := collect(scanCredential)(s.db.Query(ctx, sql, args...))
 	if err != nil {
 		return nil, mapErr("revocations", err)
 	}
 	return cs, nil
+}
+
+// revocationCountQuery counts revocations up to portal.CountCap+1. The order
+// keeps it on credentials_revoked_idx, stopping at the cap, where
+// PostgreSQL would otherwise scan the table when most credentials are revoked.
+var revocationCountQuery = countCapped(`SELECT 1 FROM credentials WHERE revoked_at IS NOT NULL ORDER BY revoked_at DESC`)
+
+// RevocationCount counts the revoked credentials, up to portal.CountCap+1:
+// an index-only count that stops there.
+func (s *Store) RevocationCount(ctx context.Context) (portal.Count, error) {
+	var n int
+	err := s.db.QueryRow(ctx, revocationCountQuery).Scan(&n)
+	return portal.NewCount(n), mapErr("count revocations", err)
 }
 
 // CompromisedSince counts the credentials reported compromised since t.

@@ -55,14 +55,14 @@ func TestCreateCredential(t *testing.T) {
 		t.Errorf("zero IssuedAt became %v, want now", now.IssuedAt)
 	}
 
-	mine, err := s.CredentialsByUser(ctx, alice.ID)
+	mine, err := s.UserCredentialsPage(ctx, alice.ID, nil, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]*portal.Credential{readCredential(now, c, alice), want}, mine, toMicroseconds); diff != "" {
-		t.Errorf("CredentialsByUser, newest first (-want +got):\n%s", diff)
+		t.Errorf("UserCredentialsPage, newest first (-want +got):\n%s", diff)
 	}
-	if others, err := s.CredentialsByUser(ctx, staff.ID); err != nil || len(others) != 0 {
+	if others, err := s.UserCredentialsPage(ctx, staff.ID, nil, 100); err != nil || len(others) != 0 {
 		t.Errorf("staff's credentials = %v, %v; want none", others, err)
 	}
 }
@@ -115,7 +115,7 @@ func TestCreateCredentialRefusesWhatTheSchemaForbids(t *testing.T) {
 		{"expires when issued", func(c *portal.Credential) { c.ExpiresAt = c.IssuedAt }},
 		{"unknown request", func(c *portal.Credential) { c.RequestID = 424242 }},
 	})
-	if cs, _ := s.CredentialsByUser(ctx, alice.ID); len(cs) != 0 {
+	if cs, _ := s.UserCredentialsPage(ctx, alice.ID, nil, 100); len(cs) != 0 {
 		t.Errorf("refused credentials were stored: %v", cs)
 	}
 }
@@ -131,9 +131,9 @@ func TestCredentialNotFound(t *testing.T) {
 		{"RevokeCredential", func() error { return s.RevokeCredential(ctx, missing, &staff.ID, "lost", false) }},
 	})
 	wantEmpty(t,
-		func() ([]*portal.Credential, error) { return s.CredentialsByUser(ctx, missing) },
+		func() ([]*portal.Credential, error) { return s.UserCredentialsPage(ctx, missing, nil, 100) },
 		func() ([]*portal.Credential, error) { return s.ActiveCredentials(ctx, missing, time.Now()) },
-		func() ([]*portal.Credential, error) { return s.Revocations(ctx) },
+		func() ([]*portal.Credential, error) { return s.RevocationsPage(ctx, nil, 100) },
 	)
 }
 
@@ -312,14 +312,14 @@ func TestRevokeCredential(t *testing.T) {
 		t.Errorf("revoking a missing credential: %v, want ErrNotFound", err)
 	}
 
-	revs, err := s.Revocations(ctx)
+	revs, err := s.RevocationsPage(ctx, nil, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Newest first.
 	want := []*portal.Credential{revoked(second, nil, "key leaked", true), got}
 	if diff := cmp.Diff(want, revs, toMicroseconds, ignoreRevokedAt); diff != "" {
-		t.Fatalf("Revocations (-want +got):\n%s", diff)
+		t.Fatalf("RevocationsPage (-want +got):\n%s", diff)
 	}
 	if revs[0].RevokedAt == nil {
 		t.Errorf("Revocations[0] has no revocation time: %+v", revs[0])

@@ -93,24 +93,47 @@ func (s *Store) PendingRequestFor(ctx context.Context, userID, clusterID int64) 
 	return r, nil
 }
 
-// RequestsByUser lists the customer's requests, newest first.
-func (s *Store) RequestsByUser(ctx context.Context, userID int64) ([]*portal.Request, error) {
-	rs, err := collect(scanRequest)(s.db.Query(ctx,
-		requestSelect+` WHERE requests.user_id = $1 ORDER BY requests.created_at DESC, requests.id DESC`, userID))
+// userRequestsOrder is the order of a customer's requests: newest first, on
+// requests_user_idx.
+var userRequestsOrder = keyset{at: "requests.created_at", id: "requests.id", desc: true}
+
+func userRequestsQuery(userID int64, status portal.RequestStatus, after *portal.PageCursor, limit int) (string, []any) {
+	conds, args := []string{"requests.user_id = $1"}, []any{userID}
+	if status != "" {
+		conds, args = append(conds, "requests.status = $2"), append(args, status)
+	}
+	return userRequestsOrder.page(requestSelect, conds, args, after, limit)
+}
+
+// UserRequestsPage returns up to limit of the customer's requests with
+// status ("" for any), newest first, after the cursor (from the newest when
+// nil).
+func (s *Store) UserRequestsPage(ctx context.Context, userID int64, status portal.RequestStatus, after *portal.PageCursor, limit int) ([]*portal.Request, error) {
+	sql, args := userRequestsQuery(userID, status, after, pageLimit(limit))
+	rs, err := collect(scanRequest)(s.db.Query(ctx, sql, args...))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("requests of user %d", userID), err)
 	}
 	return rs, nil
 }
 
-// RequestsByStatus lists every customer's requests with status: pending ones
-// oldest first, as the staff queue serves them, the others newest first.
-func (s *Store) RequestsByStatus(ctx context.Context, status portal.RequestStatus) ([]*portal.Request, error) {
-	order := ` ORDER BY requests.created_at DESC, requests.id DESC`
-	if status == portal.StatusPending {
-		order = ` ORDER BY requests.created_at, requests.id`
-	}
-	rs, err := collect(scanRequest)(s.db.Query(ctx, requestSelect+` WHERE requests.status = $1`+order, status))
+// statusRequestsOrder is the order of everyone's requests with one status:
+// pending ones oldest first, as the staff queue serves them (on
+// requests_queue_idx), the decided ones newest first (requests_status_idx).
+func statusRequestsOrder(status portal.RequestStatus) keyset {
+	return keyset{at: "requests.created_at", id: "requests.id", desc: status != portal.StatusPending}
+}
+
+func statusRequestsQuery(status portal.RequestStatus, after *portal.PageCursor, limit int) (string, []any) {
+	return statusRequestsOrder(status).page(requestSelect, []string{"requests.status = $1"}, []any{status}, after, limit)
+}
+
+// StatusRequestsPage returns up to limit of everyone's requests with
+// status, after the cursor (from the start when nil): pending ones oldest
+// first, the others newest first.
+func (s *Store) StatusRequestsPage(ctx context.Context, status portal.RequestStatus, after *portal.PageCursor, limit int) ([]*portal.Request, error) {
+	sql, args := statusRequestsQuery(status, after, pageLimit(limit))
+	rs, err := collect(scanRequest)(s.db.Query(ctx, sql, args...))
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("%s requests", status), err)
 	}

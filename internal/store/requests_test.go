@@ -64,7 +64,7 @@ func TestCreateRequestRefusesWhatTheSchemaForbids(t *testing.T) {
 		{"unknown user", func(r *portal.Request) { r.UserID = 424242 }},
 		{"renews an unknown credential", func(r *portal.Request) { id := int64(424242); r.RenewsCredentialID = &id }},
 	})
-	if rs, _ := s.RequestsByUser(ctx, alice.ID); len(rs) != 0 {
+	if rs, _ := s.UserRequestsPage(ctx, alice.ID, "", nil, 100); len(rs) != 0 {
 		t.Errorf("refused requests were stored: %v", rs)
 	}
 }
@@ -83,8 +83,8 @@ func TestRequestNotFound(t *testing.T) {
 		{"DecideRequest", func() error { return s.DecideRequest(ctx, missing, portal.StatusApproved, staff.ID, "ok") }},
 	})
 	wantEmpty(t,
-		func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, missing) },
-		func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusPending) },
+		func() ([]*portal.Request, error) { return s.UserRequestsPage(ctx, missing, "", nil, 100) },
+		func() ([]*portal.Request, error) { return s.StatusRequestsPage(ctx, portal.StatusPending, nil, 100) },
 	)
 }
 
@@ -176,15 +176,15 @@ func TestRequestListings(t *testing.T) {
 		list func() ([]*portal.Request, error)
 		want []*portal.Request
 	}{
-		{"alice's, newest first", func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, alice.ID) },
+		{"alice's, newest first", func() ([]*portal.Request, error) { return s.UserRequestsPage(ctx, alice.ID, "", nil, 100) },
 			[]*portal.Request{a4, a3, a2, a1}},
-		{"bob's", func() ([]*portal.Request, error) { return s.RequestsByUser(ctx, bob.ID) },
+		{"bob's", func() ([]*portal.Request, error) { return s.UserRequestsPage(ctx, bob.ID, "", nil, 100) },
 			[]*portal.Request{b2, b1}},
-		{"the queue, oldest first", func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusPending) },
+		{"the queue, oldest first", func() ([]*portal.Request, error) { return s.StatusRequestsPage(ctx, portal.StatusPending, nil, 100) },
 			[]*portal.Request{b1, a2, a4}},
-		{"approved, newest first", func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusApproved) },
+		{"approved, newest first", func() ([]*portal.Request, error) { return s.StatusRequestsPage(ctx, portal.StatusApproved, nil, 100) },
 			[]*portal.Request{b2, a3, a1}},
-		{"denied: none", func() ([]*portal.Request, error) { return s.RequestsByStatus(ctx, portal.StatusDenied) }, nil},
+		{"denied: none", func() ([]*portal.Request, error) { return s.StatusRequestsPage(ctx, portal.StatusDenied, nil, 100) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

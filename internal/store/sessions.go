@@ -62,14 +62,23 @@ func (s *Store) SessionUser(ctx context.Context, key string, userID int64, ip, u
 	return u, nil
 }
 
-// UserSessions lists user userID's open (unexpired) sessions, the most
-// recently seen first; the one keyed current is marked.
-func (s *Store) UserSessions(ctx context.Context, userID int64, current string) ([]*portal.Session, error) {
-	out, err := collect(scanSession)(s.db.Query(ctx, `
-		SELECT `+sessionColumns+`, us.token_hash = $2
-		FROM user_sessions us JOIN sessions s ON s.token = us.token_hash
-		WHERE us.user_id = $1 AND s.expiry > now()
-		ORDER BY us.last_seen_at DESC, us.id DESC`, userID, current))
+// userSessionsOrder is the order of a person's sessions: the latest sign-in
+// first, on user_sessions_signed_in_idx. Not the last seen first: that
+// changes at every request, and would shift the pages.
+var userSessionsOrder = keyset{at: "us.created_at", id: "us.id", desc: true}
+
+func userSessionsQuery(userID int64, current string, after *portal.PageCursor, limit int) (string, []any) {
+	return userSessionsOrder.page(`SELECT `+sessionColumns+`, us.token_hash = $2
+		FROM user_sessions us JOIN sessions s ON s.token = us.token_hash`,
+		[]string{"us.user_id = $1", "s.expiry > now()"}, []any{userID, current}, after, limit)
+}
+
+// UserSessionsPage returns up to limit of user userID's open (unexpired)
+// sessions, the latest sign-in first, after the cursor (from the latest when
+// nil); the one keyed current is marked.
+func (s *Store) UserSessionsPage(ctx context.Context, userID int64, current string, after *portal.PageCursor, limit int) ([]*portal.Session, error) {
+	sql, args := userSessionsQuery(userID, current, after, pageLimit(limit))
+	out, err := collect(scanSession)(s.db.Query(ctx, sql, args...))
 	return out, mapErr(fmt.Sprintf("sessions of user %d", userID), err)
 }
 
@@ -113,10 +122,27 @@ func (s *Store) EndUserSessions(ctx context.Context, userID int64) (int, error) 
 	return n, mapErr(fmt.Sprintf("end sessions of user %d", userID), err)
 }
 
-// People lists up to limit users whose email or name holds text (all users
-// when text is ""), with their open sessions, the most recently signed in
-// first.
-func (s *Store) People(ctx context.Context, text string, limit int) ([]*portal.Person, error) {
+// peopleOrder is the order of the staff's list of people: the newest first,
+// on users_created_idx. Not the latest sign-in first: that changes, and
+// would shift the pages.
+var peopleOrder = keyset{at: "u.created_at", id: "u.id", desc: true}
+
+func peopleQuery(text string, after *portal.PageCursor, limit int) (string, []any) {
+	return peopleOrder.page(`
+		SELECT u.id, u.issuer, u.subject, u.email, u.email_verified, u.name, u.groups, u.role, u.created_at, u.last_login_at,
+		       open.n, open.last_seen
+		FROM users u,
+		     LATERAL (SELECT count(*) AS n, max(us.last_seen_at) AS last_seen
+		              FROM user_sessions us JOIN sessions s ON s.token = us.token_hash AND s.expiry > now()
+		              WHERE us.user_id = u.id) open`,
+		[]string{"($1 = '' OR strpos(lower(u.email), lower($1)) > 0 OR strpos(lower(u.name), lower($1)) > 0)"}, []any{text}, after, limit)
+}
+
+// PeoplePage returns up to limit users whose email or name holds text (all
+// users when text is ""), with their open sessions, the newest first, after
+// the cursor (from the newest when nil).
+func (s *Store) PeoplePage(ctx context.Context, text string, after *portal.PageCursor, limit int) ([]*portal.Person, error) {
+	sql, args := peopleQuery(text, after, pageLimit(limit))
 	out, err := collect(func(row pgx.Row) (*portal.Person, error) {
 		var p portal.Person
 		u := &portal.User{}
@@ -124,15 +150,6 @@ func (s *Store) People(ctx context.Context, text string, limit int) ([]*portal.P
 			&u.Role, &u.CreatedAt, &u.LastLoginAt, &p.OpenSessions, &p.LastSeenAt)
 		p.User = u
 		return &p, err
-	})(s.db.Query(ctx, `
-		SELECT u.id, u.issuer, u.subject, u.email, u.email_verified, u.name, u.groups, u.role, u.created_at, u.last_login_at,
-		       count(s.token), max(us.last_seen_at) FILTER (WHERE s.token IS NOT NULL)
-		FROM users u
-		LEFT JOIN user_sessions us ON us.user_id = u.id
-		LEFT JOIN sessions s ON s.token = us.token_hash AND s.expiry > now()
-		WHERE $1 = '' OR strpos(lower(u.email), lower($1)) > 0 OR strpos(lower(u.name), lower($1)) > 0
-		GROUP BY u.id
-		ORDER BY u.last_login_at DESC NULLS LAST, u.id DESC
-		LIMIT $2`, text, limit))
+	})(s.db.Query(ctx, sql, args...))
 	return out, mapErr("people", err)
 }

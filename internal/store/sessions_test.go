@@ -53,7 +53,7 @@ func TestSessionsOfAUser(t *testing.T) {
 		t.Errorf("recording a session that is not stored: %v, want ErrInvalid", err)
 	}
 
-	ss, err := s.UserSessions(ctx, alice.ID, laptop)
+	ss, err := s.UserSessionsPage(ctx, alice.ID, laptop, nil, 100)
 	if err != nil || len(ss) != 2 {
 		t.Fatalf("Alice's sessions: %d, %v; want 2", len(ss), err)
 	}
@@ -90,7 +90,7 @@ func TestSessionsOfAUser(t *testing.T) {
 	if n, err := s.EndUserSessions(ctx, alice.ID); err != nil || n != 1 {
 		t.Errorf("EndUserSessions: %d, %v; want the laptop's 1", n, err)
 	}
-	if ss, err := s.UserSessions(ctx, alice.ID, ""); err != nil || len(ss) != 0 {
+	if ss, err := s.UserSessionsPage(ctx, alice.ID, "", nil, 100); err != nil || len(ss) != 0 {
 		t.Errorf("after ending all: %d sessions, %v", len(ss), err)
 	}
 	if _, err := s.SessionUser(ctx, theirs, staff.ID, "", ""); err != nil {
@@ -115,7 +115,7 @@ func countCurrent(ss []*portal.Session) int {
 // sessionByKey is the open session keyed key of userID's.
 func (s *Store) sessionByKey(t *testing.T, key string, userID int64) *portal.Session {
 	t.Helper()
-	ss, err := s.UserSessions(t.Context(), userID, key)
+	ss, err := s.UserSessionsPage(t.Context(), userID, key, nil, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +140,10 @@ func TestExpiredSessionsTakeTheirRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ss, err := s.UserSessions(ctx, alice.ID, ""); err != nil || len(ss) != 1 {
+	if ss, err := s.UserSessionsPage(ctx, alice.ID, "", nil, 100); err != nil || len(ss) != 1 {
 		t.Errorf("before the sweep: %d open sessions, %v; want the live one", len(ss), err)
 	}
-	ps, err := s.People(ctx, "alice", 10)
+	ps, err := s.PeoplePage(ctx, "alice", nil, 10)
 	if err != nil || len(ps) != 1 || ps[0].OpenSessions != 1 || ps[0].LastSeenAt == nil {
 		t.Errorf("People: %+v, %v; want Alice with 1 open session", ps, err)
 	}

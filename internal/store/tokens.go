@@ -57,11 +57,20 @@ func (s *Store) ActiveTokenCount(ctx context.Context, userID int64) (int, error)
 	return n, mapErr(fmt.Sprintf("active tokens of user %d", userID), err)
 }
 
-// Tokens lists user userID's tokens, revoked and expired ones too, the
-// newest first.
-func (s *Store) Tokens(ctx context.Context, userID int64) ([]*portal.Token, error) {
-	out, err := collect(scanToken)(s.db.Query(ctx, `
-		SELECT `+tokenColumns+` FROM api_tokens t WHERE t.user_id = $1 ORDER BY t.created_at DESC, t.id DESC`, userID))
+// tokensOrder is the order of a person's tokens: newest first, on
+// api_tokens_user_idx.
+var tokensOrder = keyset{at: "t.created_at", id: "t.id", desc: true}
+
+func tokensQuery(userID int64, after *portal.PageCursor, limit int) (string, []any) {
+	return tokensOrder.page(`SELECT `+tokenColumns+` FROM api_tokens t`, []string{"t.user_id = $1"}, []any{userID}, after, limit)
+}
+
+// TokensPage returns up to limit of user userID's tokens, revoked and
+// expired ones too, newest first, after the cursor (from the newest when
+// nil).
+func (s *Store) TokensPage(ctx context.Context, userID int64, after *portal.PageCursor, limit int) ([]*portal.Token, error) {
+	sql, args := tokensQuery(userID, after, pageLimit(limit))
+	out, err := collect(scanToken)(s.db.Query(ctx, sql, args...))
 	return out, mapErr(fmt.Sprintf("tokens of user %d", userID), err)
 }
 

@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -127,32 +126,22 @@ func timeBound(param, v string, upper bool) (time.Time, error) {
 	return time.Time{}, portal.Invalid(param, "%s is a date such as 2026-11-25 (UTC) or a time such as 2026-11-25T14:00:00Z.", param)
 }
 
-// Cursors are opaque to clients: base64url of "unix-microseconds:id" of the
-// last event of a page.
+// Cursors are those of every paged list (portal.PageCursor): opaque to
+// clients, the time and ID of the last event of a page.
 
 func encodeCursor(r *portal.AuditRecord) string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d:%d", r.At.UnixMicro(), r.ID))
+	return portal.PageCursor{At: r.At, ID: r.ID}.Encode()
 }
 
 func decodeCursor(v string) (*portal.AuditCursor, error) {
-	if v == "" {
-		return nil, nil
+	c, err := portal.ParsePageCursor("cursor", v)
+	if c == nil || err != nil {
+		return nil, err
 	}
-	bad := portal.Invalid("cursor", "cursor is not one this portal handed out; start again from the first page.")
-	raw, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil {
-		return nil, bad
+	if c.Name != "" {
+		return nil, portal.Invalid("cursor", "cursor is not one this portal handed out; start again from the first page.")
 	}
-	micro, id, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, bad
-	}
-	us, err1 := strconv.ParseInt(micro, 10, 64)
-	n, err2 := strconv.ParseInt(id, 10, 64)
-	if err1 != nil || err2 != nil || n <= 0 {
-		return nil, bad
-	}
-	return &portal.AuditCursor{At: time.UnixMicro(us).UTC(), ID: n}, nil
+	return &portal.AuditCursor{At: c.At, ID: c.ID}, nil
 }
 
 // AuditEvents is one page of the audit review for staff: up to limit (1 to

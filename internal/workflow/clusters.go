@@ -15,7 +15,10 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-// Clusters lists clusters: every one for staff, the enabled ones for others.
+// Clusters lists clusters whole: every one for staff, the enabled ones for
+// others, for the lists that offer every cluster to choose from. Staff
+// decide how many clusters exist; the clusters page and the API page them
+// (ClustersPage).
 func (s *Service) Clusters(ctx context.Context, a Actor) ([]*portal.Cluster, error) {
 	if a.isStaff() {
 		return s.store.Clusters(ctx)
@@ -23,8 +26,26 @@ func (s *Service) Clusters(ctx context.Context, a Actor) ([]*portal.Cluster, err
 	return s.store.EnabledClusters(ctx)
 }
 
+// ClustersPage is a page of clusters by name: every one for staff, the
+// enabled ones for others. Returns an Error of portal.KindInvalid for a
+// limit out of range.
+func (s *Service) ClustersPage(ctx context.Context, a Actor, q portal.PageQuery) (*portal.Page[*portal.Cluster], error) {
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	cs, err := s.store.ClustersPage(ctx, !a.isStaff(), q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(cs, q.Limit, func(c *portal.Cluster) portal.PageCursor {
+		return portal.PageCursor{Name: c.Name, ID: c.ID}
+	}), nil
+}
+
 // OpenClusters lists the clusters that take new requests, for the request
-// form: staff see the same list there as customers.
+// form: staff see the same list there as customers. It is the whole list,
+// not a page: staff decide how many clusters exist (about 30), and a choice
+// split over pages would hide some.
 func (s *Service) OpenClusters(ctx context.Context) ([]*portal.Cluster, error) {
 	return s.store.EnabledClusters(ctx)
 }

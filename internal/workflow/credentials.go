@@ -18,12 +18,26 @@ func (s *Service) Credential(ctx context.Context, a Actor, id int64) (*portal.Cr
 	return visible[*portal.Credential](a, Actor.mayRead)(s.store.CredentialByID(ctx, id))
 }
 
-// Credentials lists the actor's own credentials, newest first.
-func (s *Service) Credentials(ctx context.Context, a Actor) ([]*portal.Credential, error) {
+// Credentials is a page of the actor's own credentials, newest issued
+// first: staff's own too, never another person's. Returns
+// portal.ErrForbidden for no one signed in and an Error of
+// portal.KindInvalid for a limit out of range.
+func (s *Service) Credentials(ctx context.Context, a Actor, q portal.PageQuery) (*portal.Page[*portal.Credential], error) {
 	if a.User == nil {
 		return nil, portal.ErrForbidden
 	}
-	return s.store.CredentialsByUser(ctx, a.User.ID)
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	cs, err := s.store.UserCredentialsPage(ctx, a.User.ID, q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(cs, q.Limit, issuedKey), nil
+}
+
+func issuedKey(c *portal.Credential) portal.PageCursor {
+	return portal.PageCursor{At: c.IssuedAt, ID: c.ID}
 }
 
 // Download returns credentials.txt.age of credential id, counts the download
@@ -221,13 +235,32 @@ func (s *Service) RenewalDraft(ctx context.Context, a Actor, id int64) (*portal.
 	return s.store.RequestByID(ctx, c.RequestID)
 }
 
-// Revocations lists revoked credentials, the latest first. Returns
-// portal.ErrForbidden for customers.
-func (s *Service) Revocations(ctx context.Context, a Actor) ([]*portal.Credential, error) {
+// Revocations is a page of the revoked credentials, the latest revocation
+// first. Returns portal.ErrForbidden for customers and an Error of
+// portal.KindInvalid for a limit out of range.
+func (s *Service) Revocations(ctx context.Context, a Actor, q portal.PageQuery) (*portal.Page[*portal.Credential], error) {
 	if !a.isStaff() {
 		return nil, portal.ErrForbidden
 	}
-	return s.store.Revocations(ctx)
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	cs, err := s.store.RevocationsPage(ctx, q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(cs, q.Limit, func(c *portal.Credential) portal.PageCursor {
+		return portal.PageCursor{At: *c.RevokedAt, ID: c.ID}
+	}), nil
+}
+
+// RevocationCount counts the revoked credentials, up to portal.CountCap.
+// Returns portal.ErrForbidden for customers.
+func (s *Service) RevocationCount(ctx context.Context, a Actor) (portal.Count, error) {
+	if !a.isStaff() {
+		return portal.Count{}, portal.ErrForbidden
+	}
+	return s.store.RevocationCount(ctx)
 }
 
 // RecentCompromises counts the credentials reported compromised in the last

@@ -217,7 +217,7 @@ func (f *fixture) signedIn(t *testing.T, owner *portal.User) (*portal.Session, s
 	if err := f.st.CreateUserSession(t.Context(), key, owner.ID, "192.0.2.1", "test"); err != nil {
 		t.Fatalf("session of %s: %v", owner.Subject, err)
 	}
-	ss, err := f.st.UserSessions(t.Context(), owner.ID, key)
+	ss, err := f.st.UserSessionsPage(t.Context(), owner.ID, key, nil, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,10 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-// Outbox page sizes.
+// Outbox page sizes: those of every paged list.
 const (
-	DefaultOutboxPage = 50
-	MaxOutboxPage     = 100
+	DefaultOutboxPage = portal.DefaultPageSize
+	MaxOutboxPage     = portal.MaxPageSize
 )
 
 // failingWindow is how far back the staff pages look for failing messages:

@@ -142,8 +142,8 @@ func TestDisabledClusterTakesNoRequestWhateverItsPolicy(t *testing.T) {
 	in.Cluster = f.closed.Name
 	_, err := f.svc.CreateRequest(t.Context(), as(f.customerA), in)
 	wantKind(t, err, portal.KindInvalid, "not taking new requests")
-	if rs, _ := f.svc.Requests(t.Context(), as(f.customerA), ""); len(rs) != 0 {
-		t.Errorf("%d requests stored, want none", len(rs))
+	if rs, _ := f.svc.Requests(t.Context(), as(f.customerA), "", firstPage); len(rs.Items) != 0 {
+		t.Errorf("%d requests stored, want none", len(rs.Items))
 	}
 }
 

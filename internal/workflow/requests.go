@@ -126,35 +126,52 @@ func (s *Service) Request(ctx context.Context, a Actor, id int64) (*portal.Reque
 	return visible[*portal.Request](a, Actor.mayRead)(s.store.RequestByID(ctx, id))
 }
 
-// Requests lists requests: a customer's own, newest first; or, for staff
-// giving a status, everyone's with that status (pending ones oldest first).
-func (s *Service) Requests(ctx context.Context, a Actor, status portal.RequestStatus) ([]*portal.Request, error) {
+// Requests is a page of requests: a customer's own (with status, or any
+// when ""), newest first; or, for staff giving a status, everyone's with
+// that status (pending ones oldest first). Returns portal.ErrForbidden for
+// no one signed in and an Error of portal.KindInvalid for a limit out of
+// range.
+func (s *Service) Requests(ctx context.Context, a Actor, status portal.RequestStatus, q portal.PageQuery) (*portal.Page[*portal.Request], error) {
 	if a.User == nil {
 		return nil, portal.ErrForbidden
 	}
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	var (
+		rs  []*portal.Request
+		err error
+	)
 	if status != "" && a.isStaff() {
-		return s.store.RequestsByStatus(ctx, status)
+		rs, err = s.store.StatusRequestsPage(ctx, status, q.After, q.Limit+1)
+	} else {
+		rs, err = s.store.UserRequestsPage(ctx, a.User.ID, status, q.After, q.Limit+1)
 	}
-	rs, err := s.store.RequestsByUser(ctx, a.User.ID)
-	if err != nil || status == "" {
-		return rs, err
+	if err != nil {
+		return nil, err
 	}
-	mine := rs[:0]
-	for _, r := range rs {
-		if r.Status == status {
-			mine = append(mine, r)
-		}
-	}
-	return mine, nil
+	return portal.NewPage(rs, q.Limit, createdKey), nil
 }
 
-// Queue is the staff queue: pending requests, oldest first. Returns
-// portal.ErrForbidden for customers.
-func (s *Service) Queue(ctx context.Context, a Actor) ([]*portal.Request, error) {
+func createdKey(r *portal.Request) portal.PageCursor {
+	return portal.PageCursor{At: r.CreatedAt, ID: r.ID}
+}
+
+// Queue is a page of the staff queue: pending requests, oldest first.
+// Returns portal.ErrForbidden for customers and an Error of
+// portal.KindInvalid for a limit out of range.
+func (s *Service) Queue(ctx context.Context, a Actor, q portal.PageQuery) (*portal.Page[*portal.Request], error) {
 	if !a.isStaff() {
 		return nil, portal.ErrForbidden
 	}
-	return s.store.RequestsByStatus(ctx, portal.StatusPending)
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	rs, err := s.store.StatusRequestsPage(ctx, portal.StatusPending, q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(rs, q.Limit, createdKey), nil
 }
 
 // CancelRequest withdraws a pending request. Only its requester may; others

@@ -126,9 +126,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, listed, allowed, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				r := c.request(t, c.owner)
-				rs, err := c.svc.Requests(t.Context(), c.actor, portal.StatusPending)
+				rs, err := c.svc.Requests(t.Context(), c.actor, portal.StatusPending, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(rs, func(x *portal.Request) bool { return x.ID == r.ID }))
+					c.checkListed(t, slices.ContainsFunc(rs.Items, func(x *portal.Request) bool { return x.ID == r.ID }))
 				}
 				return err
 			},
@@ -138,9 +138,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				r := c.request(t, c.owner)
-				rs, err := c.svc.Queue(t.Context(), c.actor)
+				rs, err := c.svc.Queue(t.Context(), c.actor, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(rs, func(x *portal.Request) bool { return x.ID == r.ID }))
+					c.checkListed(t, slices.ContainsFunc(rs.Items, func(x *portal.Request) bool { return x.ID == r.ID }))
 				}
 				return err
 			},
@@ -246,9 +246,9 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, listed, allowed, allowed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				cred := c.credential(t, c.owner)
-				cs, err := c.svc.Credentials(t.Context(), c.actor)
+				cs, err := c.svc.Credentials(t.Context(), c.actor, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(cs, func(x *portal.Credential) bool { return x.ID == cred.ID }))
+					c.checkListed(t, slices.ContainsFunc(cs.Items, func(x *portal.Credential) bool { return x.ID == cred.ID }))
 				}
 				return err
 			},
@@ -343,9 +343,22 @@ func TestRules(t *testing.T) {
 			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				cred := c.revoked(t, c.owner, false)
-				cs, err := c.svc.Revocations(t.Context(), c.actor)
+				cs, err := c.svc.Revocations(t.Context(), c.actor, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(cs, func(x *portal.Credential) bool { return x.ID == cred.ID }))
+					c.checkListed(t, slices.ContainsFunc(cs.Items, func(x *portal.Credential) bool { return x.ID == cred.ID }))
+				}
+				return err
+			},
+		},
+		{
+			action:   "RevocationCount",
+			isolated: true,
+			want:     rule{forbidden, forbidden, forbidden, allowed, allowed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				c.revoked(t, c.owner, false)
+				n, err := c.svc.RevocationCount(t.Context(), c.actor)
+				if err == nil && n != (portal.Count{N: 1}) {
+					t.Errorf("%v revocations, want 1", n)
 				}
 				return err
 			},
@@ -418,6 +431,23 @@ func TestRules(t *testing.T) {
 						t.Errorf("%s is not on the list", c.open.Name)
 					}
 					c.checkListed(t, slices.ContainsFunc(cs, func(x *portal.Cluster) bool { return x.ID == c.closed.ID }))
+				}
+				return err
+			},
+		},
+		{
+			// As Clusters, a page at a time; isolated, so that the page
+			// holds the fixture's clusters and no other's.
+			action:   "ClustersPage",
+			isolated: true,
+			want:     rule{allowed, allowed, allowed, listed, listed, allowed},
+			run: func(t *testing.T, c *cell) error {
+				cs, err := c.svc.ClustersPage(t.Context(), c.actor, firstPage)
+				if err == nil {
+					if !slices.ContainsFunc(cs.Items, func(x *portal.Cluster) bool { return x.ID == c.open.ID }) {
+						t.Errorf("%s is not on the page", c.open.Name)
+					}
+					c.checkListed(t, slices.ContainsFunc(cs.Items, func(x *portal.Cluster) bool { return x.ID == c.closed.ID }))
 				}
 				return err
 			},
@@ -597,7 +627,7 @@ func TestRules(t *testing.T) {
 			want:   rule{notFound, listed, notFound, listed, listed, notFound},
 			run: func(t *testing.T, c *cell) error {
 				sess, _ := c.signedIn(t, c.owner)
-				ps, err := c.svc.Sessions(t.Context(), c.actor, c.owner.ID)
+				ps, err := c.svc.Sessions(t.Context(), c.actor, c.owner.ID, firstPage)
 				if err == nil {
 					if ps.Person.ID != c.owner.ID {
 						t.Errorf("sessions of user %d, want %d", ps.Person.ID, c.owner.ID)
@@ -655,12 +685,16 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
-			action: "People",
-			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
+			// Isolated, so that the first page holds the owner, whoever
+			// else the other cells make.
+			action:   "People",
+			isolated: true,
+			want:     rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
 				c.signedIn(t, c.owner)
-				ps, err := c.svc.People(t.Context(), c.actor, c.owner.Subject[:3])
+				page, err := c.svc.People(t.Context(), c.actor, c.owner.Subject[:3], firstPage)
 				if err == nil {
+					ps := page.Items
 					i := slices.IndexFunc(ps, func(p *portal.Person) bool { return p.ID == c.owner.ID })
 					c.checkListed(t, i >= 0)
 					if i >= 0 && ps[i].OpenSessions != 1 {
@@ -694,9 +728,9 @@ func TestRules(t *testing.T) {
 			want:   rule{notFound, listed, notFound, listed, listed, notFound},
 			run: func(t *testing.T, c *cell) error {
 				nt := c.token(t, c.owner)
-				ts, err := c.svc.Tokens(t.Context(), c.actor, c.owner.ID)
+				ts, err := c.svc.Tokens(t.Context(), c.actor, c.owner.ID, firstPage)
 				if err == nil {
-					c.checkListed(t, slices.ContainsFunc(ts, func(x *portal.Token) bool { return x.ID == nt.ID }))
+					c.checkListed(t, slices.ContainsFunc(ts.Items, func(x *portal.Token) bool { return x.ID == nt.ID }))
 				}
 				return err
 			},

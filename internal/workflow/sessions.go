@@ -8,10 +8,6 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-// MaxPeople is the longest list of people the staff page shows at once;
-// a search narrows it.
-const MaxPeople = 200
-
 // SessionUser returns the user the session keyed key signs in, if it is
 // userID (what the session's data says), to sign its browser in, and notes
 // that the session was seen from ip with userAgent. Returns
@@ -24,28 +20,35 @@ func (s *Service) SessionUser(ctx context.Context, key string, userID int64, ip,
 	return s.store.SessionUser(ctx, key, userID, ip, userAgent)
 }
 
-// PersonSessions is a person and their open sessions.
+// PersonSessions is a person and a page of their open sessions.
 type PersonSessions struct {
 	Person   *portal.User
 	Sessions []*portal.Session
+	// Next is the cursor of the next page, "" on the last.
+	Next string
 }
 
-// Sessions lists the open sessions of user userID, for that person or for
-// staff; the asking browser's is marked. To anyone else the person does
-// not exist (portal.ErrNotFound).
-func (s *Service) Sessions(ctx context.Context, a Actor, userID int64) (*PersonSessions, error) {
+// Sessions is a page of the open sessions of user userID, the latest
+// sign-in first, for that person or for staff; the asking browser's is
+// marked. To anyone else the person does not exist (portal.ErrNotFound).
+// Returns an Error of portal.KindInvalid for a limit out of range.
+func (s *Service) Sessions(ctx context.Context, a Actor, userID int64, q portal.PageQuery) (*PersonSessions, error) {
 	if !a.mayRead(userID) {
 		return nil, fmt.Errorf("sessions of user %d: %w", userID, portal.ErrNotFound)
+	}
+	if err := q.Valid(); err != nil {
+		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	ss, err := s.store.UserSessions(ctx, userID, a.SessionKey)
+	ss, err := s.store.UserSessionsPage(ctx, userID, a.SessionKey, q.After, q.Limit+1)
 	if err != nil {
 		return nil, err
 	}
-	return &PersonSessions{Person: u, Sessions: ss}, nil
+	p := portal.NewPage(ss, q.Limit, func(s *portal.Session) portal.PageCursor { return portal.PageCursor{At: s.CreatedAt, ID: s.ID} })
+	return &PersonSessions{Person: u, Sessions: p.Items, Next: p.Next}, nil
 }
 
 // EndSession ends one session, by its owner (signing out another browser)
@@ -103,11 +106,11 @@ func (a Actor) endedBy(ownerID int64) string {
 	return "staff"
 }
 
-// People lists, for staff, the people whose email or name holds text (all
-// when text is empty), the most recently signed in first, at most
-// MaxPeople. Returns portal.ErrForbidden for anyone else, and
-// portal.ErrInvalid for text that is not plain text.
-func (s *Service) People(ctx context.Context, a Actor, text string) ([]*portal.Person, error) {
+// People is a page of the people whose email or name holds text (all when
+// text is empty), the newest first, for staff. Returns
+// portal.ErrForbidden for anyone else, and portal.ErrInvalid for text that
+// is not plain text or a limit out of range.
+func (s *Service) People(ctx context.Context, a Actor, text string, q portal.PageQuery) (*portal.Page[*portal.Person], error) {
 	if !a.isStaff() {
 		return nil, portal.ErrForbidden
 	}
@@ -115,5 +118,14 @@ func (s *Service) People(ctx context.Context, a Actor, text string) ([]*portal.P
 	if err != nil {
 		return nil, err
 	}
-	return s.store.People(ctx, text, MaxPeople)
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	ps, err := s.store.PeoplePage(ctx, text, q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(ps, q.Limit, func(p *portal.Person) portal.PageCursor {
+		return portal.PageCursor{At: p.CreatedAt, ID: p.ID}
+	}), nil
 }

@@ -106,13 +106,24 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in TokenInput) (*New
 	return &NewToken{Token: t, Secret: secret}, nil
 }
 
-// Tokens lists user userID's tokens, for that person or for staff; to
-// anyone else the person does not exist (portal.ErrNotFound).
-func (s *Service) Tokens(ctx context.Context, a Actor, userID int64) ([]*portal.Token, error) {
+// Tokens is a page of user userID's tokens, newest first, for that person
+// or for staff; to anyone else the person does not exist
+// (portal.ErrNotFound). Returns an Error of portal.KindInvalid for a limit
+// out of range.
+func (s *Service) Tokens(ctx context.Context, a Actor, userID int64, q portal.PageQuery) (*portal.Page[*portal.Token], error) {
 	if !a.mayRead(userID) {
 		return nil, fmt.Errorf("tokens of user %d: %w", userID, portal.ErrNotFound)
 	}
-	return s.store.Tokens(ctx, userID)
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	ts, err := s.store.TokensPage(ctx, userID, q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(ts, q.Limit, func(t *portal.Token) portal.PageCursor {
+		return portal.PageCursor{At: t.CreatedAt, ID: t.ID}
+	}), nil
 }
 
 // RevokeToken revokes token id, by its owner or staff, and audits it in the

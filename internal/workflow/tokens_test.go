@@ -93,8 +93,8 @@ func TestTokenUseSaysWhyItIsRefused(t *testing.T) {
 	if err != nil || u.ID != f.customerA.ID || tok.ID != nt.ID {
 		t.Fatalf("TokenUser: %v, %v, %v", u, tok, err)
 	}
-	if ts, _ := f.svc.Tokens(t.Context(), as(f.customerA), f.customerA.ID); ts[0].LastUsedAt == nil || ts[0].LastUsedIP != "192.0.2.7" {
-		t.Errorf("last used %v from %q, want now from 192.0.2.7", ts[0].LastUsedAt, ts[0].LastUsedIP)
+	if ts, _ := f.svc.Tokens(t.Context(), as(f.customerA), f.customerA.ID, firstPage); ts.Items[0].LastUsedAt == nil || ts.Items[0].LastUsedIP != "192.0.2.7" {
+		t.Errorf("last used %v from %q, want now from 192.0.2.7", ts.Items[0].LastUsedAt, ts.Items[0].LastUsedIP)
 	}
 
 	expired := f.token(t, f.customerA)
