@@ -41,7 +41,7 @@ type person struct {
 	rng    *rand.Rand
 	// Ids seen on pages (or, before the first page, in the seed).
 	requests, credentials []int64
-	approvals             []int64 // pending requests in the queue this person takes
+	approvals             []int64       // pending requests in the queue this person takes
 	wait                  time.Duration // the time spent on a page before the next
 }
 
