@@ -179,7 +179,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(w, "seeded %d requests, %d credentials, %d audit events in %s\n", sd.requests, sd.creds, sz.events, sd.took.Round(time.Millisecond))
+	fmt.Fprintf(w, "seeded %d requests, %d credentials, %d audit events in %s (the audit log %s of it)\n",
+		sd.requests, sd.creds, sz.events, sd.took.Round(time.Millisecond), sd.auditTook.Round(time.Millisecond))
 
 	bl := b()
 	if bl.err != nil {
@@ -211,7 +212,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	}
 	signIns.stop()
 
-	fmt.Fprintf(w, "== browse: %d customers and %d staff for %s, %s between pages\n", cfg.Customers, cfg.Staff, cfg.Browse, cfg.Pause)
+	fmt.Fprintf(w, "== browse: %d customers and %d staff for %s, %s between pages (machine load average %s)\n",
+		cfg.Customers, cfg.Staff, cfg.Browse, cfg.Pause, loadAverage())
 	rep.browse = newRecorder()
 	browseCtx, cancel := context.WithTimeout(ctx, cfg.Browse)
 	var wg sync.WaitGroup
@@ -232,7 +234,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 
 	// Saturation: fresh sessions of the first customers, no pause; then
 	// /healthz at the same concurrency.
-	fmt.Fprintf(w, "== saturate: %d clients without pause, %s of signed-in pages, then %s of /healthz\n", cfg.Clients, cfg.Saturate, cfg.Saturate)
+	fmt.Fprintf(w, "== saturate: %d clients without pause, %s of signed-in pages, then %s of /healthz (machine load average %s)\n",
+		cfg.Clients, cfg.Saturate, cfg.Saturate, loadAverage())
 	var clients []*person
 	for i := range cfg.Clients {
 		id := customers[i%len(customers)]
@@ -322,6 +325,20 @@ func (rep *report) print(w io.Writer, signIns *recorder) {
 	verdict(errs == 0, fmt.Sprintf("no errors (%d while browsing, %d while saturating, %d on /healthz)", browseErrs, pageErrs, probeErrs))
 	verdict(rep.peakRSS < targetPeakRSS, fmt.Sprintf("peak RSS < %d MB (%.1f MB)", targetPeakRSS/1_000_000, float64(rep.peakRSS)/1e6))
 	verdict(ratio >= targetSaturations, fmt.Sprintf("saturated page views >= 1/10 of /healthz (%.3f)", ratio))
+}
+
+// loadAverage returns the machine's load averages over 1, 5 and 15
+// minutes: other work on the machine shows in the figures.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func listed(items []string) string {
