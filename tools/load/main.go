@@ -144,21 +144,17 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	}
 
 	// The portal is built while the database is seeded.
-	type built struct {
-		bin string
-		err error
+	dir, err := os.MkdirTemp("", "portal-load")
+	if err != nil {
+		return nil, err
 	}
-	building := make(chan built, 1)
-	go func() {
-		bin, err := buildPortal(ctx)
-		building <- built{bin, err}
-	}()
-	b := func() built { b := <-building; building <- b; return b }
-	defer func() {
-		if b := b(); b.err == nil {
-			os.RemoveAll(filepath.Dir(b.bin))
-		}
-	}()
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "portal")
+	buildCtx, stopBuild := context.WithCancel(ctx)
+	var build sync.WaitGroup
+	var buildErr error
+	build.Go(func() { buildErr = buildPortal(buildCtx, bin) })
+	defer func() { stopBuild(); build.Wait() }()
 
 	addr, err := freeAddr()
 	if err != nil {
@@ -182,11 +178,10 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	fmt.Fprintf(w, "seeded %d requests, %d credentials, %d audit events in %s (the audit log %s of it)\n",
 		sd.requests, sd.creds, sz.events, sd.took.Round(time.Millisecond), sd.auditTook.Round(time.Millisecond))
 
-	bl := b()
-	if bl.err != nil {
-		return nil, bl.err
+	if build.Wait(); buildErr != nil {
+		return nil, buildErr
 	}
-	p, err := startPortal(ctx, bl.bin, base, dbURL, idp)
+	p, err := startPortal(ctx, bin, base, dbURL, idp)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +267,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	rep.peakRSS = p.peakRSS()
 	p.stop()
 	if cfg.Verify {
-		if rep.verified, err = verify(ctx, bl.bin, dbURL); err != nil {
+		if rep.verified, err = verify(ctx, bin, dbURL); err != nil {
 			return nil, err
 		}
 	}

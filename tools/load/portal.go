@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,20 +24,14 @@ import (
 // loadClientID is the portal's OIDC client at the load's provider.
 const loadClientID = "portal-load"
 
-// buildPortal builds the portal of this module into a temporary folder.
-func buildPortal(ctx context.Context) (string, error) {
-	dir, err := os.MkdirTemp("", "portal-load")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "portal")
+// buildPortal builds the portal of this module into bin.
+func buildPortal(ctx context.Context, bin string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/2i2c-org/credential-portal/cmd/portal")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("build the portal: %w", err)
+		return fmt.Errorf("build the portal: %w", err)
 	}
-	return bin, nil
+	return nil
 }
 
 // freeAddr returns a loopback address nothing listens on, for a process
