@@ -418,7 +418,8 @@ func (p *runningPortal) signIn(ctx context.Context, email string) (*http.Client,
 		return nil, err
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dashboard" {
+	// Staff land on the queue, customers on their dashboard.
+	if landed := resp.Request.URL.Path; resp.StatusCode != http.StatusOK || (landed != "/staff/requests" && landed != "/dashboard") {
 		return nil, fmt.Errorf("sign-in as %s ended at %s with %d", email, resp.Request.URL, resp.StatusCode)
 	}
 	return client, nil
