@@ -210,59 +210,25 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	fmt.Fprintf(w, "== browse: %d customers and %d staff for %s, %s between pages (machine load average %s)\n",
 		cfg.Customers, cfg.Staff, cfg.Browse, cfg.Pause, loadAverage())
 	rep.browse = newRecorder()
-	browseCtx, cancel := context.WithTimeout(ctx, cfg.Browse)
-	var wg sync.WaitGroup
+	var walks []func(context.Context)
 	query := auditFilter(customers[0].Email)
 	for i, pp := range people {
 		steps, offset, extra := customerSteps, i, ""
 		if pp.staff {
-			k := i - cfg.Customers
-			steps, offset = staffSteps(k, cfg.Staff, query), 0
+			steps, offset = staffSteps(i-cfg.Customers, cfg.Staff, query), 0
 		} else if i == 0 {
 			extra = cfg.strayPath
 		}
-		wg.Go(func() { pp.walk(browseCtx, rep.browse, steps, offset, extra) })
+		walks = append(walks, func(ctx context.Context) { pp.walk(ctx, rep.browse, steps, offset, extra) })
 	}
-	wg.Wait()
-	cancel()
+	during(ctx, cfg.Browse, walks)
 	rep.browse.stop()
 
-	// Saturation: fresh sessions of the first customers, no pause; then
-	// /healthz at the same concurrency.
 	fmt.Fprintf(w, "== saturate: %d clients without pause, %s of signed-in pages, then %s of /healthz (machine load average %s)\n",
 		cfg.Clients, cfg.Saturate, cfg.Saturate, loadAverage())
-	var clients []*person
-	for i := range cfg.Clients {
-		id := customers[i%len(customers)]
-		pp, err := signIn(ctx, base, id, transport, uint64(1000+i))
-		if err != nil {
-			return nil, err
-		}
-		pp.requests, pp.credentials = people[i%len(customers)].requests, people[i%len(customers)].credentials
-		clients = append(clients, pp)
+	if rep.saturate, rep.healthz, err = saturate(ctx, cfg, base, transport, people[:cfg.Customers]); err != nil {
+		return nil, err
 	}
-	rep.saturate = newRecorder()
-	satCtx, cancel := context.WithTimeout(ctx, cfg.Saturate)
-	for i, pp := range clients {
-		wg.Go(func() { pp.walk(satCtx, rep.saturate, customerSteps, i, "") })
-	}
-	wg.Wait()
-	cancel()
-	rep.saturate.stop()
-
-	rep.healthz = newRecorder()
-	probe := &person{base: base, client: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
-	hzCtx, cancel := context.WithTimeout(ctx, cfg.Saturate)
-	for range cfg.Clients {
-		wg.Go(func() {
-			for hzCtx.Err() == nil {
-				_, _ = probe.get(hzCtx, rep.healthz, "GET /healthz", "/healthz")
-			}
-		})
-	}
-	wg.Wait()
-	cancel()
-	rep.healthz.stop()
 
 	rep.peakRSS = p.peakRSS()
 	p.stop()
@@ -273,6 +239,52 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	}
 	rep.print(w, signIns)
 	return rep, nil
+}
+
+// during runs each job in a goroutine of its own, with a context that ends
+// after d, and returns once they all have.
+func during(ctx context.Context, d time.Duration, jobs []func(context.Context)) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		wg.Go(func() { job(ctx) })
+	}
+	wg.Wait()
+}
+
+// saturate requests signed-in pages without pause from cfg.Clients fresh
+// sessions of the customers (who start from the ids they saw while
+// browsing), then /healthz at the same concurrency, each for cfg.Saturate.
+func saturate(ctx context.Context, cfg config, base string, transport http.RoundTripper, customers []*person) (pages, healthz *recorder, err error) {
+	var walks []func(context.Context)
+	pages = newRecorder()
+	for i := range cfg.Clients {
+		known := customers[i%len(customers)]
+		pp, err := signIn(ctx, base, known.identity, transport, uint64(1000+i))
+		if err != nil {
+			return nil, nil, err
+		}
+		pp.requests, pp.credentials = known.requests, known.credentials
+		walks = append(walks, func(ctx context.Context) { pp.walk(ctx, pages, customerSteps, i, "") })
+	}
+	pages.start = time.Now()
+	during(ctx, cfg.Saturate, walks)
+	pages.stop()
+
+	healthz = newRecorder()
+	probe := &person{base: base, client: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
+	var probes []func(context.Context)
+	for range cfg.Clients {
+		probes = append(probes, func(ctx context.Context) {
+			for ctx.Err() == nil {
+				_, _ = probe.get(ctx, healthz, "GET /healthz", "/healthz")
+			}
+		})
+	}
+	during(ctx, cfg.Saturate, probes)
+	healthz.stop()
+	return pages, healthz, nil
 }
 
 // print writes the tables and the verdict on each target, and sets passed.
