@@ -101,3 +101,12 @@ tidy-check:
 .PHONY: bench-audit
 bench-audit:
 	$(WITHPG) go run ./tools/auditbench
+
+# The load test of `portal serve`: seeds 10,000 credentials and 1,000,000
+# audit events, lets 50 customers and 5 staff browse for a minute, then
+# saturates the portal, and prints per-route latency, errors and peak memory
+# against their targets (exit non-zero on a miss). `go run ./tools/load
+# -quick` under withpg is the short version for development.
+.PHONY: load
+load:
+	$(WITHPG) go run ./tools/load

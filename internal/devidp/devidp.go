@@ -44,7 +44,7 @@ const pageCSP = "default-src 'none'; form-action 'self'; frame-ancestors 'none';
 // concurrent use.
 type Provider struct {
 	oidc    *mockoidc.MockOIDC
-	origin  *url.URL // scheme and host of the base URL
+	origin  *url.URL // scheme and host of the portal, where it redirects to
 	page    *template.Template
 	handler http.Handler
 
@@ -61,9 +61,22 @@ type Provider struct {
 // http://host[:port] URL with a loopback host (127.0.0.0/8, ::1 or
 // localhost), or if the client ID or secret is empty.
 func New(baseURL, clientID, clientSecret string) (*Provider, error) {
-	origin, err := parseBaseURL(baseURL)
+	return NewStandalone(baseURL, baseURL, clientID, clientSecret)
+}
+
+// NewStandalone returns a provider served from a listener of its own at
+// issuerBaseURL (the issuer is issuerBaseURL + "/oidc"), for a portal
+// reachable at portalBaseURL, the only origin it redirects to: the load test
+// runs it beside a separate `portal serve` process. Both URLs must be as New
+// requires, and the client ID and secret not empty.
+func NewStandalone(issuerBaseURL, portalBaseURL, clientID, clientSecret string) (*Provider, error) {
+	issuerOrigin, err := parseBaseURL(issuerBaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("devidp: base URL %q: %w", baseURL, err)
+		return nil, fmt.Errorf("devidp: base URL %q: %w", issuerBaseURL, err)
+	}
+	origin, err := parseBaseURL(portalBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: base URL %q: %w", portalBaseURL, err)
 	}
 	if clientID == "" || clientSecret == "" {
 		return nil, errors.New("devidp: client ID and client secret must not be empty")
@@ -91,9 +104,9 @@ func New(baseURL, clientID, clientSecret string) (*Provider, error) {
 	m.CodeChallengeMethodsSupported = []string{mockoidc.CodeChallengeMethodS256}
 	// mockoidc derives its issuer and every URL in its discovery document
 	// from Server.Addr, and offers no other way to set them. This server is
-	// never started: the portal's listener serves Handler, so the issuer
-	// follows the address the portal listens on.
-	m.Server = &http.Server{Addr: origin.Host}
+	// never started: the listener at the issuer's base URL (the portal's own,
+	// for New) serves Handler, so the issuer follows its address.
+	m.Server = &http.Server{Addr: issuerOrigin.Host}
 	// The key ID is computed and stored on first use; doing it now keeps
 	// concurrent JWKS and token requests from racing to store it.
 	if _, err := m.Keypair.KeyID(); err != nil {

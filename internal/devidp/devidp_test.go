@@ -40,9 +40,23 @@ type testClient struct {
 // serve starts a Provider at a fresh loopback address and discovers it.
 func serve(t *testing.T) *testClient {
 	t.Helper()
+	return serveFor(t, "")
+}
+
+// serveFor is serve with the provider on a listener of its own
+// (NewStandalone) for a portal at portalBase; "" puts them on one origin (New).
+func serveFor(t *testing.T, portalBase string) *testClient {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
-	p, err := New(base, testClientID, testClientSecret)
+	var p *Provider
+	var err error
+	if portalBase == "" {
+		portalBase = base
+		p, err = New(base, testClientID, testClientSecret)
+	} else {
+		p, err = NewStandalone(base, portalBase, testClientID, testClientSecret)
+	}
 	if err != nil {
 		t.Fatalf("New(%q): %v", base, err)
 	}
@@ -64,7 +78,7 @@ func serve(t *testing.T) *testClient {
 			ClientID:     testClientID,
 			ClientSecret: testClientSecret,
 			Endpoint:     op.Endpoint(),
-			RedirectURL:  base + "/auth/callback",
+			RedirectURL:  portalBase + "/auth/callback",
 			Scopes:       []string{oidc.ScopeOpenID, "email", "profile", "groups"},
 		},
 		verifier: op.Verifier(&oidc.Config{ClientID: testClientID}),
@@ -214,6 +228,31 @@ func TestSignInWithLoginHint(t *testing.T) {
 			}
 			checkClaims(t, "userinfo", infoClaims, sam)
 		})
+	}
+}
+
+// TestStandaloneRedirectsToThePortal: a provider on its own listener, as
+// the load test runs it, signs people in to the portal's origin and to no
+// other, not even its own.
+func TestStandaloneRedirectsToThePortal(t *testing.T) {
+	portalBase := "http://127.0.0.1:1" // never reached: the test reads the redirect
+	c := serveFor(t, portalBase)
+	got, _, err := c.signIn(t.Context(), "sam@2i2c.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkClaims(t, "ID token claims", got, claimsOf(DemoIdentities()[2]))
+
+	u, err := url.Parse(c.authURL(newAttempt(), oauth2.SetAuthURLParam("login_hint", "sam@2i2c.org")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("redirect_uri", c.base+"/auth/callback")
+	u.RawQuery = q.Encode()
+	page := c.page(t, u.String(), http.StatusBadRequest)
+	if got, want := textOf(page), "is not on "+portalBase; !strings.Contains(got, want) {
+		t.Errorf("page says %q, want it to contain %q", got, want)
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -41,6 +40,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/2i2c-org/credential-portal/internal/loadseed"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
@@ -223,7 +223,7 @@ type seeded struct {
 // as the portal would have: each event's hash follows from the one before.
 func seed(ctx context.Context, pool *pgxpool.Pool, n int) (*seeded, error) {
 	start := time.Now()
-	var users []seedUser
+	var users []loadseed.User
 	rows, err := pool.Query(ctx, `
 		INSERT INTO users (issuer, subject, email, name, role)
 		SELECT 'https://idp.example', 'subject-' || g,
@@ -236,8 +236,8 @@ func seed(ctx context.Context, pool *pgxpool.Pool, n int) (*seeded, error) {
 		return nil, fmt.Errorf("seed users: %w", err)
 	}
 	for rows.Next() {
-		var u seedUser
-		if err := rows.Scan(&u.id, &u.email, &u.staff); err != nil {
+		var u loadseed.User
+		if err := rows.Scan(&u.ID, &u.Email, &u.Staff); err != nil {
 			return nil, err
 		}
 		users = append(users, u)
@@ -245,7 +245,7 @@ func seed(ctx context.Context, pool *pgxpool.Pool, n int) (*seeded, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("seed users: %w", err)
 	}
-	var clusters []seedCluster
+	var clusters []loadseed.Cluster
 	rows, err = pool.Query(ctx, `
 		INSERT INTO clusters (name, display_name, prometheus_url)
 		SELECT 'hub-' || lpad(g::text, 2, '0'), 'Hub ' || g, format('https://prometheus.hub-%s.2i2c.cloud', lpad(g::text, 2, '0'))
@@ -255,8 +255,8 @@ func seed(ctx context.Context, pool *pgxpool.Pool, n int) (*seeded, error) {
 		return nil, fmt.Errorf("seed clusters: %w", err)
 	}
 	for rows.Next() {
-		var c seedCluster
-		if err := rows.Scan(&c.id, &c.name); err != nil {
+		var c loadseed.Cluster
+		if err := rows.Scan(&c.ID, &c.Name); err != nil {
 			return nil, err
 		}
 		clusters = append(clusters, c)
@@ -265,203 +265,14 @@ func seed(ctx context.Context, pool *pgxpool.Pool, n int) (*seeded, error) {
 		return nil, fmt.Errorf("seed clusters: %w", err)
 	}
 
-	src := newEventSource(n, users, clusters)
-	copied, err := pool.CopyFrom(ctx, pgx.Identifier{"audit_events"},
-		[]string{"at", "actor_id", "actor", "action", "subject_type", "subject_id", "cluster_id", "details", "ip", "user_agent", "prev_hash", "hash"},
-		src)
-	if err != nil {
-		return nil, fmt.Errorf("seed audit events: %w", err)
-	}
-	if copied != int64(n) {
-		return nil, fmt.Errorf("seed audit events: copied %d of %d", copied, n)
+	src := loadseed.NewEventSource(n, users, clusters)
+	if err := loadseed.CopyAuditEvents(ctx, pool, src); err != nil {
+		return nil, err
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE users; ANALYZE clusters; ANALYZE audit_events`); err != nil {
 		return nil, err
 	}
-	return &seeded{took: time.Since(start), topActor: src.customers[0].email, clusterID: clusters[3].id, clusterName: clusters[3].name}, nil
-}
-
-type seedUser struct {
-	id    int64
-	email string
-	staff bool
-}
-
-type seedCluster struct {
-	id   int64
-	name string
-}
-
-// eventSource makes the audit events for COPY one at a time, so that
-// seeding a million takes no more memory than seeding ten.
-type eventSource struct {
-	n, i      int
-	rng       *rand.Rand
-	zipf      *rand.Zipf
-	customers []seedUser
-	staff     []seedUser
-	clusters  []seedCluster
-	start     time.Time
-	step      time.Duration
-	prev      []byte
-	requests  int64
-	creds     int64
-	row       []any
-	err       error
-}
-
-func newEventSource(n int, users []seedUser, clusters []seedCluster) *eventSource {
-	rng := rand.New(rand.NewPCG(2026, 11))
-	s := &eventSource{n: n, rng: rng, clusters: clusters, prev: portal.GenesisHash()}
-	for _, u := range users {
-		if u.staff {
-			s.staff = append(s.staff, u)
-		} else {
-			s.customers = append(s.customers, u)
-		}
-	}
-	// A few customers are busy, most are not.
-	s.zipf = rand.NewZipf(rng, 1.3, 2, uint64(len(s.customers)-1))
-	s.start = time.Now().UTC().AddDate(-1, 0, 0)
-	s.step = 365 * 24 * time.Hour / time.Duration(max(n, 1))
-	return s
-}
-
-var userAgents = []string{
-	"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
-	"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15",
-	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-	"curl/8.5.0",
-	"python-requests/2.32.3",
-}
-
-func (s *eventSource) Next() bool {
-	if s.err != nil || s.i >= s.n {
-		return false
-	}
-	e := s.event()
-	details, err := portal.CanonicalDetails(e.Details)
-	if err != nil {
-		s.err = err
-		return false
-	}
-	hash, err := e.ChainHash(s.prev)
-	if err != nil {
-		s.err = err
-		return false
-	}
-	s.row = []any{e.At, e.ActorID, e.Actor, string(e.Action), e.SubjectType, e.SubjectID, e.ClusterID,
-		json.RawMessage(details), e.IP, e.UserAgent, s.prev, hash}
-	s.prev = hash
-	s.i++
-	return true
-}
-
-func (s *eventSource) Values() ([]any, error) { return s.row, nil }
-func (s *eventSource) Err() error             { return s.err }
-
-// event is the next event: a plausible mix of what the portal records.
-func (s *eventSource) event() *portal.AuditEvent {
-	r := s.rng
-	cust := s.customers[s.zipf.Uint64()]
-	staff := s.staff[r.IntN(len(s.staff))]
-	cl := s.clusters[r.IntN(len(s.clusters))]
-	e := &portal.AuditEvent{
-		At: s.start.Add(time.Duration(s.i) * s.step).Truncate(time.Microsecond),
-		IP: fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), 1+r.IntN(254)), UserAgent: userAgents[r.IntN(len(userAgents))],
-	}
-	by := func(u seedUser) { e.Actor, e.ActorID = u.email, &u.id }
-	about := func(typ string, id int64) { e.SubjectType, e.SubjectID = typ, &id }
-	onCluster := func() { e.ClusterID = &cl.id }
-	aRequest := func() int64 { return 1 + r.Int64N(max(s.requests, 1)) }
-	aCredential := func() int64 { return 1 + r.Int64N(max(s.creds, 1)) }
-	switch p := r.IntN(1000); {
-	case p < 350:
-		by(cust)
-		e.Action = portal.ActionSignedIn
-		about(portal.SubjectUser, cust.id)
-		e.Details = map[string]any{"role": "customer"}
-	case p < 500:
-		by(cust)
-		e.Action = portal.ActionSignedOut
-		about(portal.SubjectUser, cust.id)
-	case p < 530:
-		e.Actor, e.Action = portal.ActorAnonymous, portal.ActionSignInFailed
-		e.Details = map[string]any{"reason": "state does not match this browser's sign-in"}
-	case p < 550:
-		by(cust)
-		e.Action = portal.ActionAccessRefused
-		e.Details = map[string]any{"method": "GET", "path": "/staff/requests", "reason": "You are signed in, but this page is for 2i2c staff only."}
-	case p < 650:
-		by(cust)
-		s.requests++
-		e.Action = portal.ActionRequestCreated
-		about(portal.SubjectRequest, s.requests)
-		onCluster()
-		e.Details = map[string]any{"cluster": cl.name, "key_type": "age-x25519",
-			"key_fingerprint": fmt.Sprintf("SHA256:%016x%016x", r.Uint64(), r.Uint64())}
-	case p < 660:
-		by(cust)
-		e.Action = portal.ActionRequestCancelled
-		about(portal.SubjectRequest, aRequest())
-		onCluster()
-	case p < 720:
-		by(staff)
-		e.Action = portal.ActionRequestApproved
-		about(portal.SubjectRequest, aRequest())
-		onCluster()
-		e.Details = map[string]any{"note": "approved for the steering committee's dashboards"}
-	case p < 780:
-		by(staff)
-		s.creds++
-		e.Action = portal.ActionCredentialIssued
-		about(portal.SubjectCredential, s.creds)
-		onCluster()
-		e.Details = map[string]any{"request_id": aRequest(), "username": fmt.Sprintf("%s-%s-%04d", cl.name, strings.Split(cust.email, "@")[0], r.IntN(10000)),
-			"expires_at": e.At.AddDate(0, 0, 90).UTC().Format(time.RFC3339), "key_fingerprint": fmt.Sprintf("SHA256:%016x", r.Uint64())}
-	case p < 800:
-		by(staff)
-		e.Action = portal.ActionRequestDenied
-		about(portal.SubjectRequest, aRequest())
-		onCluster()
-		e.Details = map[string]any{"note": "Use the community's shared Grafana instead."}
-	case p < 950:
-		by(cust)
-		e.Action = portal.ActionCredentialDownloaded
-		about(portal.SubjectCredential, aCredential())
-		onCluster()
-		e.Details = map[string]any{"download": 1 + r.IntN(4)}
-	case p < 970:
-		by(staff)
-		e.Action = portal.ActionCredentialRevoked
-		about(portal.SubjectCredential, aCredential())
-		onCluster()
-		e.Details = map[string]any{"reason": "left the project", "by_owner": false}
-	case p < 975:
-		by(cust)
-		e.Action = portal.ActionCredentialCompromised
-		about(portal.SubjectCredential, aCredential())
-		onCluster()
-		e.Details = map[string]any{"reason": "pasted in a public notebook", "by_owner": true}
-	case p < 990:
-		e.Actor, e.Action = portal.ActorSystem, portal.ActionCredentialReminder
-		about(portal.SubjectCredential, aCredential())
-		onCluster()
-		e.Details = map[string]any{"days_before": 14}
-	case p < 995:
-		by(staff)
-		e.Action = portal.ActionClusterUpdated
-		about(portal.SubjectCluster, cl.id)
-		onCluster()
-		e.Details = map[string]any{"name": cl.name, "credential_ttl_days": []any{90, 60}}
-	default:
-		by(staff)
-		e.Action = portal.ActionClusterSyncTokenRotated
-		about(portal.SubjectCluster, cl.id)
-		onCluster()
-		e.Details = map[string]any{"cluster": cl.name, "replaced_earlier_token": true}
-	}
-	return e
+	return &seeded{took: time.Since(start), topActor: src.BusiestCustomer().Email, clusterID: clusters[3].ID, clusterName: clusters[3].Name}, nil
 }
 
 // pageCase is one review query and what it measured.
@@ -607,7 +418,8 @@ func (p *runningPortal) signIn(ctx context.Context, email string) (*http.Client,
 		return nil, err
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dashboard" {
+	// Staff land on the queue, customers on their dashboard.
+	if landed := resp.Request.URL.Path; resp.StatusCode != http.StatusOK || (landed != "/staff/requests" && landed != "/dashboard") {
 		return nil, fmt.Errorf("sign-in as %s ended at %s with %d", email, resp.Request.URL, resp.StatusCode)
 	}
 	return client, nil
