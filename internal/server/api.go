@@ -41,6 +41,9 @@ func bindJSON(c echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) { // sent without a Content-Length
+			return err
+		}
 		return portal.Invalid("", "The body is not the JSON this call takes: %s.", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
