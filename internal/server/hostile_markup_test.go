@@ -30,7 +30,7 @@ import (
 // action, Slack's mentions and links, and an entity that must not be
 // decoded twice. It fits the shortest limit (100 characters).
 func markup(marker string) string {
-	return marker + `"><img/src=x/onerror=y()><script>x()</script></textarea>{{.}}<!channel><https://e.x|c>@here&amp;`
+	return marker + `"><img/src="x"/onerror=y()><script>x()</script></textarea>{{.}}<!channel><https://e.x|c>@here&amp;`
 }
 
 // markupLong is markup with a javascript: URL too, for the fields that
