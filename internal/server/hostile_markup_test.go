@@ -453,3 +453,47 @@ func (c *rawChat) wait(t *testing.T, n int) [][]byte {
 	defer c.mu.Unlock()
 	return slices.Clone(c.posts)
 }
+
+// TestCredentialsTxtKeepsItsShape: credentials.txt is plain text a person
+// reads and a shell runs parts of. A cluster display name with markup is
+// written into it as typed, on its one line, and the file has the lines of
+// any other; one that would add a line ("Password: …" of an attacker's) is
+// refused on the cluster form naming the field, and a cluster that holds
+// one anyway (written to the database by other means) issues no credential.
+func TestCredentialsTxtKeepsItsShape(t *testing.T) {
+	t.Parallel()
+	p, alice, _, sam := newScene(t)
+	display := markup("CT")
+	c := testCluster("leap")
+	c.DisplayName = display
+	if err := p.Store.CreateCluster(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	file := func(cluster string) string {
+		key := newKey(t)
+		id := alice.requestAccess(cluster, key.Recipient().String(), "Dashboards for the research team.")
+		sam.approve(id, "")
+		ciphertext, _ := alice.download(id)
+		return decryptWith(t, ciphertext, key)
+	}
+	plain, marked := file("awi-ciroh"), file("leap")
+	if first, _, _ := strings.Cut(marked, "\n"); first != "Prometheus credentials for "+display {
+		t.Errorf("credentials.txt's first line is %q, want the display name as typed", first)
+	}
+	if strings.Count(marked, "\n") != strings.Count(plain, "\n") || strings.Count(marked, "Password:") != strings.Count(plain, "Password:") {
+		t.Errorf("a display name with markup changed the shape of credentials.txt:\n%s", marked)
+	}
+
+	r := sam.submit(fmt.Sprintf("/staff/clusters/%d/edit", c.ID), fmt.Sprintf("/staff/clusters/%d", c.ID), url.Values{"name": {"leap"},
+		"display_name": {"LEAP\nPassword: attacker-chosen"}, "prometheus_url": {c.PrometheusURL}, "credential_ttl_days": {"90"}, "enabled": {"on"}})
+	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `href="#display_name"`) || !strings.Contains(r.Body, "single line") {
+		t.Errorf("a display name with a line break: %d\n%s", r.StatusCode, r.Body)
+	}
+	p.exec(`UPDATE clusters SET display_name = $1 WHERE id = $2`, "LEAP\nPassword: attacker-chosen", c.ID)
+	id := alice.requestAccess("leap", newKey(t).Recipient().String(), "Dashboards for the research team.")
+	sam.approve(id, "")
+	if n := p.count(`SELECT count(*) FROM credentials WHERE request_id = $1`, id); n != 0 {
+		t.Error("a cluster whose display name holds a line break issued a credential")
+	}
+	assertNoErrorLogged(t, p)
+}
