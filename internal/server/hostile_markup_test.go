@@ -56,7 +56,8 @@ type freeTextField struct {
 // on* handler, no javascript: link) and the payload reads back as the text
 // typed; the exports keep it as data (CSV cells, one JSON object a line);
 // the webhook, Slack's mrkdwn, has <, > and & escaped as Slack asks, so no
-// <!channel> mention or disguised link reaches the channel.
+// <!channel> mention or disguised link reaches the channel, and a bare
+// @here notifies no one either.
 func TestMarkupInFreeTextComesBackEscaped(t *testing.T) {
 	t.Parallel()
 	fields := []*freeTextField{
@@ -231,6 +232,9 @@ func TestMarkupInFreeTextComesBackEscaped(t *testing.T) {
 			}
 		}
 		text, _ = body["text"].(string)
+		if m := groupMention.FindString(text); m != "" {
+			t.Errorf("webhook post mentions the whole channel with %q: %q", m, text)
+		}
 		for _, f := range fields {
 			if strings.Contains(text, f.payload) {
 				t.Errorf("webhook post has the %s unescaped: %q", f.name, text)
@@ -407,10 +411,17 @@ func jsonStrings(b *strings.Builder, v any) {
 	}
 }
 
-// slackEscaped is s as Slack asks text to be sent: &, < and > as entities.
+// slackEscaped is s as Slack asks text to be sent: &, < and > as entities;
+// and the @here of markup's payload kept from notifying the channel by a
+// word joiner.
 func slackEscaped(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	s = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return strings.ReplaceAll(s, "@here", "@\u2060here")
 }
+
+// groupMention is a mention that notifies a whole channel, in Slack's
+// syntax or as Mattermost and others read a bare one.
+var groupMention = regexp.MustCompile(`(?i)<!(here|channel|everyone)|(^|[^\w.@-])@(here|channel|everyone|all)\b`)
 
 // rawChat is a Slack-compatible incoming webhook that keeps each post's
 // body as sent.
