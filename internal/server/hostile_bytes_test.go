@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // sqlLooking are strings that would change a query built by pasting text
@@ -249,6 +250,73 @@ func TestHostileQueryParametersAndPathIDs(t *testing.T) {
 	}
 	if p.snapshot() != before {
 		t.Error("hostile parameters changed what is stored")
+	}
+	assertNoErrorLogged(t, p)
+}
+
+// TestHostileBytesInJSONAreRefused sends each of hostileBytes in each text
+// field of every JSON body the API takes, the other fields valid, invalid
+// UTF-8 as the raw bytes (which encoding/json would quietly turn into
+// U+FFFD): each is a 4xx, nothing holding it is stored, and no ERROR is
+// logged.
+func TestHostileBytesInJSONAreRefused(t *testing.T) {
+	t.Parallel()
+	p, alice, bob, sam := newScene(t)
+	cred := p.issue(alice, sam, "awi-ciroh")
+	pending := alice.requestAccess("awi-ciroh", newKey(t).Recipient().String(), "Dashboards for the research team.")
+	cluster := map[string]any{"name": "leap", "display_name": "LEAP", "prometheus_url": "https://prometheus.leap.2i2c.cloud",
+		"credential_ttl_days": 90, "note": "A note."}
+	calls := []struct {
+		who          *browser
+		method, path string
+		body         map[string]any
+	}{
+		{bob, http.MethodPost, "/api/v1/requests", map[string]any{"cluster": "awi-ciroh", "public_key": newKey(t).Recipient().String(),
+			"justification": "Dashboards for the research team."}},
+		{sam, http.MethodPost, fmt.Sprintf("/api/v1/requests/%d/approve", pending), map[string]any{"note": "Welcome.", "expires_on": ""}},
+		{sam, http.MethodPost, fmt.Sprintf("/api/v1/requests/%d/deny", pending), map[string]any{"note": "Ask first."}},
+		{alice, http.MethodPost, fmt.Sprintf("/api/v1/credentials/%d/revoke", cred.ID), map[string]any{"reason": "Project ended."}},
+		{alice, http.MethodPost, "/api/v1/tokens", map[string]any{"name": "grafana job", "scopes": []string{"read"}, "expires_in_days": 30}},
+		{sam, http.MethodPost, "/api/v1/clusters", cluster},
+		{sam, http.MethodPut, "/api/v1/clusters/awi-ciroh", cluster},
+	}
+	var tried int
+	for _, call := range calls {
+		for field, valid := range call.body {
+			s, ok := valid.(string)
+			if !ok {
+				continue
+			}
+			for _, bad := range hostileBytes {
+				body := map[string]any{}
+				for k, v := range call.body {
+					body[k] = v
+				}
+				body[field] = s + bad
+				raw := jsonBody(t, body)
+				if !utf8.ValidString(bad) { // json.Marshal writes \ufffd for them
+					raw = strings.Replace(raw, `\ufffd\ufffd`, bad[2:len(bad)-2], 1)
+				}
+				req, err := http.NewRequest(call.method, call.who.abs(call.path), strings.NewReader(raw))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				tried++
+				if r := call.who.do(req); r.StatusCode < 400 || r.StatusCode >= 500 {
+					t.Errorf("%s %s with %q in %s: %d, want a 4xx\n%s", call.method, call.path, bad, field, r.StatusCode, r.Body)
+				}
+			}
+		}
+	}
+	if n := p.count(`SELECT count(*) FROM (
+		SELECT r::text AS t FROM requests r UNION ALL SELECT c::text FROM credentials c UNION ALL
+		SELECT k::text FROM clusters k UNION ALL SELECT a::text FROM api_tokens a UNION ALL
+		SELECT e.details::text FROM audit_events e WHERE e.action <> 'access.refused') rows WHERE t LIKE '%zz%'`); n != 0 {
+		t.Errorf("%d rows hold a hostile value", n)
+	}
+	if tried < 70 {
+		t.Errorf("only %d calls tried", tried)
 	}
 	assertNoErrorLogged(t, p)
 }
