@@ -60,6 +60,12 @@ type freeTextField struct {
 // @here notifies no one either.
 func TestMarkupInFreeTextComesBackEscaped(t *testing.T) {
 	t.Parallel()
+	// The fields: every portal.CleanText and CleanLine call (justification,
+	// decision notes, revoke reason, compromise details, token name, the
+	// cluster's display name and note, the policy's groups and domains, the
+	// audit and people searches) and every text the portal keeps from a
+	// provider (name, groups). Domains and searches are not kept: their
+	// refusal and result pages are checked below.
 	fields := []*freeTextField{
 		{name: "display name (OIDC name claim)", payload: markup("NM")},
 		{name: "group (OIDC groups claim) and the policy's auto-approve group", payload: markup("GR")},
@@ -168,7 +174,8 @@ func TestMarkupInFreeTextComesBackEscaped(t *testing.T) {
 		{"person's sessions", sam, fmt.Sprintf("/staff/people/%d/sessions", aliceID)},
 		{"notifications", sam, "/staff/notifications"},
 		{"audit", sam, "/staff/audit"},
-		{"audit search", sam, "/staff/audit?q=" + url.QueryEscape("<script>")},
+		{"audit search", sam, "/staff/audit?q=" + url.QueryEscape(field("RR").payload)},
+		{"people search", sam, "/staff/people?q=" + url.QueryEscape(field("NM").payload)},
 	}
 	for _, pg := range pages {
 		r := pg.b.get(pg.path)
@@ -180,6 +187,37 @@ func TestMarkupInFreeTextComesBackEscaped(t *testing.T) {
 		for _, f := range fields {
 			if showsAsTyped(t, pg.name, doc, f.payload) {
 				f.pages = append(f.pages, pg.name)
+			}
+		}
+	}
+
+	// Forms shown again after a refusal show what was typed, in their
+	// textareas and inputs, and messages may quote it.
+	refusals := []struct {
+		name, page, action string
+		b                  *browser
+		fields             url.Values
+	}{
+		{"request form refused for its key", "/requests/new", "/requests", alice, url.Values{"cluster": {"leap"},
+			"public_key": {"age1 not a key"}, "justification": {field("J1").payload}}},
+		{"cluster form refused for its domain", "/staff/clusters/new", "/staff/clusters", sam, url.Values{"name": {"leap2"},
+			"display_name": {field("CD").payload}, "prometheus_url": {"https://prometheus.leap2.2i2c.cloud"}, "credential_ttl_days": {"90"},
+			"note": {field("CN").payload}, "auto_approve_email_domains": {markup("ED")}}},
+		{"cluster form refused for its group", "/staff/clusters/new", "/staff/clusters", sam, url.Values{"name": {"leap2"},
+			"display_name": {"LEAP"}, "prometheus_url": {"https://prometheus.leap2.2i2c.cloud"}, "credential_ttl_days": {"90"},
+			"auto_approve_groups": {markupLong("GS")}}},
+		{"token form refused for its scope", "/tokens", "/tokens", alice, url.Values{"name": {field("TN").payload}, "scopes": {"root"},
+			"expires_in_days": {"30"}}},
+	}
+	for _, rf := range refusals {
+		r := rf.b.submit(rf.page, rf.action, rf.fields)
+		if r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d, want 422", rf.name, r.StatusCode)
+		}
+		doc := parseHTML(t, rf.name, r.Body)
+		for _, f := range fields {
+			if showsAsTyped(t, rf.name, doc, f.payload) {
+				f.pages = append(f.pages, rf.name)
 			}
 		}
 	}
@@ -286,17 +324,17 @@ func TestMarkupInFreeTextComesBackEscaped(t *testing.T) {
 	// Coverage: each field reached the places a reader would expect; a
 	// field shown nowhere would make its checks pass for nothing.
 	want := map[string]struct{ pages, messages []string }{
-		"NM": {[]string{"dashboard", "own sessions", "staff queue", "people", "person's sessions", "notifications"}, []string{"mail", "webhook"}},
+		"NM": {[]string{"dashboard", "own sessions", "staff queue", "people", "person's sessions", "notifications", "people search"}, []string{"mail", "webhook"}},
 		"GR": {[]string{"request form", "staff clusters", "audit"}, []string{"mail", "webhook", "JSON lines export", "CSV export"}},
-		"CD": {[]string{"request form", "staff clusters", "cluster form", "audit"}, []string{"JSON lines export", "CSV export"}},
-		"CN": {[]string{"request form", "cluster form", "audit"}, []string{"JSON lines export", "CSV export"}},
-		"J1": {[]string{"approved request", "notifications"}, []string{"mail", "webhook"}},
+		"CD": {[]string{"request form", "staff clusters", "cluster form", "audit", "cluster form refused for its domain"}, []string{"JSON lines export", "CSV export"}},
+		"CN": {[]string{"request form", "cluster form", "audit", "cluster form refused for its domain"}, []string{"JSON lines export", "CSV export"}},
+		"J1": {[]string{"approved request", "notifications", "request form refused for its key"}, []string{"mail", "webhook"}},
 		"AN": {[]string{"approved request", "audit"}, []string{"mail", "JSON lines export", "CSV export"}},
 		"DN": {[]string{"denied request", "audit"}, []string{"mail", "JSON lines export", "CSV export"}},
 		"J3": {[]string{"pending request", "staff queue"}, []string{"mail", "webhook"}},
 		"RR": {[]string{"revoked credential", "revocations", "audit", "audit search"}, []string{"mail", "JSON lines export", "CSV export"}},
 		"CC": {[]string{"compromised credential", "revocations", "audit"}, []string{"mail", "webhook", "JSON lines export", "CSV export"}},
-		"TN": {[]string{"tokens", "audit"}, []string{"JSON lines export", "CSV export"}},
+		"TN": {[]string{"tokens", "audit", "token form refused for its scope"}, []string{"JSON lines export", "CSV export"}},
 	}
 	for marker, w := range want {
 		f := field(marker)
