@@ -84,7 +84,7 @@ func (c *Cluster) Validate() error {
 	u, err := url.Parse(c.PrometheusURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
 		!ValidPrometheusURL(c.PrometheusURL) {
-		errs = append(errs, Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes, backslashes or characters beyond ASCII (write an international domain in its xn-- form).", c.Name))
+		errs = append(errs, Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes or backslashes, and in ASCII (an international domain in its xn-- form).", c.Name))
 	}
 	ttlOK := c.CredentialTTLDays >= 1 && c.CredentialTTLDays <= MaxClusterTTLDays
 	if !ttlOK {
