@@ -10,6 +10,7 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
+	"regexp"
 	"strings"
 	"text/template"
 	"time"
@@ -122,10 +123,18 @@ func Compose(f Facts) (Composed, error) {
 }
 
 // slackEscape escapes the three characters Slack's message syntax gives a
-// meaning to (Mattermost and others read them the same way).
+// meaning to (Mattermost and others read them the same way), so that text
+// someone typed makes no <!channel> mention and no link whose label hides
+// where it goes. Slack notifies a whole channel only for <!here> and its
+// kin, but Mattermost and others do for a bare @here too: a word joiner
+// (U+2060, invisible) after the @ of those keeps them from notifying.
 func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	s = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return groupMention.ReplaceAllString(s, "${1}@\u2060${2}")
 }
+
+// groupMention is a mention of everyone in a channel, where it starts a word.
+var groupMention = regexp.MustCompile(`(?i)(^|[^\w.@-])@(here|channel|everyone|all)\b`)
 
 // quote prefixes every line of s with "> ", as mail and chat quote.
 func quote(s string) string {

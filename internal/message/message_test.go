@@ -93,3 +93,23 @@ func TestUnknownEventIsRefused(t *testing.T) {
 		t.Fatal("a message for a sign-in: want an error")
 	}
 }
+
+// TestWebhookMentionsNotifyNoOne: text someone typed cannot notify a whole
+// channel, in Slack's syntax or as Mattermost reads a bare mention, while
+// an email address and a domain after an @ read as they were.
+func TestWebhookMentionsNotifyNoOne(t *testing.T) {
+	f := facts(portal.ActionRequestCreated)
+	f.Justification = "<!channel> @here, (@Channel) @everyone\n@all: mail bob@all.example"
+	c, err := Compose(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"<!channel>", " @here", "(@Channel)", " @everyone", " @all:"} {
+		if strings.Contains(c.Webhook, m) {
+			t.Errorf("webhook text holds %q: %q", m, c.Webhook)
+		}
+	}
+	if !strings.Contains(c.Webhook, "@\u2060here") || !strings.Contains(c.Webhook, "bob@all.example") {
+		t.Errorf("webhook text does not keep the words as typed: %q", c.Webhook)
+	}
+}

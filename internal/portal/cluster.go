@@ -84,7 +84,7 @@ func (c *Cluster) Validate() error {
 	u, err := url.Parse(c.PrometheusURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
 		!ValidPrometheusURL(c.PrometheusURL) {
-		errs = append(errs, Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes or backslashes.", c.Name))
+		errs = append(errs, Invalid("prometheus_url", "The Prometheus URL must be an https address such as https://prometheus.%s.2i2c.cloud, with no query, credentials, spaces, quotes or backslashes, and in ASCII (an international domain in its xn-- form).", c.Name))
 	}
 	ttlOK := c.CredentialTTLDays >= 1 && c.CredentialTTLDays <= MaxClusterTTLDays
 	if !ttlOK {
@@ -102,8 +102,10 @@ func (c *Cluster) Validate() error {
 }
 
 // prometheusURLPattern admits the URLs credentials.txt can quote in a shell
-// command: no white space, quote or backslash.
-var prometheusURLPattern = regexp.MustCompile(`^https?://[^\s'"\\]+$`)
+// command: printable ASCII (an international domain in its xn-- form), no
+// white space, quote or backslash. Anything else, invalid UTF-8 included,
+// would reach PostgreSQL, which refuses that, or a shell.
+var prometheusURLPattern = regexp.MustCompile(`^https?://[!#-&(-\[\]-~]+$`)
 
 // ValidPrometheusURL reports whether u can be written into credentials.txt.
 // Cluster validation and issuance both check with it, so a cluster that

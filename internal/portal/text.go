@@ -44,9 +44,19 @@ func CleanText(field, text string, max int) (string, error) {
 	}
 	text = strings.TrimSpace(text)
 	if n := utf8.RuneCountInString(text); n > max {
-		return "", Invalid(field, "This can be at most %d characters, not %d.", max, n)
+		return "", Invalid(field, "The %s can be at most %d characters, not %d.", fieldLabel(field), max, n)
 	}
 	return text, nil
+}
+
+// fieldLabel is how a message names field, which a form's label says in
+// its own words: a message shown at the top of a form, or by the API, must
+// say which field it is about.
+func fieldLabel(field string) string {
+	if field == "q" {
+		return "text to search for"
+	}
+	return strings.ReplaceAll(field, "_", " ")
 }
 
 // CleanLine is CleanText for a value that must stay on one line, such as a

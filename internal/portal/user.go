@@ -51,6 +51,33 @@ type Identity struct {
 	Groups        []string
 }
 
+// maxProvidedName is where a display name from a provider is cut, in
+// bytes.
+const maxProvidedName = 200
+
+// Cleaned returns id with what its provider sent made fit to keep and to
+// show: the name printable (no control or bidirectional characters, which
+// PostgreSQL refuses or which change how the text reads) and cut at 200
+// bytes (with an ellipsis), and each group that is not printable dropped, not altered, so that
+// no group comes to match a staff group by losing a character. The email
+// address is the person's and is never altered: one that is not printable
+// is an Error of KindInvalid, and the sign-in is to be refused.
+func (id Identity) Cleaned() (Identity, error) {
+	if Printable(id.Email, len(id.Email)) != id.Email {
+		return id, Invalid("email", "The identity provider sent an email address with characters that are not text "+
+			"(a control character, or an invisible one that changes the direction of text).")
+	}
+	id.Name = strings.TrimSpace(Printable(id.Name, maxProvidedName))
+	groups := make([]string, 0, len(id.Groups))
+	for _, g := range id.Groups {
+		if Printable(g, len(g)) == g {
+			groups = append(groups, g)
+		}
+	}
+	id.Groups = groups
+	return id, nil
+}
+
 // AccessPolicy decides who may sign in and who is staff. Emails and domains
 // compare with ASCII letters folded to lower case and every other character
 // exactly: Unicode case folding would let "ſam@2i2c.org" (a long s) or a

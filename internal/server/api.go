@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -36,9 +38,20 @@ func (s *Server) apiGuard(next echo.HandlerFunc) echo.HandlerFunc {
 
 // bindJSON decodes the body into v, refusing unknown fields so that a typo
 // in a field name is an error rather than a silent default. An empty body
-// counts as {}.
+// counts as {}. A body that is not UTF-8 is refused: encoding/json would
+// replace each bad byte with U+FFFD, and store text other than was sent.
 func bindJSON(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
+	body, err := io.ReadAll(c.Request().Body) // at most bodyLimit
+	if err != nil {
+		if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) { // sent without a Content-Length
+			return err
+		}
+		return portal.Invalid("", "The body could not be read.")
+	}
+	if !utf8.Valid(body) {
+		return portal.Invalid("", "The body is not UTF-8 text, which JSON must be. Send it again as UTF-8.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return portal.Invalid("", "The body is not the JSON this call takes: %s.", strings.TrimPrefix(err.Error(), "json: "))

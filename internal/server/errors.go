@@ -73,6 +73,9 @@ func problem(err error) (status int, pe *portal.Error) {
 		if m, ok := he.Message.(string); ok && he.Code < 500 {
 			msg = m
 		}
+		if he.Code == http.StatusRequestEntityTooLarge { // echo's own words, from BodyLimit
+			msg = msgTooLarge
+		}
 		return he.Code, &portal.Error{Message: msg}
 	}
 	return http.StatusInternalServerError, &portal.Error{Message: msgInternal}

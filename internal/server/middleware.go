@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -291,4 +292,20 @@ func (s *Server) securityHeaders() echo.MiddlewareFunc {
 			"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 		ReferrerPolicy: "same-origin",
 	})
+}
+
+// readForm reads a form's body before anything looks at its fields, so that
+// one over bodyLimit sent without a Content-Length (chunked), which BodyLimit
+// can only cut while it is read, is answered 413: read first by the CSRF
+// check, which cannot return the error, the cut form would pass for one
+// without its token.
+func readForm(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !safeMethod(c.Request()) && !isAPI(c) {
+			if _, err := c.FormParams(); errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+				return err
+			}
+		}
+		return next(c)
+	}
 }

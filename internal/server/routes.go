@@ -22,6 +22,7 @@ func (s *Server) routes() {
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}),
 		s.securityHeaders(),
 		middleware.BodyLimit(bodyLimit),
+		readForm,
 	)
 	if s.cfg.Dev {
 		e.Use(s.devBaseHost)
@@ -146,5 +147,10 @@ func (s *Server) routes() {
 }
 
 // bodyLimit caps every request body: the largest legitimate one is a request
-// form with a 4 KiB key and a 2000-character justification.
-const bodyLimit = "64K"
+// form with a 4 KiB key and a 2000-character justification. msgTooLarge
+// says so to whoever sends more.
+const (
+	bodyLimit   = "64K"
+	msgTooLarge = "That was more than the portal takes at once: at most 64 KB. " +
+		"Shorten what you typed or pasted (a justification, a note, a reason) and send it again."
+)

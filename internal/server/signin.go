@@ -135,6 +135,14 @@ func (s *Server) callback(c echo.Context) error {
 			"The identity provider's answer did not check out, so you are not signed in. Please try again.",
 			"Sign in", "/login")
 	}
+	if id, err = id.Cleaned(); err != nil {
+		if err := s.signInFailed(c, "the provider's email address is not plain text"); err != nil {
+			return err
+		}
+		return s.renderError(c, http.StatusUnauthorized, "Sign-in could not be completed",
+			"Your identity provider sent an email address with characters that are not text, so the portal cannot "+
+				"sign you in with it. Ask your provider's administrator to correct the address, then sign in again.", "", "")
+	}
 	if !s.cfg.Access.Allowed(id) {
 		if err := s.signInFailed(c, "email domain not allowed: "+id.Email); err != nil {
 			return err
