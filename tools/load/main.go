@@ -197,7 +197,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	for i, id := range append(append([]identity{}, customers...), staff...) {
 		start := time.Now()
 		pp, err := signIn(ctx, base, id, transport, uint64(i))
-		signIns.record("sign-in (login, provider, callback)", "/login", time.Since(start), http.StatusOK, err)
+		signIns.record("sign-in (login, provider, callback)", "/login", time.Since(start), http.StatusOK, 0, err)
 		if err != nil {
 			return nil, err
 		}

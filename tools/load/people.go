@@ -96,12 +96,12 @@ func (p *person) do(ctx context.Context, rec *recorder, route, method, path stri
 	start := time.Now()
 	resp, err := p.client.Do(req)
 	if err != nil {
-		rec.record(route, path, time.Since(start), 0, err)
+		rec.record(route, path, time.Since(start), 0, 0, err)
 		return "", err
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	rec.record(route, path, time.Since(start), resp.StatusCode, err)
+	rec.record(route, path, time.Since(start), resp.StatusCode, len(b), err)
 	if err != nil {
 		return "", err
 	}

@@ -26,6 +26,7 @@ type recorder struct {
 
 type routeStats struct {
 	times  []time.Duration
+	bytes  int64 // of the answers' bodies
 	errors int
 }
 
@@ -36,7 +37,7 @@ func newRecorder() *recorder {
 // record notes one request: route is its pattern (GET /requests/:id), path
 // what was asked for. A transport error, or any status but 2xx and 3xx, is
 // an error.
-func (r *recorder) record(route, path string, took time.Duration, status int, err error) {
+func (r *recorder) record(route, path string, took time.Duration, status int, size int, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.routes[route]
@@ -45,6 +46,7 @@ func (r *recorder) record(route, path string, took time.Duration, status int, er
 		r.routes[route] = st
 	}
 	st.times = append(st.times, took)
+	st.bytes += int64(size)
 	if err == nil && status >= 200 && status < 400 {
 		return
 	}
@@ -71,6 +73,7 @@ type routeSummary struct {
 	requests       int
 	perSecond      float64
 	p50, p99, max  time.Duration
+	meanBytes      int64
 	errors         int
 	pageWithTarget bool // a GET page, held to the p99 target
 }
@@ -87,6 +90,7 @@ func (r *recorder) summary() []routeSummary {
 		out = append(out, routeSummary{
 			route: route, requests: len(ts), perSecond: float64(len(ts)) / secs,
 			p50: quantile(ts, 0.50), p99: quantile(ts, 0.99), max: ts[len(ts)-1], errors: st.errors,
+			meanBytes: st.bytes / int64(len(ts)),
 			pageWithTarget: strings.HasPrefix(route, "GET "),
 		})
 	}
@@ -114,9 +118,9 @@ func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // printTable writes the phase's routes as a table, then its first errors.
 func (r *recorder) printTable(w io.Writer) {
-	fmt.Fprintf(w, "%-46s %9s %9s %9s %9s %9s %7s\n", "route", "requests", "per s", "p50 ms", "p99 ms", "max ms", "errors")
+	fmt.Fprintf(w, "%-46s %9s %9s %9s %9s %9s %7s %8s\n", "route", "requests", "per s", "p50 ms", "p99 ms", "max ms", "errors", "KB")
 	for _, s := range r.summary() {
-		fmt.Fprintf(w, "%-46s %9d %9.1f %9.2f %9.2f %9.2f %7d\n", s.route, s.requests, s.perSecond, msf(s.p50), msf(s.p99), msf(s.max), s.errors)
+		fmt.Fprintf(w, "%-46s %9d %9.1f %9.2f %9.2f %9.2f %7d %8.1f\n", s.route, s.requests, s.perSecond, msf(s.p50), msf(s.p99), msf(s.max), s.errors, float64(s.meanBytes)/1000)
 	}
 	if len(r.failures) > 0 {
 		_, errs := r.total()
