@@ -67,7 +67,7 @@ func FuzzBinding(f *testing.F) {
 	s := p.Server
 	handlers := make([]echo.HandlerFunc, len(bindingRoutes))
 	for i, r := range bindingRoutes {
-		handlers[i] = echo.WrapMiddleware(s.sessions.LoadAndSave)(s.loadUser(r.handler(s)))
+		handlers[i] = s.openSessions(echo.WrapMiddleware(s.sessions.LoadAndSave)(s.loadUser(r.handler(s))))
 	}
 
 	f.Fuzz(func(t *testing.T, route uint8, param, body string) {

@@ -47,7 +47,7 @@ func (s *Server) routes() {
 	// Public pages, with a session so the header knows who is signed in.
 	// Every state-changing request comes from the portal's own pages, with
 	// the session's CSRF token.
-	browser := []echo.MiddlewareFunc{echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.crossOrigin, s.csrf}
+	browser := []echo.MiddlewareFunc{s.openSessions, echo.WrapMiddleware(s.sessions.LoadAndSave), s.loadUser, s.crossOrigin, s.csrf}
 	public := e.Group("", browser...)
 	public.GET("/", pageHandler(s, "home", s.home))
 	signInLimit := signInLimit() // one budget for both steps of a sign-in

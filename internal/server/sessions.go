@@ -106,7 +106,7 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	// No cleanup goroutine of the store's own (its stop races with its
 	// start); expired rows are deleted by the portal's background loop.
 	sm.Store = idleExpiry{
-		store: hashedTokens{pgxstore.NewWithCleanupInterval(s.store.Pool(), 0)},
+		store: hashedTokens{store: pgxstore.NewWithCleanupInterval(s.store.Pool(), 0), open: s.wf.OpenSession},
 		codec: sm.Codec, idle: cfg.IdleTimeout,
 	}
 	sm.Lifetime = cfg.Lifetime
@@ -130,10 +130,67 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 // no token that opens a session. (scs's own HashTokenInStore hashes with an
 // unexported function; this wrapper keeps the one definition that
 // user_sessions, keyed the same way, is written with.)
-type hashedTokens struct{ store scs.Store }
+//
+// A request's session is read by open, with the person it signs in, in the
+// one statement where pgxstore's Find and a second query for the person
+// would take two: a page view's first round trip is its only one for the
+// session. openSessions puts in the request's context the sessionOpening
+// that receives the person; without one (no request behind the call),
+// pgxstore finds the session.
+type hashedTokens struct {
+	store scs.Store
+	open  func(ctx context.Context, key, ip, userAgent string) (*store.OpenedSession, error)
+}
 
 func (h hashedTokens) Find(token string) ([]byte, bool, error) {
 	return h.store.Find(store.SessionKey(token))
+}
+
+// FindCtx opens the session of the request ctx carries: see hashedTokens.
+func (h hashedTokens) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	op, ok := ctx.Value(sessionOpeningKey{}).(*sessionOpening)
+	if !ok {
+		return h.Find(token)
+	}
+	o, err := h.open(ctx, store.SessionKey(token), op.ip, op.userAgent)
+	switch {
+	case errors.Is(err, portal.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	op.opened = o
+	return o.Data, true, nil
+}
+
+// sessionOpening is where a request's session, once opened, is kept with
+// the person it signs in, for loadUser; ip and userAgent are the request's,
+// noted as where the session was last seen.
+type sessionOpening struct {
+	ip, userAgent string
+	opened        *store.OpenedSession
+}
+
+type sessionOpeningKey struct{}
+
+// openSessions prepares the request for its session to be opened (by the
+// session manager's LoadAndSave, next) with the person it signs in.
+func (s *Server) openSessions(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		a := s.actor(c)
+		r := c.Request()
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), sessionOpeningKey{}, &sessionOpening{ip: a.IP, userAgent: a.UserAgent})))
+		return next(c)
+	}
+}
+
+// openedSession is the request's session as opened, or nil if it has none
+// stored.
+func openedSession(ctx context.Context) *store.OpenedSession {
+	if op, ok := ctx.Value(sessionOpeningKey{}).(*sessionOpening); ok {
+		return op.opened
+	}
+	return nil
 }
 
 func (h hashedTokens) Commit(token string, b []byte, expiry time.Time) error {
@@ -151,12 +208,16 @@ func (h hashedTokens) Delete(token string) error {
 // row, and the store finds no session past the row's expiry. The time lives
 // in the database, not in the replica, so any replica refreshes it alike.
 type idleExpiry struct {
-	store scs.Store
+	store hashedTokens
 	codec scs.Codec
 	idle  time.Duration
 }
 
 func (e idleExpiry) Find(token string) ([]byte, bool, error) { return e.store.Find(token) }
+
+func (e idleExpiry) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	return e.store.FindCtx(ctx, token)
+}
 
 func (e idleExpiry) Delete(token string) error { return e.store.Delete(token) }
 
@@ -212,15 +273,16 @@ func (s *Server) sessionKey(c echo.Context) string {
 // user no longer exists, is ended here too, and the browser is signed out.
 // A signed-in session has a CSRF token from its sign-in; should one lack it,
 // it gets one here, before any page is rendered with it. The session's idle
-// expiry is refreshed here too, at most every SessionRefresh.
+// expiry is refreshed here too, at most every SessionRefresh. The person
+// comes from the opening of the session (openSessions, before the session
+// manager): a session loaded without it signs in nobody.
 func (s *Server) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		c.Set(sessionLoaded, true)
 		s.refreshIdle(ctx)
 		if id := s.sessions.GetInt64(ctx, sessUserID); id != 0 {
-			a := s.actor(c)
-			u, err := s.wf.SessionUser(ctx, a.SessionKey, id, a.IP, a.UserAgent)
+			u, err := s.wf.SessionUser(openedSession(ctx), id)
 			switch {
 			case errors.Is(err, portal.ErrNotFound):
 				if err := s.sessions.Destroy(ctx); err != nil {

@@ -66,7 +66,7 @@ func bearerToken(r *http.Request) (string, bool, error) {
 // token by itself; every other request is a browser session's, with the
 // cross-origin and JSON-only rules that stand in for CSRF tokens.
 func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	viaSession := echo.WrapMiddleware(s.sessions.LoadAndSave)(s.loadUser(s.requireUser(s.crossOrigin(s.apiGuard(next)))))
+	viaSession := s.openSessions(echo.WrapMiddleware(s.sessions.LoadAndSave)(s.loadUser(s.requireUser(s.crossOrigin(s.apiGuard(next))))))
 	viaToken := s.requireScope(next)
 	return func(c echo.Context) error {
 		secret, ok, err := bearerToken(c.Request())

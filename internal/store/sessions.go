@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,24 +43,57 @@ func (s *Store) CreateUserSession(ctx context.Context, key string, userID int64,
 	return mapErr("create user session", err)
 }
 
-// SessionUser returns the user the session keyed key signs in, if that is
-// userID, and notes that the session was seen now from ip with userAgent (at
-// most once a minute from one address, to spare a write per request).
-// Returns portal.ErrNotFound if the session signs in nobody, or someone else:
-// it was ended, or never recorded.
-func (s *Store) SessionUser(ctx context.Context, key string, userID int64, ip, userAgent string) (*portal.User, error) {
-	u, err := scanUser(s.db.QueryRow(ctx, `
+// OpenedSession is a live session as a request opens it: the data scs
+// keeps, and the person its record in user_sessions signs in.
+type OpenedSession struct {
+	Data []byte
+	// User is nil when the session signs in nobody: a sign-in under way, or
+	// a record ended (signed out everywhere, by staff) or never made.
+	User *portal.User
+}
+
+// OpenSession reads the live (unexpired) session keyed key with the person
+// its record signs in, in one statement, and notes that the session was seen
+// now from ip with userAgent (at most once a minute from one address, to
+// spare a write per request). Returns portal.ErrNotFound if there is no live
+// session keyed key.
+func (s *Store) OpenSession(ctx context.Context, key, ip, userAgent string) (*OpenedSession, error) {
+	var (
+		o  OpenedSession
+		u  portal.User
+		id *int64
+	)
+	// The user's columns are NULL for a session that signs in nobody: scanned
+	// through pointers, as scanUser cannot.
+	var (
+		issuer, subject, email, name, role *string
+		verified                           *bool
+		groups                             []string
+		created                            *time.Time
+		lastLogin                          *time.Time
+	)
+	err := s.db.QueryRow(ctx, `
 		WITH seen AS (
-			UPDATE user_sessions SET last_seen_at = now(), ip = $3, user_agent = $4
-			WHERE token_hash = $1 AND user_id = $2 AND (last_seen_at < now() - interval '1 minute' OR ip <> $3)
+			UPDATE user_sessions SET last_seen_at = now(), ip = $2, user_agent = $3
+			WHERE token_hash = $1 AND (last_seen_at < now() - interval '1 minute' OR ip <> $2)
 		)
-		SELECT `+userColumns+` FROM users
-		WHERE id = (SELECT user_id FROM user_sessions WHERE token_hash = $1 AND user_id = $2)`,
-		key, userID, ip, userAgent))
+		SELECT s.data, u.id, u.issuer, u.subject, u.email, u.email_verified, u.name, u.groups, u.role,
+			u.created_at, u.last_login_at
+		FROM sessions s
+		LEFT JOIN user_sessions us ON us.token_hash = s.token
+		LEFT JOIN users u ON u.id = us.user_id
+		WHERE s.token = $1 AND current_timestamp < s.expiry`,
+		key, ip, userAgent).Scan(&o.Data, &id, &issuer, &subject, &email, &verified, &name, &groups, &role,
+		&created, &lastLogin)
 	if err != nil {
-		return nil, mapErr("session user", err)
+		return nil, mapErr("open session", err)
 	}
-	return u, nil
+	if id != nil {
+		u = portal.User{ID: *id, Issuer: *issuer, Subject: *subject, Email: *email, EmailVerified: *verified,
+			Name: *name, Groups: groups, Role: portal.Role(*role), CreatedAt: *created, LastLoginAt: lastLogin}
+		o.User = &u
+	}
+	return &o, nil
 }
 
 // userSessionsOrder is the order of a person's sessions: the latest sign-in

@@ -65,11 +65,8 @@ func TestSessionsOfAUser(t *testing.T) {
 	if n := countCurrent(ss); n != 1 {
 		t.Errorf("%d sessions marked current, want the laptop's", n)
 	}
-	if u, err := s.SessionUser(ctx, phone, alice.ID, "198.51.100.7", "phone browser"); err != nil || u.ID != alice.ID {
-		t.Errorf("SessionUser of the phone: %v, %v", u, err)
-	}
-	if _, err := s.SessionUser(ctx, phone, staff.ID, "", ""); !errors.Is(err, portal.ErrNotFound) {
-		t.Errorf("SessionUser with another user's ID: %v, want ErrNotFound", err)
+	if o, err := s.OpenSession(ctx, phone, "198.51.100.7", "phone browser"); err != nil || o.User == nil || o.User.ID != alice.ID || o.User.Email != alice.Email || len(o.Data) == 0 {
+		t.Errorf("OpenSession of the phone: %+v, %v; want Alice's, with its data", o, err)
 	}
 	// A new address is noted at once, whatever the minute.
 	seen := s.sessionByKey(t, phone, alice.ID)
@@ -80,8 +77,8 @@ func TestSessionsOfAUser(t *testing.T) {
 	if err := s.EndSession(ctx, seen.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SessionUser(ctx, phone, alice.ID, "", ""); !errors.Is(err, portal.ErrNotFound) {
-		t.Errorf("SessionUser of an ended session: %v, want ErrNotFound", err)
+	if _, err := s.OpenSession(ctx, phone, "", ""); !errors.Is(err, portal.ErrNotFound) {
+		t.Errorf("OpenSession of an ended session: %v, want ErrNotFound", err)
 	}
 	wantNotFound(t, []call{
 		{"EndSession", func() error { return s.EndSession(ctx, seen.ID) }},
@@ -93,8 +90,8 @@ func TestSessionsOfAUser(t *testing.T) {
 	if ss, err := s.UserSessionsPage(ctx, alice.ID, "", nil, 100); err != nil || len(ss) != 0 {
 		t.Errorf("after ending all: %d sessions, %v", len(ss), err)
 	}
-	if _, err := s.SessionUser(ctx, theirs, staff.ID, "", ""); err != nil {
-		t.Errorf("another user's session after Alice's were ended: %v", err)
+	if o, err := s.OpenSession(ctx, theirs, "", ""); err != nil || o.User == nil || o.User.ID != staff.ID {
+		t.Errorf("another user's session after Alice's were ended: %+v, %v", o, err)
 	}
 	var rows int
 	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE token IN ($1, $2)`, laptop, phone).Scan(&rows); err != nil || rows != 0 {
@@ -186,5 +183,23 @@ func TestMigrationDeletesPlaintextSessions(t *testing.T) {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("up again: %v", err)
+	}
+}
+
+// TestOpenSessionOfNobody: a session without a record (a sign-in under way)
+// opens with its data and no user; an expired one does not open.
+func TestOpenSessionOfNobody(t *testing.T) {
+	ctx, s := start(t)
+	signingIn := newSession(t, s, "signing in", time.Now().Add(time.Hour))
+	if o, err := s.OpenSession(ctx, signingIn, "192.0.2.1", "test"); err != nil || o.User != nil || len(o.Data) != 1 {
+		t.Errorf("OpenSession of a session signing in nobody: %+v, %v; want its data and no user", o, err)
+	}
+	_, alice := people(t, s)
+	gone := newSession(t, s, "expired", time.Now().Add(-time.Second))
+	if err := s.CreateUserSession(ctx, gone, alice.ID, "192.0.2.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.OpenSession(ctx, gone, "192.0.2.1", "test"); !errors.Is(err, portal.ErrNotFound) {
+		t.Errorf("OpenSession of an expired session: %+v, %v; want ErrNotFound", o, err)
 	}
 }

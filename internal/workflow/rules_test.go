@@ -613,7 +613,7 @@ func TestRules(t *testing.T) {
 						t.Errorf("user %d signed in; %d events, want one by %s", u.ID, len(es), u.Email)
 					}
 					// The browser's session is now Carol's, and listed as hers.
-					got, err := c.svc.SessionUser(t.Context(), c.actor.SessionKey, u.ID, "192.0.2.1", "test")
+					got, err := sessionUser(t, c.svc, c.actor.SessionKey, u.ID)
 					if err != nil || got.ID != u.ID {
 						t.Errorf("the signed-in session's user: %v, %v; want user %d", got, err, u.ID)
 					}
@@ -644,7 +644,7 @@ func TestRules(t *testing.T) {
 			run: func(t *testing.T, c *cell) error {
 				sess, key := c.signedIn(t, c.owner)
 				ended, err := c.svc.EndSession(t.Context(), c.actor, sess.ID)
-				_, gone := c.svc.SessionUser(t.Context(), key, c.owner.ID, "192.0.2.1", "test")
+				_, gone := sessionUser(t, c.svc, key, c.owner.ID)
 				if (err == nil) != errors.Is(gone, portal.ErrNotFound) {
 					t.Errorf("EndSession: %v; the session after: %v", err, gone)
 				}
@@ -668,7 +668,7 @@ func TestRules(t *testing.T) {
 				_, second := c.signedIn(t, c.owner)
 				n, err := c.svc.EndSessions(t.Context(), c.actor, c.owner.ID)
 				for _, key := range []string{first, second} {
-					_, gone := c.svc.SessionUser(t.Context(), key, c.owner.ID, "192.0.2.1", "test")
+					_, gone := sessionUser(t, c.svc, key, c.owner.ID)
 					if (err == nil) != errors.Is(gone, portal.ErrNotFound) {
 						t.Errorf("EndSessions: %v; a session after: %v", err, gone)
 					}
@@ -864,4 +864,15 @@ func TestNoRequestIsTheSystem(t *testing.T) {
 	if len(rs) != 1 || rs[0].Actor != portal.ActorAnonymous {
 		t.Errorf("recorded %d events; the actor of the first is %q, want %q", len(rs), rs[0].Actor, portal.ActorAnonymous)
 	}
+}
+
+// sessionUser is the user a browser's session keyed key signs in, if it is
+// userID, as a page view opens it.
+func sessionUser(t *testing.T, svc *workflow.Service, key string, userID int64) (*portal.User, error) {
+	t.Helper()
+	o, err := svc.OpenSession(t.Context(), key, "192.0.2.1", "test")
+	if err != nil {
+		return nil, err
+	}
+	return svc.SessionUser(o, userID)
 }

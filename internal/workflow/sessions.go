@@ -8,16 +8,27 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-// SessionUser returns the user the session keyed key signs in, if it is
-// userID (what the session's data says), to sign its browser in, and notes
-// that the session was seen from ip with userAgent. Returns
-// portal.ErrNotFound when the session signs in nobody: it was ended (signed
-// out everywhere, or by staff), or the user no longer exists.
-func (s *Service) SessionUser(ctx context.Context, key string, userID int64, ip, userAgent string) (*portal.User, error) {
+// OpenSession opens the browser session keyed key for a request from ip
+// with userAgent: the session's data, and the person its record signs in,
+// read in one statement (a page view's first); the session is noted as seen.
+// Returns portal.ErrNotFound when there is no live session keyed key.
+func (s *Service) OpenSession(ctx context.Context, key, ip, userAgent string) (*store.OpenedSession, error) {
 	if key == "" {
 		return nil, fmt.Errorf("session without a token: %w", portal.ErrNotFound)
 	}
-	return s.store.SessionUser(ctx, key, userID, ip, userAgent)
+	return s.store.OpenSession(ctx, key, ip, userAgent)
+}
+
+// SessionUser returns the user the opened session signs in, if it is userID
+// (what the session's data says), to sign its browser in. Returns
+// portal.ErrNotFound when the session signs in nobody, or someone else: it
+// was ended (signed out everywhere, or by staff), or the user no longer
+// exists.
+func (s *Service) SessionUser(o *store.OpenedSession, userID int64) (*portal.User, error) {
+	if o == nil || o.User == nil || o.User.ID != userID {
+		return nil, fmt.Errorf("session of user %d: %w", userID, portal.ErrNotFound)
+	}
+	return o.User, nil
 }
 
 // PersonSessions is a person and a page of their open sessions.
