@@ -103,6 +103,7 @@ func sessionCookie(base *url.URL) string {
 
 func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	sm := scs.New()
+	sm.Codec = sessionCodec{}
 	// No cleanup goroutine of the store's own (its stop races with its
 	// start); expired rows are deleted by the portal's background loop.
 	sm.Store = idleExpiry{
