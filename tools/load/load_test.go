@@ -56,7 +56,7 @@ func TestLoadAtATinySize(t *testing.T) {
 	for _, want := range []string{
 		"first errors (of 1):",
 		"GET " + stray + " (" + stray + "): status 404",
-		"FAIL  no errors (1 while browsing, 0 while saturating, 0 on /healthz)",
+		"FAIL  no errors (1 while browsing, 0 while saturating, 0 on /healthz, 0 in the portal's log)",
 		"the audit chain checks out",
 		"peak RSS < 150 MB",
 	} {

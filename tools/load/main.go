@@ -107,7 +107,9 @@ type report struct {
 	pagesPerSecond   float64
 	healthzPerSecond float64
 	peakRSS          int64
-	verified         string // the output of `portal audit verify`, if run
+	verified         string   // the output of `portal audit verify`, if run
+	logErrors        int      // lines at level ERROR in the portal's log
+	logErrorLines    []string // the first few
 	passed           bool
 }
 
@@ -181,7 +183,13 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	if build.Wait(); buildErr != nil {
 		return nil, buildErr
 	}
-	p, err := startPortal(ctx, bin, base, dbURL, idp)
+	logPath := filepath.Join(dir, "portal.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	p, err := startPortal(ctx, bin, base, dbURL, idp, logFile)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +240,10 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 
 	rep.peakRSS = p.peakRSS()
 	p.stop()
+	// The portal's own error lines count as errors too.
+	if rep.logErrors, rep.logErrorLines, err = logErrors(logPath); err != nil {
+		return nil, err
+	}
 	if cfg.Verify {
 		if rep.verified, err = verify(ctx, bin, dbURL); err != nil {
 			return nil, err
@@ -328,8 +340,12 @@ func (rep *report) print(w io.Writer, signIns *recorder) {
 	}
 	verdict(len(slow) == 0, fmt.Sprintf("p99 < %s on every GET page while browsing%s", targetPageP99, listed(slow)))
 	_, browseErrs := rep.browse.total()
-	errs := browseErrs + pageErrs + probeErrs
-	verdict(errs == 0, fmt.Sprintf("no errors (%d while browsing, %d while saturating, %d on /healthz)", browseErrs, pageErrs, probeErrs))
+	errs := browseErrs + pageErrs + probeErrs + rep.logErrors
+	verdict(errs == 0, fmt.Sprintf("no errors (%d while browsing, %d while saturating, %d on /healthz, %d in the portal's log)",
+		browseErrs, pageErrs, probeErrs, rep.logErrors))
+	for _, l := range rep.logErrorLines {
+		fmt.Fprintf(w, "      %s\n", l)
+	}
 	verdict(rep.peakRSS < targetPeakRSS, fmt.Sprintf("peak RSS < %d MB (%.1f MB)", targetPeakRSS/1_000_000, float64(rep.peakRSS)/1e6))
 	verdict(ratio >= targetSaturations, fmt.Sprintf("saturated page views >= 1/10 of /healthz (%.3f)", ratio))
 }

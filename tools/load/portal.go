@@ -83,8 +83,10 @@ type runningPortal struct {
 
 // startPortal starts `portal serve` at base on the database dbURL, signing
 // people in through the provider, and waits until it is ready. Settings
-// not named here keep their defaults, bcrypt cost included.
-func startPortal(ctx context.Context, bin, base, dbURL string, idp *provider) (*runningPortal, error) {
+// not named here keep their defaults, bcrypt cost and the log's level (info,
+// a line per request) included: the log, written to log, is part of what a
+// page view costs.
+func startPortal(ctx context.Context, bin, base, dbURL string, idp *provider, log io.Writer) (*runningPortal, error) {
 	cmd := exec.CommandContext(ctx, bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+dbURL,
@@ -94,9 +96,8 @@ func startPortal(ctx context.Context, bin, base, dbURL string, idp *provider) (*
 		"PORTAL_OIDC_CLIENT_ID="+loadClientID,
 		"PORTAL_OIDC_CLIENT_SECRET="+idp.secret,
 		"PORTAL_STAFF_EMAIL_DOMAINS=2i2c.org",
-		"PORTAL_LOG_LEVEL=warn",
 	)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.Stdout, cmd.Stderr = io.Discard, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -183,4 +184,25 @@ func verify(ctx context.Context, bin, dbURL string) (string, error) {
 		return string(out), fmt.Errorf("portal audit verify: %w\n%s", err, out)
 	}
 	return string(out), nil
+}
+
+// logErrors counts the lines of the portal's log at level ERROR, and returns
+// the first few.
+func logErrors(path string) (n int, first []string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"level":"ERROR"`) {
+			n++
+			if len(first) < maxErrorsShown {
+				first = append(first, sc.Text())
+			}
+		}
+	}
+	return n, first, sc.Err()
 }

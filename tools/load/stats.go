@@ -90,7 +90,7 @@ func (r *recorder) summary() []routeSummary {
 		out = append(out, routeSummary{
 			route: route, requests: len(ts), perSecond: float64(len(ts)) / secs,
 			p50: quantile(ts, 0.50), p99: quantile(ts, 0.99), max: ts[len(ts)-1], errors: st.errors,
-			meanBytes: st.bytes / int64(len(ts)),
+			meanBytes:      st.bytes / int64(len(ts)),
 			pageWithTarget: strings.HasPrefix(route, "GET "),
 		})
 	}
