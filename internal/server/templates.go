@@ -55,12 +55,11 @@ func parsePages(a *assets) (*pages, error) {
 		"datetime": func(t time.Time) string {
 			return t.UTC().Format(minuteLayout)
 		},
-		"ago":   ago,
-		"join":  strings.Join,
-		"sub":   func(a, b int) int { return a - b },
-		"until": until,
-		// soon: within the first reminder's reach, when renewing is due.
-		"soon":    func(t time.Time) bool { return time.Until(t) < 14*24*time.Hour },
+		"ago":     ago,
+		"join":    strings.Join,
+		"sub":     func(a, b int) int { return a - b },
+		"until":   until,
+		"soon":    soon,
 		"deref":   func(p *int64) int64 { return *p },
 		"derefTS": func(p *time.Time) time.Time { return *p },
 		// Of a refusal (a *portal.Error): the message beside a form's field,
@@ -298,6 +297,10 @@ func ago(t time.Time) string {
 func until(t time.Time) string {
 	return string(appendSpan(make([]byte, 0, 16), time.Until(t)))
 }
+
+// soon says whether t is within the first reminder's reach, when renewing
+// a credential that expires at t is due.
+func soon(t time.Time) bool { return time.Until(t) < 14*24*time.Hour }
 
 // appendSpan appends d said roughly, as ago says it, to b.
 func appendSpan(b []byte, d time.Duration) []byte {
