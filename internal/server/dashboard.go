@@ -2,6 +2,7 @@ package server
 
 import (
 	"html/template"
+	"strconv"
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
@@ -31,22 +32,27 @@ type dashboardPage struct {
 	RequestsPager, CredentialPager pager
 }
 
-// requestRow is one request as the dashboard lists it.
+// requestRow is one request as the dashboard lists it. Its ID is written
+// out once, as a row prints it three times (as a number, each print would
+// format it again).
 type requestRow struct {
-	ID          int64
+	ID          string
 	ClusterName string
 	Status      template.HTML // its badge
 	Key         template.HTML // the key's fingerprint, as long shows it
 	Sent        template.HTML // when it was sent, as when shows it
 }
 
-// credentialRow is one credential as the dashboard lists it.
+// credentialRow is one credential as the dashboard lists it, its ID
+// written out once like a requestRow's.
 type credentialRow struct {
-	ID                    int64
+	ID                    string
 	ClusterName, Username string
 	State                 template.HTML // its badge
-	Downloaded            bool
-	Compromised           bool
+	// NeverDownloaded rather than Downloaded: {{if not …}} would cost the
+	// row a function call.
+	NeverDownloaded bool
+	Compromised     bool
 	// When is, as when shows it, when a current credential expires, or
 	// when a past one ended: its revocation, or else its expiry.
 	When template.HTML
@@ -56,17 +62,16 @@ type credentialRow struct {
 }
 
 func newRequestRow(r *portal.Request) requestRow {
-	return requestRow{ID: r.ID, ClusterName: r.ClusterName, Status: badge(string(r.Status)),
+	return requestRow{ID: strconv.FormatInt(r.ID, 10), ClusterName: r.ClusterName, Status: badge(string(r.Status)),
 		Key: long(r.KeyFingerprint), Sent: when(r.CreatedAt)}
 }
 
 func newCredentialRow(c *portal.Credential, state portal.CredentialState) credentialRow {
-	row := credentialRow{ID: c.ID, ClusterName: c.ClusterName, Username: c.Username, State: badge(string(state)),
-		Downloaded: c.DownloadCount > 0, Compromised: c.Compromised}
-	switch {
-	case c.RevokedAt != nil:
+	row := credentialRow{ID: strconv.FormatInt(c.ID, 10), ClusterName: c.ClusterName, Username: c.Username, State: badge(string(state)),
+		NeverDownloaded: c.DownloadCount == 0, Compromised: c.Compromised}
+	if c.RevokedAt != nil {
 		row.When = when(*c.RevokedAt)
-	default:
+	} else {
 		row.When = when(c.ExpiresAt)
 	}
 	if state == portal.CredentialActive && soon(c.ExpiresAt) {

@@ -18,6 +18,8 @@ func BenchmarkPages(b *testing.B) {
 	alice, requestID, credentialID := seedCustomerPages(p)
 	for _, pg := range []struct{ name, path string }{
 		{"dashboard", "/dashboard"},
+		// The first page as it was before the overview: 50 requests.
+		{"dashboard 50 requests", "/dashboard?limit=50"},
 		{"request", fmt.Sprintf("/requests/%d", requestID)},
 		{"credential", fmt.Sprintf("/credentials/%d", credentialID)},
 		{"new request", "/requests/new"},
