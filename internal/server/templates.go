@@ -208,11 +208,11 @@ func long(s string) template.HTML {
 }
 
 // ends is the first and last keep characters of s when s is longer than
-// max characters (cut), counting characters as []rune does. Fingerprints,
+// most characters (cut), counting characters as []rune does. Fingerprints,
 // URLs and audit details are ASCII, which needs no conversion: a []rune of
 // the whole of s is made only for other text, whose invalid bytes it turns
 // into U+FFFD as the page has always shown them.
-func ends(s string, keep, max int) (head, tail string, cut bool) {
+func ends(s string, keep, most int) (head, tail string, cut bool) {
 	ascii := true
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
@@ -221,13 +221,13 @@ func ends(s string, keep, max int) (head, tail string, cut bool) {
 		}
 	}
 	if ascii {
-		if len(s) <= max {
+		if len(s) <= most {
 			return "", "", false
 		}
 		return s[:keep], s[len(s)-keep:], true
 	}
 	r := []rune(s)
-	if len(r) <= max {
+	if len(r) <= most {
 		return "", "", false
 	}
 	return string(r[:keep]), string(r[len(r)-keep:]), true
