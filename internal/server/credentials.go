@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -37,7 +38,7 @@ func credentialJSON(c *portal.Credential) apiCredentialJSON {
 		Username: c.Username, Owner: c.OwnerEmail, State: string(c.State(time.Now())), KeyFingerprint: c.KeyFingerprint,
 		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RevokedAt: c.RevokedAt, RevokeReason: c.RevokeReason,
 		Compromised: c.Compromised, DownloadCount: c.DownloadCount, LastDownloadAt: c.LastDownloadAt,
-		DownloadURL: fmt.Sprintf("/api/v1/credentials/%d/credentials.txt.age", c.ID),
+		DownloadURL: "/api/v1/credentials/" + strconv.FormatInt(c.ID, 10) + "/credentials.txt.age",
 	}
 }
 

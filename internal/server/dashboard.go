@@ -1,30 +1,92 @@
 package server
 
 import (
+	"html/template"
+	"strconv"
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
+// dashboardRequests is how many requests the dashboard's first page of
+// requests shows when no limit is asked for. The dashboard is an overview:
+// the credentials are what a customer comes for, and an approved request
+// repeats its credential's row, so the newest few requests say where things
+// stand. Its "Older" link pages on through the rest at the usual page size
+// (portal.DefaultPageSize), and ?limit= sets the size of every page, the
+// first too, up to portal.MaxPageSize, as on every other list.
+const dashboardRequests = 10
+
 // dashboardPage is a person's overview of their own requests and
 // credentials: a page of each, paged apart (requests_cursor,
-// credentials_cursor), newest first.
+// credentials_cursor), newest first. Each row is worked out here, once,
+// so that the template only prints it.
 type dashboardPage struct {
-	Requests []*portal.Request
+	Requests []requestRow
 	// Current credentials work (and can be downloaded); Past ones were
 	// revoked or expired, shown apart so that nothing looks usable that
 	// is not. Both are of the page of credentials shown.
-	Current, Past []*portal.Credential
+	Current, Past []credentialRow
 	// OlderCredentials is set on a page of credentials after the first.
 	OlderCredentials               bool
 	RequestsPager, CredentialPager pager
-	Now                            time.Time
+}
+
+// requestRow is one request as the dashboard lists it. Its ID is written
+// out once, as a row prints it three times (as a number, each print would
+// format it again).
+type requestRow struct {
+	ID          string
+	ClusterName string
+	Status      template.HTML // its badge
+	Key         template.HTML // the key's fingerprint, as long shows it
+	Sent        template.HTML // when it was sent, as when shows it
+}
+
+// credentialRow is one credential as the dashboard lists it, its ID
+// written out once like a requestRow's.
+type credentialRow struct {
+	ID                    string
+	ClusterName, Username string
+	State                 template.HTML // its badge
+	// NeverDownloaded rather than Downloaded: {{if not …}} would cost the
+	// row a function call.
+	NeverDownloaded bool
+	Compromised     bool
+	// When is, as when shows it, when a current credential expires, or
+	// when a past one ended: its revocation, or else its expiry.
+	When template.HTML
+	// ExpiresIn, on a current credential due for renewal (soon), is
+	// roughly how long it has left; "" otherwise.
+	ExpiresIn string
+}
+
+func newRequestRow(r *portal.Request) requestRow {
+	return requestRow{ID: strconv.FormatInt(r.ID, 10), ClusterName: r.ClusterName, Status: badge(string(r.Status)),
+		Key: long(r.KeyFingerprint), Sent: when(r.CreatedAt)}
+}
+
+func newCredentialRow(c *portal.Credential, state portal.CredentialState) credentialRow {
+	row := credentialRow{ID: strconv.FormatInt(c.ID, 10), ClusterName: c.ClusterName, Username: c.Username, State: badge(string(state)),
+		NeverDownloaded: c.DownloadCount == 0, Compromised: c.Compromised}
+	if c.RevokedAt != nil {
+		row.When = when(*c.RevokedAt)
+	} else {
+		row.When = when(c.ExpiresAt)
+	}
+	if state == portal.CredentialActive && soon(c.ExpiresAt) {
+		row.ExpiresIn = until(c.ExpiresAt)
+	}
+	return row
 }
 
 func (s *Server) dashboard(cl call) (page, error) {
 	rq, err := cl.pageQuery("requests_cursor")
 	if err != nil {
 		return page{}, err
+	}
+	if rq.After == nil && cl.c.QueryParam("limit") == "" {
+		rq.Limit = dashboardRequests
 	}
 	cq, err := cl.pageQuery("credentials_cursor")
 	if err != nil {
@@ -39,14 +101,18 @@ func (s *Server) dashboard(cl call) (page, error) {
 		return page{}, err
 	}
 	query := cl.c.QueryParams()
-	d := dashboardPage{Requests: rs.Items, Now: time.Now(), OlderCredentials: cq.After != nil,
+	d := dashboardPage{Requests: make([]requestRow, 0, len(rs.Items)), OlderCredentials: cq.After != nil,
 		RequestsPager:   newPager("Pages of requests", "/dashboard", query, "requests_cursor", rs.Next, false),
 		CredentialPager: newPager("Pages of credentials", "/dashboard", query, "credentials_cursor", cs.Next, false)}
+	for _, r := range rs.Items {
+		d.Requests = append(d.Requests, newRequestRow(r))
+	}
+	now := time.Now()
 	for _, c := range cs.Items {
-		if c.State(d.Now) == portal.CredentialActive {
-			d.Current = append(d.Current, c)
+		if state := c.State(now); state == portal.CredentialActive {
+			d.Current = append(d.Current, newCredentialRow(c, state))
 		} else {
-			d.Past = append(d.Past, c)
+			d.Past = append(d.Past, newCredentialRow(c, state))
 		}
 	}
 	return page{Title: "Your credentials", Data: d}, nil

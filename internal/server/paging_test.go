@@ -118,6 +118,10 @@ type pagedList struct {
 	// current and past credentials), so a page holds the next rows of the
 	// list in another order.
 	byState bool
+	// first is how many rows the first page shows without a limit, when
+	// not portal.DefaultPageSize: the dashboard, an overview, shows its
+	// newest requests only; the pages after it hold the usual number.
+	first int
 }
 
 // apiRows reads a list of the API: the field of each object under key, and
@@ -276,7 +280,7 @@ func pagedLists() []pagedList {
 		{name: "clusters page", who: sam, path: "/staff/clusters", rows: pageRows(`<a href="/staff/clusters/(\d+)/edit">`, "Pages of clusters"),
 			want: func(sc *pagingScene) []string { return sc.p.idsInOrder(`SELECT id FROM clusters ORDER BY name`) }, arrive: firstCluster},
 		{name: "dashboard requests", who: alice, path: "/dashboard", rows: pageRows(`<span class="visually-hidden"> of request (\d+)</span>`, "Pages of requests"),
-			want: aliceRequests, arrive: newestRequest},
+			want: aliceRequests, arrive: newestRequest, first: dashboardRequests},
 		{name: "dashboard credentials", who: alice, path: "/dashboard", rows: pageRows(`<a href="/credentials/(\d+)">Details`, "Pages of credentials"),
 			want: aliceCredentials, arrive: newestCredential, byState: true},
 		{name: "people", who: sam, path: "/staff/people", rows: pageRows(`<tr id="person-(\d+)">`, "Pages of people"),
@@ -304,7 +308,9 @@ func withPageParam(path, k, v string) string {
 }
 
 // TestListsArePaged: every list that grows with history comes a page at a
-// time: 50 rows unless limit says up to 100; a limit out of range or a
+// time: 50 rows unless limit says up to 100 (but the dashboard's overview
+// of requests, whose first page holds the newest 10 and links on to pages
+// of 50); a limit out of range or a
 // cursor the portal did not hand out is refused with a message; following
 // the next links walks every row once, in order, while rows arrive between
 // the pages; and a customer's lists hold only their own rows.
@@ -314,9 +320,18 @@ func TestListsArePaged(t *testing.T) {
 		l.path = strings.ReplaceAll(l.path, "{alice}", strconv.FormatInt(sc.aliceID, 10))
 		t.Run(l.name, func(t *testing.T) {
 			b := l.who(sc)
-			rows, _ := l.rows(t, b.get(l.path))
-			if want := min(portal.DefaultPageSize, len(l.want(sc))); len(rows) != want {
+			first := portal.DefaultPageSize
+			if l.first != 0 {
+				first = l.first
+			}
+			rows, next := l.rows(t, b.get(l.path))
+			if want := min(first, len(l.want(sc))); len(rows) != want {
 				t.Errorf("first page: %d rows, want %d", len(rows), want)
+			}
+			if next == "" {
+				t.Errorf("the first page links to no next page")
+			} else if second, _ := l.rows(t, b.get(next)); len(second) != min(portal.DefaultPageSize, len(l.want(sc))-len(rows)) {
+				t.Errorf("second page: %d rows, want %d", len(second), min(portal.DefaultPageSize, len(l.want(sc))-len(rows)))
 			}
 			rows, _ = l.rows(t, b.get(withPageParam(l.path, "limit", "100")))
 			if want := min(100, len(l.want(sc))); len(rows) != want {
@@ -343,7 +358,7 @@ func TestListsArePaged(t *testing.T) {
 
 			before := l.want(sc)
 			var walked []string
-			next := l.path
+			next = l.path
 			for n := 0; next != ""; n++ {
 				var got []string
 				got, next = l.rows(t, b.get(next))

@@ -6,8 +6,10 @@ import (
 	"html/template"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -51,14 +53,13 @@ func parsePages(a *assets) (*pages, error) {
 		"static": a.url,
 		"date":   func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
 		"datetime": func(t time.Time) string {
-			return t.UTC().Format("2006-01-02 15:04 UTC")
+			return t.UTC().Format(minuteLayout)
 		},
-		"ago":   ago,
-		"join":  strings.Join,
-		"sub":   func(a, b int) int { return a - b },
-		"until": func(t time.Time) string { return ago(time.Now().Add(-time.Until(t))) },
-		// soon: within the first reminder's reach, when renewing is due.
-		"soon":    func(t time.Time) bool { return time.Until(t) < 14*24*time.Hour },
+		"ago":     ago,
+		"join":    strings.Join,
+		"sub":     func(a, b int) int { return a - b },
+		"until":   until,
+		"soon":    soon,
 		"deref":   func(p *int64) int64 { return *p },
 		"derefTS": func(p *time.Time) time.Time { return *p },
 		// Of a refusal (a *portal.Error): the message beside a form's field,
@@ -72,6 +73,9 @@ func parsePages(a *assets) (*pages, error) {
 		"clip":         clip,
 		"revokedBy":    revokedBy,
 		"keyFile":      keyFile,
+		// requestStatus and credentialState are a status's badge.
+		"requestStatus":   func(s portal.RequestStatus) template.HTML { return badge(string(s)) },
+		"credentialState": func(s portal.CredentialState) template.HTML { return badge(string(s)) },
 		// dict passes several values to a partial: dict "C" cred "U" user.
 		"dict": func(kv ...any) (map[string]any, error) {
 			if len(kv)%2 != 0 {
@@ -163,15 +167,31 @@ func (s *Server) staffSummary(c echo.Context) *workflow.StaffSummary {
 	return sum
 }
 
+// minuteLayout is how a page prints an exact time: to the minute, in UTC.
+const minuteLayout = "2006-01-02 15:04 UTC"
+
 // when shows t both ways people read times: roughly how long ago or ahead,
-// and exactly, in UTC, in a <time> element machines can read too.
+// and exactly, in UTC, in a <time> element machines can read too. A page of
+// lists prints it a hundred times, so it appends into one buffer rather than
+// formatting each piece apart.
 func when(t time.Time) template.HTML {
-	rel := ago(t) + " ago"
-	if t.After(time.Now()) {
-		rel = "in " + ago(time.Now().Add(-time.Until(t)))
+	now, u := time.Now(), t.UTC()
+	b := make([]byte, 0, 112)
+	b = append(b, `<time datetime="`...)
+	b = u.AppendFormat(b, time.RFC3339)
+	b = append(b, `" title="`...)
+	start := len(b)
+	b = u.AppendFormat(b, minuteLayout)
+	end := len(b)
+	b = append(b, `">`...)
+	b = append(b, b[start:end]...) // the title, again as the text
+	b = append(b, `</time> <span class="ago">(`...)
+	if u.After(now) {
+		b = appendSpan(append(b, "in "...), u.Sub(now))
+	} else {
+		b = append(appendSpan(b, now.Sub(u)), " ago"...)
 	}
-	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time> <span class="ago">(%s)</span>`,
-		t.UTC().Format(time.RFC3339), t.UTC().Format("2006-01-02 15:04 UTC"), t.UTC().Format("2006-01-02 15:04 UTC"), rel))
+	return template.HTML(append(b, ")</span>"...))
 }
 
 // long shows a long value (a fingerprint, a URL) shortened to its ends, with
@@ -179,24 +199,67 @@ func when(t time.Time) template.HTML {
 // comparing fingerprints reads the ends first. Short values are shown whole.
 func long(s string) template.HTML {
 	const keep = 10
-	r := []rune(s)
-	if len(r) <= 2*keep+6 {
+	head, tail, cut := ends(s, keep, 2*keep+6)
+	if !cut {
 		return template.HTML(`<code class="long">` + template.HTMLEscapeString(s) + `</code>`)
 	}
-	short := string(r[:keep]) + "…" + string(r[len(r)-keep:])
-	return template.HTML(`<details class="long"><summary><code>` + template.HTMLEscapeString(short) +
+	return template.HTML(`<details class="long"><summary><code>` + template.HTMLEscapeString(head) + "…" + template.HTMLEscapeString(tail) +
 		`</code><span class="visually-hidden"> (show all)</span></summary><code>` + template.HTMLEscapeString(s) + `</code></details>`)
+}
+
+// ends is the first and last keep characters of s when s is longer than
+// most characters (cut), counting characters as []rune does. Fingerprints,
+// URLs and audit details are ASCII, which needs no conversion: a []rune of
+// the whole of s is made only for other text, whose invalid bytes it turns
+// into U+FFFD as the page has always shown them.
+func ends(s string, keep, most int) (head, tail string, cut bool) {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		if len(s) <= most {
+			return "", "", false
+		}
+		return s[:keep], s[len(s)-keep:], true
+	}
+	r := []rune(s)
+	if len(r) <= most {
+		return "", "", false
+	}
+	return string(r[:keep]), string(r[len(r)-keep:]), true
 }
 
 // clip shows the first n characters of a long text (an audit event's
 // details), the whole of it a tap away: one line per event in a table.
 func clip(s string, n int) template.HTML {
-	r := []rune(s)
-	if len(r) <= n {
+	head, _, cut := ends(s, n, n)
+	if !cut {
 		return template.HTML(`<code class="details">` + template.HTMLEscapeString(s) + `</code>`)
 	}
-	return template.HTML(`<details class="clip"><summary><code>` + template.HTMLEscapeString(string(r[:n])) +
+	return template.HTML(`<details class="clip"><summary><code>` + template.HTMLEscapeString(head) +
 		`…</code></summary><code class="details">` + template.HTMLEscapeString(s) + `</code></details>`)
+}
+
+// badge is a request's status or a credential's state as a badge, styled by
+// its name: <span class="status status-active">active</span>. Statuses are
+// the domain's own lowercase words, which need no escaping; anything else is
+// escaped all the same.
+func badge(s string) template.HTML {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 'a' || s[i] > 'z') && s[i] != '-' {
+			plain = false
+			break
+		}
+	}
+	if !plain {
+		s = template.HTMLEscapeString(s)
+	}
+	return template.HTML(`<span class="status status-` + s + `">` + s + `</span>`)
 }
 
 // revokedBy names who revoked c, as viewer may know it: the owner themself,
@@ -227,20 +290,33 @@ func keyFile(t portal.KeyType) string {
 
 // ago says roughly how long ago t was: "4 minutes", "3 hours", "12 days".
 func ago(t time.Time) string {
-	d := time.Since(t)
-	plural := func(n int, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return fmt.Sprintf("%d %ss", n, unit)
-	}
+	return string(appendSpan(make([]byte, 0, 16), time.Since(t)))
+}
+
+// until says roughly how long until t: "4 minutes", "3 hours", "12 days".
+func until(t time.Time) string {
+	return string(appendSpan(make([]byte, 0, 16), time.Until(t)))
+}
+
+// soon says whether t is within the first reminder's reach, when renewing
+// a credential that expires at t is due.
+func soon(t time.Time) bool { return time.Until(t) < 14*24*time.Hour }
+
+// appendSpan appends d said roughly, as ago says it, to b.
+func appendSpan(b []byte, d time.Duration) []byte {
+	n, unit := int64(d/(24*time.Hour)), "day"
 	switch {
 	case d < time.Minute:
-		return "less than a minute"
+		return append(b, "less than a minute"...)
 	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute")
+		n, unit = int64(d/time.Minute), "minute"
 	case d < 48*time.Hour:
-		return plural(int(d/time.Hour), "hour")
+		n, unit = int64(d/time.Hour), "hour"
 	}
-	return plural(int(d/(24*time.Hour)), "day")
+	b = append(strconv.AppendInt(b, n, 10), ' ')
+	b = append(b, unit...)
+	if n != 1 {
+		b = append(b, 's')
+	}
+	return b
 }

@@ -12,10 +12,21 @@ import (
 )
 
 // requestSelect reads a request with its display fields. Every read of
-// requests goes through it, so the joins live here only. The requests table
-// keeps its own name so that LockRequest can lock it alone.
-const requestSelect = `
-	SELECT requests.id, requests.user_id, requests.cluster_id, requests.public_key, requests.key_type,
+// requests goes through it (or requestListSelect), so the joins live here
+// only. The requests table keeps its own name so that LockRequest can lock
+// it alone.
+const requestSelect = requestSelectHead + `requests.public_key` + requestSelectTail
+
+// requestListSelect is requestSelect for the pages of requests, which read
+// an empty public key: no list shows the key (its fingerprint says which it
+// is), issuing and renewing read one request by its ID, and an SSH RSA key
+// is most of a row's bytes.
+const requestListSelect = requestSelectHead + `''` + requestSelectTail
+
+const (
+	requestSelectHead = `
+	SELECT requests.id, requests.user_id, requests.cluster_id, `
+	requestSelectTail = `, requests.key_type,
 	       requests.key_fingerprint, requests.justification, requests.status, requests.decided_by,
 	       requests.decided_at, requests.decision_note, requests.renews_credential_id, requests.created_at,
 	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''), credentials.id,
@@ -27,6 +38,7 @@ const requestSelect = `
 	JOIN users requester ON requester.id = requests.user_id
 	LEFT JOIN users decider ON decider.id = requests.decided_by
 	LEFT JOIN credentials ON credentials.request_id = requests.id`
+)
 
 func scanRequest(row pgx.Row) (*portal.Request, error) {
 	var r portal.Request
@@ -102,12 +114,12 @@ func userRequestsQuery(userID int64, status portal.RequestStatus, after *portal.
 	if status != "" {
 		conds, args = append(conds, "requests.status = $2"), append(args, status)
 	}
-	return userRequestsOrder.page(requestSelect, conds, args, after, limit)
+	return userRequestsOrder.page(requestListSelect, conds, args, after, limit)
 }
 
 // UserRequestsPage returns up to limit of the customer's requests with
 // status ("" for any), newest first, after the cursor (from the newest when
-// nil).
+// nil), without their public keys (PublicKey is "").
 func (s *Store) UserRequestsPage(ctx context.Context, userID int64, status portal.RequestStatus, after *portal.PageCursor, limit int) ([]*portal.Request, error) {
 	sql, args := userRequestsQuery(userID, status, after, pageLimit(limit))
 	rs, err := collect(scanRequest)(s.db.Query(ctx, sql, args...))
@@ -125,12 +137,13 @@ func statusRequestsOrder(status portal.RequestStatus) keyset {
 }
 
 func statusRequestsQuery(status portal.RequestStatus, after *portal.PageCursor, limit int) (string, []any) {
-	return statusRequestsOrder(status).page(requestSelect, []string{"requests.status = $1"}, []any{status}, after, limit)
+	return statusRequestsOrder(status).page(requestListSelect, []string{"requests.status = $1"}, []any{status}, after, limit)
 }
 
 // StatusRequestsPage returns up to limit of everyone's requests with
 // status, after the cursor (from the start when nil): pending ones oldest
-// first, the others newest first.
+// first, the others newest first; without their public keys (PublicKey is
+// "").
 func (s *Store) StatusRequestsPage(ctx context.Context, status portal.RequestStatus, after *portal.PageCursor, limit int) ([]*portal.Request, error) {
 	sql, args := statusRequestsQuery(status, after, pageLimit(limit))
 	rs, err := collect(scanRequest)(s.db.Query(ctx, sql, args...))

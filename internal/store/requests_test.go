@@ -153,6 +153,9 @@ func TestDecideRequest(t *testing.T) {
 	}
 }
 
+// TestRequestListings: each list holds its requests in its order, with their
+// display fields but not their public keys, which only a request read by its
+// ID carries.
 func TestRequestListings(t *testing.T) {
 	ctx, s := start(t)
 	staff, alice := people(t, s)
@@ -210,8 +213,20 @@ func TestRequestListings(t *testing.T) {
 				if wantCred := r.ID == a3.ID; wantCred != (r.CredentialID != nil) || (wantCred && *r.CredentialID != cr.ID) {
 					t.Errorf("[%d] request %d has credential %v", i, r.ID, r.CredentialID)
 				}
+				// The key is not: lists show its fingerprint, and one
+				// request read by ID has it whole.
+				if r.PublicKey != "" || r.KeyFingerprint != tt.want[i].KeyFingerprint {
+					t.Errorf("[%d] listed with key %q and fingerprint %q, want no key and %q", i, r.PublicKey, r.KeyFingerprint, tt.want[i].KeyFingerprint)
+				}
 			}
 		})
+	}
+	r, err := s.RequestByID(ctx, a1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PublicKey != a1.PublicKey {
+		t.Errorf("RequestByID(%d): key %q, want %q", a1.ID, r.PublicKey, a1.PublicKey)
 	}
 }
 
