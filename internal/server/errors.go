@@ -229,7 +229,21 @@ func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error)
 		err = fmt.Errorf("session store: %w", err)
 	}
 	s.handleError(err, s.echo.NewContext(r, w))
+	// When the session's save fails at the handler's first write, scs goes
+	// on to write what the handler wrote after this answer: it is dropped,
+	// so the answer is the error page alone.
+	if resp, ok := w.(*echo.Response); ok {
+		resp.Writer = droppedBody{resp.Writer}
+	}
 }
+
+// droppedBody is a response whose answer was given already: it keeps the
+// headers and drops whatever is written after.
+type droppedBody struct{ http.ResponseWriter }
+
+func (droppedBody) WriteHeader(int) {}
+
+func (droppedBody) Write(b []byte) (int, error) { return len(b), nil }
 
 // headings are the error pages' headings in plain words, by status: never
 // an HTTP phrase such as "Conflict".
