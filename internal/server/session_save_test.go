@@ -7,13 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/alexedwards/scs/v2"
 )
 
-// unsavable is a session store whose saves fail as they do when the
-// database has just gone away.
-type unsavable struct{ scs.Store }
+// unsavable is the portal's session store with saves that fail as they do
+// when the database has just gone away; sessions still open.
+type unsavable struct{ idleExpiry }
 
 func (unsavable) Commit(string, []byte, time.Time) error {
 	return &net.OpError{Op: "write", Net: "unix", Err: errors.New("broken pipe")}
@@ -28,7 +26,7 @@ func TestSessionSaveFailingAtFirstWriteAnswersWithTheErrorPageAlone(t *testing.T
 	// Every view refreshes the session's idle expiry, so every view saves it.
 	p := newPortal(t, portalOptions{sessions: &SessionConfig{IdleTimeout: time.Hour, Lifetime: 2 * time.Hour, Refresh: time.Nanosecond}})
 	alice := p.signedIn("alice@example.org")
-	p.Server.sessions.Store = unsavable{p.Server.sessions.Store}
+	p.Server.sessions.Store = unsavable{p.Server.sessions.Store.(idleExpiry)}
 
 	resp := alice.get("/dashboard")
 	if resp.StatusCode != http.StatusServiceUnavailable {
