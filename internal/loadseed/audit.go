@@ -1,5 +1,6 @@
-// Package loadseed writes a large, realistic audit log into a portal
-// database in bulk, for the load test and the benchmarks.
+// Package loadseed sets up what the measuring tools (the load test and the
+// audit benchmark) measure: a database of their own, a large, realistic
+// audit log written into it in bulk, and the wait for the portal under test.
 package loadseed
 
 import (

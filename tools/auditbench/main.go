@@ -69,7 +69,7 @@ func run(ctx context.Context, events int, keep, explainAll bool) error {
 		return errors.New("DATABASE_URL is not set: run `make bench-audit`, which starts a throwaway PostgreSQL")
 	}
 	dbName := fmt.Sprintf("auditbench_%d", os.Getpid())
-	benchURL, err := withDatabase(dsn, dbName)
+	benchURL, err := loadseed.DatabaseURL(dsn, dbName)
 	if err != nil {
 		return err
 	}
@@ -197,19 +197,6 @@ func run(ctx context.Context, events int, keep, explainAll bool) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// withDatabase returns dsn naming database name instead of its own.
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("DATABASE_URL: %w", err)
-		}
-		u.Path, u.RawPath = "/"+name, ""
-		return u.String(), nil
-	}
-	return dsn + " dbname=" + name, nil
-}
 
 // seeded is what the seeding left for the queries to look for.
 type seeded struct {
@@ -384,21 +371,11 @@ func startPortal(ctx context.Context, bin, dbURL string) (*runningPortal, error)
 	// follow the name.
 	_, port, _ := net.SplitHostPort(addr)
 	p := &runningPortal{cmd: cmd, base: "http://localhost:" + port}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, errors.New("the portal did not become ready in 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := loadseed.WaitReady(p.base, 60*time.Second); err != nil {
+		p.stop()
+		return nil, err
 	}
+	return p, nil
 }
 
 func (p *runningPortal) stop() {

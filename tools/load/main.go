@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/2i2c-org/credential-portal/internal/loadseed"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -119,7 +120,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 		return nil, errors.New("DATABASE_URL is not set: run `make load`, which starts a throwaway PostgreSQL")
 	}
 	dbName := fmt.Sprintf("load_%d_%d", os.Getpid(), time.Now().UnixNano()%1_000_000)
-	dbURL, err := withDatabase(dsn, dbName)
+	dbURL, err := loadseed.DatabaseURL(dsn, dbName)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/devidp"
+	"github.com/2i2c-org/credential-portal/internal/loadseed"
 )
 
 // loadClientID is the portal's OIDC client at the load's provider.
@@ -103,21 +103,11 @@ func startPortal(ctx context.Context, bin, base, dbURL string, idp *provider, lo
 	}
 	p := &runningPortal{cmd: cmd, base: base, done: make(chan struct{})}
 	go p.sample()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, errors.New("the portal did not become ready in 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := loadseed.WaitReady(p.base, 60*time.Second); err != nil {
+		p.stop()
+		return nil, err
 	}
+	return p, nil
 }
 
 // sample records the process's resident memory every 50 ms until it stops.

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -14,19 +12,6 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/loadseed"
 )
-
-// withDatabase returns dsn naming database name instead of its own.
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("DATABASE_URL: %w", err)
-		}
-		u.Path, u.RawPath = "/"+name, ""
-		return u.String(), nil
-	}
-	return dsn + " dbname=" + name, nil
-}
 
 // identity is one of the load's people, as the provider signs them in and
 // as the seed stores them.
