@@ -164,6 +164,14 @@ func (h hashedTokens) FindCtx(ctx context.Context, token string) ([]byte, bool, 
 	return o.Data, true, nil
 }
 
+func (h hashedTokens) Commit(token string, b []byte, expiry time.Time) error {
+	return h.store.Commit(store.SessionKey(token), b, expiry)
+}
+
+func (h hashedTokens) Delete(token string) error {
+	return h.store.Delete(store.SessionKey(token))
+}
+
 // sessionOpening is where a request's session, once opened, is kept with
 // the person it signs in, for loadUser; ip and userAgent are the request's,
 // noted as where the session was last seen.
@@ -192,14 +200,6 @@ func openedSession(ctx context.Context) *store.OpenedSession {
 		return op.opened
 	}
 	return nil
-}
-
-func (h hashedTokens) Commit(token string, b []byte, expiry time.Time) error {
-	return h.store.Commit(store.SessionKey(token), b, expiry)
-}
-
-func (h hashedTokens) Delete(token string) error {
-	return h.store.Delete(store.SessionKey(token))
 }
 
 // idleExpiry keeps the idle timeout in the stored session: every write of a
