@@ -358,15 +358,12 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 			return err
 		}
 		ap := &portal.Approval{RequestID: id, ApproverID: a.User.ID, Note: note, ExpiresOn: in.ExpiresOn}
-		if err := tx.AddApproval(ctx, ap); errors.Is(err, portal.ErrConflict) {
+		approvals, err := tx.AddApproval(ctx, ap)
+		if errors.Is(err, portal.ErrConflict) {
 			return portal.Errorf(portal.KindConflict,
 				"You approved this request already. %s needs the approval of %d different staff members: another must give the next one.",
 				cluster.Title(), cluster.Policy.Required())
 		} else if err != nil {
-			return err
-		}
-		approvals, err := tx.Approvals(ctx, id)
-		if err != nil {
 			return err
 		}
 		if len(approvals) < cluster.Policy.Required() {
