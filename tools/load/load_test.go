@@ -19,7 +19,7 @@ func TestLoadAtATinySize(t *testing.T) {
 	rep, err := run(t.Context(), config{
 		Requests: 50, Events: 1000, Customers: 3, Staff: 2, Clusters: 3,
 		Browse: 3 * time.Second, Pause: 50 * time.Millisecond, Saturate: 500 * time.Millisecond, Clients: 2,
-		Verify: true, strayPath: stray,
+		Verify: true, Each: true, strayPath: stray,
 	}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
@@ -73,6 +73,17 @@ func TestLoadAtATinySize(t *testing.T) {
 	}
 	if n, _ := rep.healthz.total(); n == 0 {
 		t.Error("/healthz was never requested while saturating")
+	}
+	if len(rep.alone) != len(customerSteps) {
+		t.Errorf("%d pages saturated alone, want each of the %d customer pages", len(rep.alone), len(customerSteps))
+	}
+	for _, a := range rep.alone {
+		if n, _ := a.total(); n == 0 {
+			t.Errorf("a page saturated alone was never requested: %v", a.summary())
+		}
+	}
+	if !strings.Contains(text, "each page alone, without pause") {
+		t.Errorf("output lacks the table of pages alone:\n%s", text)
 	}
 	if rep.peakRSS <= 0 {
 		t.Errorf("peak RSS %d, want the portal's", rep.peakRSS)

@@ -50,6 +50,7 @@ type config struct {
 	Saturate  time.Duration // each half of the saturate phase
 	Clients   int           // concurrent clients while saturating
 	Keep      bool          // keep the database
+	Each      bool          // also saturate each customer page alone
 	Verify    bool          // run `portal audit verify` on the database afterwards
 
 	// strayPath, when set, is a page that does not exist which the first
@@ -70,6 +71,7 @@ func main() {
 	flag.DurationVar(&cfg.Saturate, "saturate", 10*time.Second, "how long pages, then /healthz, are requested without pause")
 	flag.IntVar(&cfg.Clients, "clients", 8, "concurrent clients while saturating")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the load's database afterwards")
+	flag.BoolVar(&cfg.Each, "each", false, "after the mixed saturation, saturate each customer page alone for the same time and print its throughput against /healthz")
 	flag.BoolVar(&cfg.Verify, "verify", false, "run `portal audit verify` on the database at the end")
 	fail := flag.Bool("fail", true, "exit non-zero when a target is missed")
 	flag.Parse()
@@ -105,6 +107,7 @@ func main() {
 type report struct {
 	browse, saturate *recorder
 	healthz          *recorder
+	alone            []*recorder // each customer page saturated alone (-each)
 	pagesPerSecond   float64
 	healthzPerSecond float64
 	peakRSS          int64
@@ -235,7 +238,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 
 	fmt.Fprintf(w, "== saturate: %d clients without pause, %s of signed-in pages, then %s of /healthz (machine load average %s)\n",
 		cfg.Clients, cfg.Saturate, cfg.Saturate, loadAverage())
-	if rep.saturate, rep.healthz, err = saturate(ctx, cfg, base, transport, people[:cfg.Customers]); err != nil {
+	if rep.saturate, rep.healthz, rep.alone, err = saturate(ctx, cfg, base, transport, people[:cfg.Customers]); err != nil {
 		return nil, err
 	}
 
@@ -269,21 +272,18 @@ func during(ctx context.Context, d time.Duration, jobs []func(context.Context)) 
 // saturate requests signed-in pages without pause from cfg.Clients fresh
 // sessions of the customers (who start from the ids they saw while
 // browsing), then /healthz at the same concurrency, each for cfg.Saturate.
-func saturate(ctx context.Context, cfg config, base string, transport http.RoundTripper, customers []*person) (pages, healthz *recorder, err error) {
-	var walks []func(context.Context)
-	pages = newRecorder()
+func saturate(ctx context.Context, cfg config, base string, transport http.RoundTripper, customers []*person) (pages, healthz *recorder, alone []*recorder, err error) {
+	var clients []*person
 	for i := range cfg.Clients {
 		known := customers[i%len(customers)]
 		pp, err := signIn(ctx, base, known.identity, transport, uint64(1000+i))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		pp.requests, pp.credentials = known.requests, known.credentials
-		walks = append(walks, func(ctx context.Context) { pp.walk(ctx, pages, customerSteps, i, "") })
+		clients = append(clients, pp)
 	}
-	pages.start = time.Now()
-	during(ctx, cfg.Saturate, walks)
-	pages.stop()
+	pages = saturatePages(ctx, cfg.Saturate, clients, customerSteps)
 
 	healthz = newRecorder()
 	probe := &person{base: base, client: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
@@ -297,7 +297,25 @@ func saturate(ctx context.Context, cfg config, base string, transport http.Round
 	}
 	during(ctx, cfg.Saturate, probes)
 	healthz.stop()
-	return pages, healthz, nil
+
+	if cfg.Each {
+		for i := range customerSteps {
+			alone = append(alone, saturatePages(ctx, cfg.Saturate, clients, customerSteps[i:i+1]))
+		}
+	}
+	return pages, healthz, alone, nil
+}
+
+// saturatePages has clients walk steps without pause for d.
+func saturatePages(ctx context.Context, d time.Duration, clients []*person, steps []step) *recorder {
+	rec := newRecorder()
+	var walks []func(context.Context)
+	for i, pp := range clients {
+		walks = append(walks, func(ctx context.Context) { pp.walk(ctx, rec, steps, i, "") })
+	}
+	during(ctx, d, walks)
+	rec.stop()
+	return rec
 }
 
 // print writes the tables and the verdict on each target, and sets passed.
@@ -318,6 +336,15 @@ func (rep *report) print(w io.Writer, signIns *recorder) {
 	rep.healthzPerSecond = float64(probes) / rep.healthz.end.Sub(rep.healthz.start).Seconds()
 	ratio := rep.pagesPerSecond / rep.healthzPerSecond
 	fmt.Fprintf(w, "\nsaturated: signed-in pages %.1f/s, /healthz %.1f/s, ratio %.3f\n", rep.pagesPerSecond, rep.healthzPerSecond, ratio)
+	if len(rep.alone) > 0 {
+		fmt.Fprintln(w, "\neach page alone, without pause (against the same /healthz):")
+		fmt.Fprintf(w, "%-46s %9s %9s %9s\n", "route", "per s", "ratio", "errors")
+		for _, a := range rep.alone {
+			for _, s := range a.summary() {
+				fmt.Fprintf(w, "%-46s %9.1f %9.3f %9d\n", s.route, s.perSecond, s.perSecond/rep.healthzPerSecond, s.errors)
+			}
+		}
+	}
 	fmt.Fprintf(w, "peak resident memory of the portal: %.1f MB\n", float64(rep.peakRSS)/1e6)
 	if rep.verified != "" {
 		fmt.Fprintf(w, "portal audit verify: %s\n", strings.TrimSpace(rep.verified))
@@ -341,6 +368,10 @@ func (rep *report) print(w io.Writer, signIns *recorder) {
 	}
 	verdict(len(slow) == 0, fmt.Sprintf("p99 < %s on every GET page while browsing%s", targetPageP99, listed(slow)))
 	_, browseErrs := rep.browse.total()
+	for _, a := range rep.alone {
+		_, e := a.total()
+		pageErrs += e
+	}
 	errs := browseErrs + pageErrs + probeErrs + rep.logErrors
 	verdict(errs == 0, fmt.Sprintf("no errors (%d while browsing, %d while saturating, %d on /healthz, %d in the portal's log)",
 		browseErrs, pageErrs, probeErrs, rep.logErrors))
