@@ -1,6 +1,7 @@
 // Package loadseed sets up what the measuring tools (the load test and the
 // audit benchmark) measure: a database of their own, a large, realistic
-// audit log written into it in bulk, and the wait for the portal under test.
+// audit log written into it in bulk, the wait for the portal under test and
+// the reading of its resident memory.
 package loadseed
 
 import (

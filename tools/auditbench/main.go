@@ -402,31 +402,13 @@ func (p *runningPortal) signIn(ctx context.Context, email string) (*http.Client,
 	return client, nil
 }
 
-// rss reads a process's resident memory from /proc: "VmRSS" now or
-// "VmHWM", its peak since the last reset.
-func rss(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
-
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // measureExport downloads path in full while sampling the portal's resident
 // memory.
 func measureExport(ctx context.Context, client *http.Client, p *runningPortal, path string, events int) error {
 	pid := p.cmd.Process.Pid
-	before, err := rss(pid, "VmRSS")
+	before, err := loadseed.RSS(pid, "VmRSS")
 	if err != nil {
 		return err
 	}
@@ -443,7 +425,7 @@ func measureExport(ctx context.Context, client *http.Client, p *runningPortal, p
 			case <-done:
 				return
 			case <-tick.C:
-				if v, err := rss(pid, "VmRSS"); err == nil && v > peak.Load() {
+				if v, err := loadseed.RSS(pid, "VmRSS"); err == nil && v > peak.Load() {
 					peak.Store(v)
 				}
 			}
@@ -482,8 +464,8 @@ func measureExport(ctx context.Context, client *http.Client, p *runningPortal, p
 	resp.Body.Close()
 	took := time.Since(start)
 	close(done)
-	after, _ := rss(pid, "VmRSS")
-	hwm, err := rss(pid, "VmHWM")
+	after, _ := loadseed.RSS(pid, "VmRSS")
+	hwm, err := loadseed.RSS(pid, "VmHWM")
 	if err == nil && hwm > peak.Load() {
 		peak.Store(hwm)
 	}

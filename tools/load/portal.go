@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,7 +125,7 @@ func (p *runningPortal) sample() {
 
 func (p *runningPortal) notePeak() {
 	for _, field := range []string{"VmRSS", "VmHWM"} {
-		if v, err := rss(p.cmd.Process.Pid, field); err == nil && v > p.peak.Load() {
+		if v, err := loadseed.RSS(p.cmd.Process.Pid, field); err == nil && v > p.peak.Load() {
 			p.peak.Store(v)
 		}
 	}
@@ -145,24 +144,6 @@ func (p *runningPortal) stop() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		_ = p.cmd.Wait()
 	})
-}
-
-// rss reads a process's resident memory from /proc: field "VmRSS" now or
-// "VmHWM", its peak.
-func rss(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // verify runs `portal audit verify` on the database and returns its output.
