@@ -105,8 +105,14 @@ func ParseRecipient(text string) (*Recipient, error) {
 	case typ == ssh.KeyAlgoED25519 || typ == ssh.KeyAlgoRSA:
 		return parseSSH(typ, fields[1:])
 	case strings.HasPrefix(typ, "sk-") && strings.HasSuffix(typ, "@openssh.com"):
-		return nil, portal.Invalid(fieldPublicKey, "This key lives on a hardware security key (%s), which cannot be "+
-			"encrypted to. Instead, %s, or paste a plain ssh-ed25519 key.", typ, howToGetAKey)
+		// Only a type SSH defines is named back: the rest of the paste is
+		// the customer's text, never repeated.
+		kind := "a hardware security key"
+		if typ == ssh.KeyAlgoSKED25519 || typ == ssh.KeyAlgoSKECDSA256 {
+			kind += " (" + typ + ")"
+		}
+		return nil, portal.Invalid(fieldPublicKey, "This key lives on %s, which cannot be "+
+			"encrypted to. Instead, %s, or paste a plain ssh-ed25519 key.", kind, howToGetAKey)
 	case strings.HasSuffix(typ, "-cert-v01@openssh.com"):
 		return nil, portal.Invalid(fieldPublicKey, "This is an SSH certificate. Paste the plain public key instead: "+
 			"the .pub file without -cert in its name.")
