@@ -105,11 +105,9 @@ func ParseRecipient(text string) (*Recipient, error) {
 	case typ == ssh.KeyAlgoED25519 || typ == ssh.KeyAlgoRSA:
 		return parseSSH(typ, fields[1:])
 	case strings.HasPrefix(typ, "sk-") && strings.HasSuffix(typ, "@openssh.com"):
-		// Only a type SSH defines is named back: the rest of the paste is
-		// the customer's text, never repeated.
 		kind := "a hardware security key"
-		if typ == ssh.KeyAlgoSKED25519 || typ == ssh.KeyAlgoSKECDSA256 {
-			kind += " (" + typ + ")"
+		if w, ok := typeWord(typ); ok {
+			kind += " (" + w + ")"
 		}
 		return nil, portal.Invalid(fieldPublicKey, "This key lives on %s, which cannot be "+
 			"encrypted to. Instead, %s, or paste a plain ssh-ed25519 key.", kind, howToGetAKey)
@@ -117,12 +115,29 @@ func ParseRecipient(text string) (*Recipient, error) {
 		return nil, portal.Invalid(fieldPublicKey, "This is an SSH certificate. Paste the plain public key instead: "+
 			"the .pub file without -cert in its name.")
 	case strings.HasPrefix(typ, "ssh-") || strings.HasPrefix(typ, "ecdsa-") || strings.HasSuffix(typ, "@openssh.com"):
-		return nil, portal.Invalid(fieldPublicKey, "age cannot encrypt to %.40s keys. Either %s, or paste an "+
-			"ssh-ed25519 key.", typ, howToGetAKey)
+		kind := "keys of this type"
+		if w, ok := typeWord(typ); ok {
+			kind = w + " keys"
+		}
+		return nil, portal.Invalid(fieldPublicKey, "age cannot encrypt to %s. Either %s, or paste an "+
+			"ssh-ed25519 key.", kind, howToGetAKey)
 	}
 	return nil, portal.Invalid(fieldPublicKey, "This is not a public key the portal accepts. Paste an age public "+
 		"key, which starts with age1, or an SSH public key that starts with ssh-ed25519 or ssh-rsa "+
 		"(the contents of your .pub file). To make an age key, %s.", howToGetAKey)
+}
+
+// typeWord is a pasted key's type word as a refusal may name it back: its
+// first 40 bytes, when it is printable ASCII as every SSH type is. A longer
+// word is never repeated whole, and one of other characters not at all: the
+// paste is the customer's text, which may hold anything.
+func typeWord(typ string) (string, bool) {
+	for i := 0; i < len(typ); i++ {
+		if typ[i] < '!' || typ[i] > '~' {
+			return "", false
+		}
+	}
+	return typ[:min(len(typ), 40)], true
 }
 
 func parseAge(key string, rest []string) (*Recipient, error) {
@@ -163,8 +178,18 @@ func parseAge(key string, rest []string) (*Recipient, error) {
 		// Plugin recipients (age1yubikey1…) need the plugin binary on the
 		// server, and tagged ones (age1tag1…) a hardware key to decrypt: not
 		// what "age --decrypt -i key.txt" can open.
-		return nil, portal.Invalid(fieldPublicKey, "This is the recipient of an age plugin or hardware key (%.40s1…); "+
-			"the portal can only encrypt to plain age or SSH keys. Instead, %s.", hrp, howToGetAKey)
+		// Named by its prefix and separator ("age1yubikey1…"), never by all
+		// of the word: what follows the separator is elided, and a prefix
+		// with nothing after it, or one cut short, is named without it.
+		kind := "an age plugin or hardware key"
+		if w, ok := typeWord(hrp); ok {
+			if w == hrp && len(key) > len(hrp)+1 {
+				w += "1"
+			}
+			kind += " (" + w + "…)"
+		}
+		return nil, portal.Invalid(fieldPublicKey, "This is the recipient of %s; "+
+			"the portal can only encrypt to plain age or SSH keys. Instead, %s.", kind, howToGetAKey)
 	}
 	sum := sha256.Sum256([]byte(key))
 	return &Recipient{
