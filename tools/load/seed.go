@@ -185,6 +185,11 @@ func seed(ctx context.Context, pool *pgxpool.Pool, issuer string, customers, sta
 			FROM requests r JOIN clusters c ON c.id = r.cluster_id
 			WHERE r.status = 'approved'`,
 			[]any{hash, ciphertext}},
+		// Each staff approval is a row of request_approvals, as the
+		// workflow records it: the request lists read their approvers.
+		{"approvals", `
+			INSERT INTO request_approvals (request_id, approver_id, approved_at)
+			SELECT id, decided_by, decided_at FROM requests WHERE status = 'approved'`, nil},
 		{"denied requests", `
 			INSERT INTO requests (user_id, cluster_id, public_key, key_type, key_fingerprint, justification,
 			                      status, decided_by, decided_at, decision_note, created_at)
