@@ -150,7 +150,10 @@ func (s *Server) render(c echo.Context, status int, name string, p page) error {
 	if err := set.ExecuteTemplate(&buf, "base", p); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	// Its length, known: the answer goes out whole, not in chunks.
+	h.Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
