@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"html"
@@ -43,6 +44,11 @@ type person struct {
 	requests, credentials []int64
 	approvals             []int64       // pending requests in the queue this person takes
 	wait                  time.Duration // the time spent on a page before the next
+	// body holds the last answer read. It is kept from one request to the
+	// next: the load program shares the machine with the portal, and what it
+	// spends on each page (a fresh buffer grown to 40 KB, then a copy) would
+	// be counted against the portal's pages when they are saturated.
+	body bytes.Buffer
 }
 
 // signIn signs id in through the provider as a browser would, following
@@ -69,25 +75,31 @@ func signIn(ctx context.Context, base string, id identity, transport http.RoundT
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != want {
 		return nil, fmt.Errorf("sign-in as %s ended at %s with %d, want %s", id.Email, resp.Request.URL, resp.StatusCode, want)
 	}
+	// After the sign-in, do sets X-Forwarded-For on each request it makes,
+	// which forwardedFor would do on a copy of every request.
 	return &person{
 		identity: id, base: base, rng: rand.New(rand.NewPCG(seed, 7)),
-		client: &http.Client{Jar: jar, Transport: rt, Timeout: 30 * time.Second,
+		client: &http.Client{Jar: jar, Transport: transport, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}, nil
 }
 
 // do sends one request, reads the whole answer and records it under route.
-// It returns the body of a successful answer. A request once sent is seen
+// It returns the body of a successful answer, valid until the person's next
+// request. A request once sent is seen
 // through even if ctx ends meanwhile: the phase's end stops people between
 // pages, not in the middle of one, which the portal would log as a failure.
-func (p *person) do(ctx context.Context, rec *recorder, route, method, path string, form url.Values) (string, error) {
+func (p *person) do(ctx context.Context, rec *recorder, route, method, path string, form url.Values) ([]byte, error) {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), method, p.base+path, body)
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	if p.ip != "" {
+		req.Header.Set("X-Forwarded-For", p.ip)
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -97,21 +109,22 @@ func (p *person) do(ctx context.Context, rec *recorder, route, method, path stri
 	resp, err := p.client.Do(req)
 	if err != nil {
 		rec.record(route, path, time.Since(start), 0, 0, err)
-		return "", err
+		return nil, err
 	}
-	b, err := io.ReadAll(resp.Body)
+	p.body.Reset()
+	_, err = p.body.ReadFrom(resp.Body)
 	resp.Body.Close()
-	rec.record(route, path, time.Since(start), resp.StatusCode, len(b), err)
+	rec.record(route, path, time.Since(start), resp.StatusCode, p.body.Len(), err)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if resp.StatusCode >= 400 {
-		return "", fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+		return nil, fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
 	}
-	return string(b), nil
+	return p.body.Bytes(), nil
 }
 
-func (p *person) get(ctx context.Context, rec *recorder, route, path string) (string, error) {
+func (p *person) get(ctx context.Context, rec *recorder, route, path string) ([]byte, error) {
 	return p.do(ctx, rec, route, http.MethodGet, path, nil)
 }
 
@@ -124,10 +137,10 @@ var (
 )
 
 // ids returns the numbers a pattern's first group matched in page.
-func ids(re *regexp.Regexp, page string) []int64 {
+func ids(re *regexp.Regexp, page []byte) []int64 {
 	var out []int64
-	for _, m := range re.FindAllStringSubmatch(page, -1) {
-		if n, err := strconv.ParseInt(m[1], 10, 64); err == nil {
+	for _, m := range re.FindAllSubmatch(page, -1) {
+		if n, err := strconv.ParseInt(string(m[1]), 10, 64); err == nil {
 			out = append(out, n)
 		}
 	}
@@ -237,11 +250,11 @@ func staffSteps(index, staff int, auditQuery string) []step {
 				return true
 			}
 			form := url.Values{"note": {""}}
-			if m := csrfField.FindStringSubmatch(page); m != nil {
-				form.Set("csrf", html.UnescapeString(m[1]))
+			if m := csrfField.FindSubmatch(page); m != nil {
+				form.Set("csrf", html.UnescapeString(string(m[1])))
 			}
-			if m := lastDayField.FindStringSubmatch(page); m != nil {
-				form.Set("expires_on", html.UnescapeString(m[1]))
+			if m := lastDayField.FindSubmatch(page); m != nil {
+				form.Set("expires_on", html.UnescapeString(string(m[1])))
 			}
 			_, _ = p.do(ctx, rec, "POST /staff/requests/:id/approve", http.MethodPost, path, form)
 			pending = 0
