@@ -20,13 +20,14 @@ const dashboardRequests = 10
 // dashboardPage is a person's overview of their own requests and
 // credentials: a page of each, paged apart (requests_cursor,
 // credentials_cursor), newest first. Each row is worked out here, once,
-// so that the template only prints it.
+// and rendered through the row cache (renderRow), so that the page prints
+// it with one action.
 type dashboardPage struct {
-	Requests []requestRow
+	Requests []template.HTML
 	// Current credentials work (and can be downloaded); Past ones were
 	// revoked or expired, shown apart so that nothing looks usable that
 	// is not. Both are of the page of credentials shown.
-	Current, Past []credentialRow
+	Current, Past []template.HTML
 	// OlderCredentials is set on a page of credentials after the first.
 	OlderCredentials               bool
 	RequestsPager, CredentialPager pager
@@ -59,6 +60,9 @@ type credentialRow struct {
 	// ExpiresIn, on a current credential due for renewal (soon), is
 	// roughly how long it has left; "" otherwise.
 	ExpiresIn string
+	// CSRF is the session's token for the renewal form, on a row that has
+	// one (ExpiresIn set) only: other rows are alike for every session.
+	CSRF string
 }
 
 func newRequestRow(r *portal.Request) requestRow {
@@ -66,7 +70,7 @@ func newRequestRow(r *portal.Request) requestRow {
 		Key: long(r.KeyFingerprint), Sent: when(r.CreatedAt)}
 }
 
-func newCredentialRow(c *portal.Credential, state portal.CredentialState) credentialRow {
+func newCredentialRow(c *portal.Credential, state portal.CredentialState, csrf string) credentialRow {
 	row := credentialRow{ID: strconv.FormatInt(c.ID, 10), ClusterName: c.ClusterName, Username: c.Username, State: badge(string(state)),
 		NeverDownloaded: c.DownloadCount == 0, Compromised: c.Compromised}
 	if c.RevokedAt != nil {
@@ -75,7 +79,7 @@ func newCredentialRow(c *portal.Credential, state portal.CredentialState) creden
 		row.When = when(c.ExpiresAt)
 	}
 	if state == portal.CredentialActive && soon(c.ExpiresAt) {
-		row.ExpiresIn = until(c.ExpiresAt)
+		row.ExpiresIn, row.CSRF = until(c.ExpiresAt), csrf
 	}
 	return row
 }
@@ -101,19 +105,31 @@ func (s *Server) dashboard(cl call) (page, error) {
 		return page{}, err
 	}
 	query := cl.c.QueryParams()
-	d := dashboardPage{Requests: make([]requestRow, 0, len(rs.Items)), OlderCredentials: cq.After != nil,
+	d := dashboardPage{OlderCredentials: cq.After != nil,
 		RequestsPager:   newPager("Pages of requests", "/dashboard", query, "requests_cursor", rs.Next, false),
 		CredentialPager: newPager("Pages of credentials", "/dashboard", query, "credentials_cursor", cs.Next, false)}
-	for _, r := range rs.Items {
-		d.Requests = append(d.Requests, newRequestRow(r))
+	requests := make([]requestRow, len(rs.Items))
+	for i, r := range rs.Items {
+		requests[i] = newRequestRow(r)
 	}
+	var current, past []credentialRow
+	csrf, _ := cl.c.Get(csrfContextKey).(string)
 	now := time.Now()
 	for _, c := range cs.Items {
 		if state := c.State(now); state == portal.CredentialActive {
-			d.Current = append(d.Current, newCredentialRow(c, state))
+			current = append(current, newCredentialRow(c, state, csrf))
 		} else {
-			d.Past = append(d.Past, newCredentialRow(c, state))
+			past = append(past, newCredentialRow(c, state, csrf))
 		}
+	}
+	if d.Requests, err = renderRows(s, "dashboard", "request-row", requests); err != nil {
+		return page{}, err
+	}
+	if d.Current, err = renderRows(s, "dashboard", "credential-row", current); err != nil {
+		return page{}, err
+	}
+	if d.Past, err = renderRows(s, "dashboard", "past-credential-row", past); err != nil {
+		return page{}, err
 	}
 	return page{Title: "Your credentials", Data: d}, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"slices"
 	"strconv"
@@ -129,8 +130,11 @@ func (s *Server) apiCancel(call apiCall[struct{}]) (any, error) {
 // requestForm is the request page: the clusters, what was typed, and what
 // to fix.
 type requestForm struct {
-	Clusters []*portal.Cluster
-	Input    workflow.RequestInput
+	// Options and Policies are the clusters to choose from, as the menu's
+	// options and as the list of their policies: clusterChoice rows,
+	// rendered through the row cache (renderRow).
+	Options, Policies []template.HTML
+	Input             workflow.RequestInput
 	// Renews is the credential a renewal with another key renews, or 0.
 	Renews int64
 	// Error is the first thing to fix. A Secret one means its field held a
@@ -139,6 +143,33 @@ type requestForm struct {
 	// Problems is everything to fix, each shown beside its field and in the
 	// summary at the top.
 	Problems []*portal.Error
+}
+
+// clusterChoice is one cluster as the request form offers it, worked out
+// here once so that its rows only print it: a method or a comparison in a
+// template is a reflected call, and the form repeats each for every
+// cluster.
+type clusterChoice struct {
+	Name, Title string
+	Label       string // what the menu shows: the title and the Prometheus URL
+	Summary     string // its policy, as Policy.Summary says it
+	Note        string
+	// AtOnce is set when the person's own request would be approved at
+	// once by the cluster's policy.
+	AtOnce bool
+	// Selected is the cluster the form was sent with; Hidden is set on the
+	// others when one was, so that only the chosen one's policy shows.
+	Selected, Hidden bool
+}
+
+func newClusterChoices(clusters []*portal.Cluster, chosen string, u *portal.User) []clusterChoice {
+	out := make([]clusterChoice, len(clusters))
+	for i, c := range clusters {
+		out[i] = clusterChoice{Name: c.Name, Title: c.Title(), Label: c.Title() + " (" + c.PrometheusURL + ")",
+			Summary: c.Policy.Summary(), Note: c.Note, AtOnce: c.Policy.Matches(u),
+			Selected: c.Name == chosen, Hidden: chosen != "" && c.Name != chosen}
+	}
+	return out
 }
 
 func (s *Server) newRequest(c echo.Context) error {
@@ -164,7 +195,14 @@ func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.Reque
 	if err != nil {
 		return err
 	}
-	f := requestForm{Clusters: clusters, Input: in, Renews: renews}
+	f := requestForm{Input: in, Renews: renews}
+	choices := newClusterChoices(clusters, in.Cluster, currentUser(c))
+	if f.Options, err = renderRows(s, "request_new", "cluster-option", choices); err != nil {
+		return err
+	}
+	if f.Policies, err = renderRows(s, "request_new", "cluster-policy", choices); err != nil {
+		return err
+	}
 	for i, pe := range problems(refusal) {
 		if i == 0 {
 			f.Error = pe

@@ -90,6 +90,7 @@ type Server struct {
 	echo     *echo.Echo
 	sessions *scs.SessionManager
 	pages    *pages
+	rowCache *rowCache // rows of lists as rendered, to print again
 	assets   *assets
 	metrics  *metrics
 	refusals *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
@@ -133,6 +134,7 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	if s.pages, err = parsePages(s.assets); err != nil {
 		return nil, err
 	}
+	s.rowCache = newRowCache(renderedRows)
 	s.echo = echo.New()
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
