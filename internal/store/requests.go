@@ -24,8 +24,10 @@ const requestSelect = requestSelectHead + `requests.public_key` + requestSelectT
 const requestListSelect = requestSelectHead + `''` + requestSelectTail
 
 // The approvers come in approval order from request_approvals_order_idx,
-// each email looked up by its own key: joined instead, the planner hashes
-// the whole users table again for every request of a page.
+// each email looked up by its own key (joined instead, the planner hashes
+// the whole users table again for every request of a page), except the
+// decider's, already at hand: most requests have one approval, the
+// decision's own.
 const (
 	requestSelectHead = `
 	SELECT requests.id, requests.user_id, requests.cluster_id, `
@@ -34,7 +36,8 @@ const (
 	       requests.decided_at, requests.decision_note, requests.renews_credential_id, requests.created_at,
 	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''), credentials.id,
 	       requests.decided_by_rule, clusters.approvals_required,
-	       ARRAY(SELECT (SELECT approver.email FROM users approver WHERE approver.id = request_approvals.approver_id)
+	       ARRAY(SELECT CASE WHEN request_approvals.approver_id = requests.decided_by THEN decider.email
+	                         ELSE (SELECT approver.email FROM users approver WHERE approver.id = request_approvals.approver_id) END
 	             FROM request_approvals WHERE request_approvals.request_id = requests.id ORDER BY request_approvals.approved_at)
 	FROM requests
 	JOIN clusters ON clusters.id = requests.cluster_id

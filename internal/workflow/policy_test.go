@@ -192,6 +192,11 @@ func TestTwoPersonApproval(t *testing.T) {
 	if done.Credential == nil || done.Request.Status != portal.StatusApproved || done.Request.DeciderEmail != second.Email {
 		t.Fatalf("after the second approval: request %s by %q, credential %v", done.Request.Status, done.Request.DeciderEmail, done.Credential)
 	}
+	// In the order they approved: the first read by its key, the second the
+	// decider's own.
+	if got := strings.Join(done.Request.Approvers, ", "); got != f.staff.Email+", "+second.Email {
+		t.Errorf("approvers of the decided request %q, want %s then %s", got, f.staff.Email, second.Email)
+	}
 	approved := f.auditEvents(t, portal.SubjectRequest, r.ID, portal.ActionRequestApproved)
 	if len(approved) != 1 || approved[0].Actor != second.Email ||
 		fmt.Sprint(approved[0].Details["approver_ids"]) != fmt.Sprintf("[%d %d]", f.staff.ID, second.ID) {
