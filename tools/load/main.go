@@ -286,9 +286,10 @@ func saturate(ctx context.Context, cfg config, base string, transport http.Round
 	pages = saturatePages(ctx, cfg.Saturate, clients, customerSteps)
 
 	healthz = newRecorder()
-	probe := &person{base: base, client: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
 	var probes []func(context.Context)
 	for range cfg.Clients {
+		// One each: a person reads each answer into a buffer of their own.
+		probe := &person{base: base, client: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
 		probes = append(probes, func(ctx context.Context) {
 			for ctx.Err() == nil {
 				_, _ = probe.get(ctx, healthz, "GET /healthz", "/healthz")
