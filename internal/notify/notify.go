@@ -1,7 +1,8 @@
 // Package notify carries PostgreSQL notifications to what waits for them:
 // one LISTEN connection per replica fans out "cluster N's credentials
-// changed" to every long-poll of that cluster, and "messages were written"
-// to the replica's outbox worker, whichever replica made the change.
+// changed" to every long-poll of that cluster, "messages were written" to
+// the replica's outbox worker, and "this session or person changed" to the
+// replica's cache of open sessions, whichever replica made the change.
 package notify
 
 import (
@@ -25,6 +26,21 @@ const Channel = "credentials_changed"
 // (migration 0004) notifies when messages are written.
 const MessagesChannel = "messages_queued"
 
+// SessionsChannel is the notification channel the sessions triggers
+// (migration 0010) notify when a session or the person it signs in changes.
+const SessionsChannel = "sessions_changed"
+
+// SessionWatcher is told of every change to sessions, and of whether it is
+// told: a cache may hold sessions only while the connection listens, since
+// a change made while it is down is never told.
+type SessionWatcher interface {
+	// SessionsChanged is called with each notification's payload.
+	SessionsChanged(payload string)
+	// Listening is called with true once the connection listens (again),
+	// and with false when it is lost or the hub stops.
+	Listening(bool)
+}
+
 // Hub dispatches credential changes to subscribers. Its zero value is not
 // usable; call New.
 type Hub struct {
@@ -35,6 +51,10 @@ type Hub struct {
 	subs map[int64]map[chan struct{}]struct{}
 
 	queued chan struct{} // one pending "messages were written"
+
+	watchMu   sync.Mutex
+	watcher   SessionWatcher
+	listening bool
 }
 
 // New returns a Hub listening through connections from pool.
@@ -56,6 +76,8 @@ func (h *Hub) Run(ctx context.Context) {
 			return c.Hijack(), nil
 		},
 		LogError: func(ctx context.Context, err error) {
+			// Whatever the error, notifications may have been missed.
+			h.setListening(false)
 			if ctx.Err() != nil {
 				return // shutting down
 			}
@@ -68,7 +90,46 @@ func (h *Hub) Run(ctx context.Context) {
 		signal(h.queued)
 		return nil
 	}))
+	l.Handle(SessionsChannel, sessions{h})
 	_ = l.Listen(ctx) // returns only when ctx ends
+	h.setListening(false)
+}
+
+// WatchSessions tells w of every change to sessions from now on, and at
+// once whether the hub listens. One watcher per hub; a second replaces the
+// first.
+func (h *Hub) WatchSessions(w SessionWatcher) {
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	h.watcher = w
+	w.Listening(h.listening)
+}
+
+func (h *Hub) setListening(on bool) {
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	h.listening = on
+	if h.watcher != nil {
+		h.watcher.Listening(on)
+	}
+}
+
+// sessions handles the sessions channel: each notification, and on each
+// (re)connect, once the channel is listened to, the news that it is.
+type sessions struct{ h *Hub }
+
+func (s sessions) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	s.h.watchMu.Lock()
+	defer s.h.watchMu.Unlock()
+	if s.h.watcher != nil {
+		s.h.watcher.SessionsChanged(n.Payload)
+	}
+	return nil
+}
+
+func (s sessions) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	s.h.setListening(true)
+	return nil
 }
 
 // backlog handles the notifications and, on each (re)connect, the backlog.

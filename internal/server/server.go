@@ -89,13 +89,16 @@ type Server struct {
 	log      *slog.Logger
 	echo     *echo.Echo
 	sessions *scs.SessionManager
-	pages    *pages
-	rowCache *rowCache // rows of lists as rendered, to print again
-	assets   *assets
-	metrics  *metrics
-	refusals *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
-	cop      *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
-	origin   string                             // the portal's origin, as browsers send it in Origin
+	// sessionCache keeps the sessions this replica opened, while the hub
+	// listens for their changes.
+	sessionCache *sessionCache
+	pages        *pages
+	rowCache     *rowCache // rows of lists as rendered, to print again
+	assets       *assets
+	metrics      *metrics
+	refusals     *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
+	cop          *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
+	origin       string                             // the portal's origin, as browsers send it in Origin
 	// apiScopes is the scope a token needs for each API route.
 	apiScopes  map[string]portal.Scope
 	tokenCalls *middleware.RateLimiterMemoryStore // calls per token
@@ -117,6 +120,10 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	}
 	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{}),
 		origin: canonicalOrigin(cfg.BaseURL), apiScopes: map[string]portal.Scope{}, tokenCalls: tokenCallLimit()}
+	s.sessionCache = newSessionCache()
+	if hub != nil {
+		hub.WatchSessions(s.sessionCache)
+	}
 	s.sessions = s.newSessions(cfg.Sessions)
 	var err error
 	if s.cop, err = newCrossOrigin(cfg.BaseURL); err != nil {

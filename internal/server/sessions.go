@@ -107,7 +107,7 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	// No cleanup goroutine of the store's own (its stop races with its
 	// start); expired rows are deleted by the portal's background loop.
 	sm.Store = idleExpiry{
-		store: hashedTokens{store: pgxstore.NewWithCleanupInterval(s.store.Pool(), 0), open: s.wf.OpenSession},
+		store: hashedTokens{store: pgxstore.NewWithCleanupInterval(s.store.Pool(), 0), open: s.wf.OpenSession, cache: s.sessionCache},
 		codec: sm.Codec, idle: cfg.IdleTimeout,
 	}
 	sm.Lifetime = cfg.Lifetime
@@ -138,9 +138,14 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 // session. openSessions puts in the request's context the sessionOpening
 // that receives the person; without one (no request behind the call),
 // pgxstore finds the session.
+//
+// Opened sessions are kept in cache, when it is not nil, and read from it
+// while it holds them (sessionCache); every write and deletion of a
+// session drops it there.
 type hashedTokens struct {
 	store scs.Store
 	open  func(ctx context.Context, key, ip, userAgent string) (*store.OpenedSession, error)
+	cache *sessionCache
 }
 
 func (h hashedTokens) Find(token string) ([]byte, bool, error) {
@@ -153,23 +158,36 @@ func (h hashedTokens) FindCtx(ctx context.Context, token string) ([]byte, bool, 
 	if !ok {
 		return h.Find(token)
 	}
-	o, err := h.open(ctx, store.SessionKey(token), op.ip, op.userAgent)
+	key := store.SessionKey(token)
+	if o, ok := h.cache.get(key, op.ip); ok {
+		op.opened = o
+		return o.Data, true, nil
+	}
+	gen := h.cache.begin()
+	o, err := h.open(ctx, key, op.ip, op.userAgent)
 	switch {
 	case errors.Is(err, portal.ErrNotFound):
 		return nil, false, nil
 	case err != nil:
 		return nil, false, err
 	}
+	h.cache.keep(gen, key, op.ip, o)
 	op.opened = o
 	return o.Data, true, nil
 }
 
+// Commit and Delete drop the session from the cache once the database has
+// it: a read begun before then is not kept (sessionCache.begin).
 func (h hashedTokens) Commit(token string, b []byte, expiry time.Time) error {
-	return h.store.Commit(store.SessionKey(token), b, expiry)
+	key := store.SessionKey(token)
+	defer h.cache.drop(key)
+	return h.store.Commit(key, b, expiry)
 }
 
 func (h hashedTokens) Delete(token string) error {
-	return h.store.Delete(store.SessionKey(token))
+	key := store.SessionKey(token)
+	defer h.cache.drop(key)
+	return h.store.Delete(key)
 }
 
 // sessionOpening is where a request's session, once opened, is kept with
@@ -363,6 +381,7 @@ func (s *Server) endSession(f call) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
+	s.sessionCache.dropUser(sess.UserID) // now here; other replicas when notified
 	if sess.Current {
 		if err := s.sessions.Destroy(f.ctx); err != nil {
 			return done{}, err
@@ -380,6 +399,7 @@ func (s *Server) signOutEverywhere(f call) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
+	s.sessionCache.dropUser(f.actor.User.ID)
 	if err := s.sessions.Destroy(f.ctx); err != nil {
 		return done{}, err
 	}
@@ -392,6 +412,7 @@ func (s *Server) endPersonSessions(f call) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
+	s.sessionCache.dropUser(f.id)
 	if f.id == f.actor.User.ID {
 		if err := s.sessions.Destroy(f.ctx); err != nil {
 			return done{}, err

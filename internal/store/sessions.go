@@ -47,6 +47,9 @@ func (s *Store) CreateUserSession(ctx context.Context, key string, userID int64,
 // keeps, and the person its record in user_sessions signs in.
 type OpenedSession struct {
 	Data []byte
+	// Expiry is when the session ends unless written again: its idle
+	// expiry, or the end of its lifetime if that is sooner.
+	Expiry time.Time
 	// User is nil when the session signs in nobody: a sign-in under way, or
 	// a record ended (signed out everywhere, by staff) or never made.
 	User *portal.User
@@ -77,13 +80,13 @@ func (s *Store) OpenSession(ctx context.Context, key, ip, userAgent string) (*Op
 			UPDATE user_sessions SET last_seen_at = now(), ip = $2, user_agent = $3
 			WHERE token_hash = $1 AND (last_seen_at < now() - interval '1 minute' OR ip <> $2)
 		)
-		SELECT s.data, u.id, u.issuer, u.subject, u.email, u.email_verified, u.name, u.groups, u.role,
+		SELECT s.data, s.expiry, u.id, u.issuer, u.subject, u.email, u.email_verified, u.name, u.groups, u.role,
 			u.created_at, u.last_login_at
 		FROM sessions s
 		LEFT JOIN user_sessions us ON us.token_hash = s.token
 		LEFT JOIN users u ON u.id = us.user_id
 		WHERE s.token = $1 AND current_timestamp < s.expiry`,
-		key, ip, userAgent).Scan(&o.Data, &id, &issuer, &subject, &email, &verified, &name, &groups, &role,
+		key, ip, userAgent).Scan(&o.Data, &o.Expiry, &id, &issuer, &subject, &email, &verified, &name, &groups, &role,
 		&created, &lastLogin)
 	if err != nil {
 		return nil, mapErr("open session", err)

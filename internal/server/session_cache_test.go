@@ -1,0 +1,154 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/store"
+)
+
+// onReplica is b's browser pointed at the portal q, which shares its
+// database: the same session cookie, as a load balancer would send it to
+// another replica.
+func onReplica(b *browser, q *testPortal) *browser {
+	b.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	u, _ := url.Parse(q.URL)
+	name := sessionCookie(u)
+	jar.SetCookies(u, []*http.Cookie{{Name: name, Value: b.cookie(name), Path: "/"}})
+	return &browser{t: b.t, p: q, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+// signedOut reports whether b's next view of the dashboard asks it to sign
+// in.
+func signedOut(b *browser) bool {
+	r := b.noFollow().get("/dashboard")
+	return r.StatusCode == http.StatusSeeOther && strings.HasPrefix(r.Header.Get("Location"), "/login")
+}
+
+// TestReplicaHoldingASessionDropsItWhenAnotherEndsIt: replica B holds
+// alice's and sam's sessions (sessionCache); alice signs out everywhere on
+// replica A, and sam's role is changed at a psql prompt. B signs alice out
+// and refuses sam the staff pages within 2 s of each (milliseconds, told by
+// PostgreSQL); A signs alice out at once.
+func TestReplicaHoldingASessionDropsItWhenAnotherEndsIt(t *testing.T) {
+	t.Parallel()
+	a := newPortal(t, portalOptions{})
+	a.addCluster("awi-ciroh")
+	b := newPortal(t, portalOptions{store: a.Store})
+	alice, sam := a.signedIn("alice@example.org"), a.signedIn("sam@2i2c.org")
+	aliceOnB, samOnB := onReplica(alice, b), onReplica(sam, b)
+	for range 2 {
+		if r := aliceOnB.get("/dashboard"); r.StatusCode != http.StatusOK || r.Request.URL.Path != "/dashboard" {
+			t.Fatalf("alice on replica B: %d at %s", r.StatusCode, r.Request.URL)
+		}
+		if r := samOnB.get("/staff/requests"); r.StatusCode != http.StatusOK {
+			t.Fatalf("sam on replica B: %d", r.StatusCode)
+		}
+	}
+	b.Server.sessionCache.mu.Lock()
+	held := len(b.Server.sessionCache.byKey)
+	b.Server.sessionCache.mu.Unlock()
+	if held != 2 {
+		t.Fatalf("replica B holds %d sessions, want alice's and sam's", held)
+	}
+
+	if r := alice.submit("/sessions", "/sessions/end-all", nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("signing out everywhere: %d", r.StatusCode)
+	}
+	aliceOnA := onReplica(alice, a)
+	if !signedOut(aliceOnA) {
+		t.Error("replica A, which ended the sessions, still lets alice in")
+	}
+	took := within(t, 2*time.Second, "replica B signs alice out", func() bool { return signedOut(aliceOnB) })
+	t.Logf("replica B signed alice out %s after replica A ended her sessions", took)
+
+	a.exec(`UPDATE users SET role = $1 WHERE email = 'sam@2i2c.org'`, portal.RoleCustomer)
+	took = within(t, 2*time.Second, "replica B refuses sam the staff pages", func() bool {
+		return samOnB.get("/staff/requests").StatusCode == http.StatusForbidden
+	})
+	t.Logf("replica B took sam's new role %s after it changed", took)
+}
+
+// TestSessionCacheHoldsOnlyWhatItMay: what the cache keeps, and for how
+// long, with its clock moved by hand.
+func TestSessionCacheHoldsOnlyWhatItMay(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := newSessionCache()
+	c.now = func() time.Time { return now }
+	session := func(user int64) *store.OpenedSession {
+		return &store.OpenedSession{Data: []byte("data"), Expiry: now.Add(time.Hour),
+			User: &portal.User{ID: user, Email: fmt.Sprintf("u%d@example.org", user), Role: portal.RoleCustomer}}
+	}
+	held := func(key, ip string) bool { _, ok := c.get(key, ip); return ok }
+
+	c.keep(c.begin(), "k1", "192.0.2.1", session(1))
+	if held("k1", "192.0.2.1") {
+		t.Error("a session was held before the hub listened")
+	}
+	c.Listening(true)
+	c.keep(c.begin(), "k1", "192.0.2.1", session(1))
+	o, ok := c.get("k1", "192.0.2.1")
+	if !ok {
+		t.Fatal("a session read while listening is not held")
+	}
+	o.User.Role = portal.RoleStaff // a request's own copy
+	if again, _ := c.get("k1", "192.0.2.1"); again.User.Role != portal.RoleCustomer {
+		t.Error("a change to one request's copy reached the held session")
+	}
+	if held("k1", "198.51.100.7") {
+		t.Error("a session read for one address was given to a request from another")
+	}
+
+	gen := c.begin() // a read under way when a change is told
+	c.SessionsChanged("s:k2")
+	c.keep(gen, "k2", "192.0.2.1", session(2))
+	if held("k2", "192.0.2.1") {
+		t.Error("a session read before a change was told was kept")
+	}
+	c.keep(c.begin(), "k3", "192.0.2.1", &store.OpenedSession{Data: []byte("signing in"), Expiry: now.Add(time.Hour)})
+	if held("k3", "192.0.2.1") {
+		t.Error("a session that signs nobody in was kept")
+	}
+
+	c.keep(c.begin(), "k4", "192.0.2.1", session(4))
+	c.keep(c.begin(), "k5", "192.0.2.1", session(4))
+	c.SessionsChanged("u:4")
+	if held("k4", "192.0.2.1") || held("k5", "192.0.2.1") || !held("k1", "192.0.2.1") {
+		t.Error("a change to person 4 did not drop exactly their sessions")
+	}
+	c.SessionsChanged("s:k1")
+	if held("k1", "192.0.2.1") {
+		t.Error("a notified change to a session did not drop it")
+	}
+
+	c.keep(c.begin(), "k6", "192.0.2.1", session(6))
+	c.Listening(false)
+	if held("k6", "192.0.2.1") {
+		t.Error("sessions were still held after the connection was lost")
+	}
+	c.Listening(true)
+	if held("k6", "192.0.2.1") {
+		t.Error("a session held before the connection was lost came back with it")
+	}
+
+	c.keep(c.begin(), "k7", "192.0.2.1", session(7))
+	now = now.Add(SessionRefresh)
+	if held("k7", "192.0.2.1") {
+		t.Errorf("a session was held %s after it was read", SessionRefresh)
+	}
+	expiring := session(8)
+	expiring.Expiry = now.Add(time.Second)
+	c.keep(c.begin(), "k8", "192.0.2.1", expiring)
+	now = now.Add(time.Second)
+	if held("k8", "192.0.2.1") {
+		t.Error("a session was held past its expiry")
+	}
+}
