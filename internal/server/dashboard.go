@@ -20,14 +20,14 @@ const dashboardRequests = 10
 // dashboardPage is a person's overview of their own requests and
 // credentials: a page of each, paged apart (requests_cursor,
 // credentials_cursor), newest first. Each row is worked out here, once,
-// and rendered through the row cache (renderRow), so that the page prints
-// it with one action.
+// and rendered through the row cache (renderRow), and each list is printed
+// whole with one action ("" when empty).
 type dashboardPage struct {
-	Requests []template.HTML
+	Requests template.HTML
 	// Current credentials work (and can be downloaded); Past ones were
 	// revoked or expired, shown apart so that nothing looks usable that
 	// is not. Both are of the page of credentials shown.
-	Current, Past []template.HTML
+	Current, Past template.HTML
 	// OlderCredentials is set on a page of credentials after the first.
 	OlderCredentials               bool
 	RequestsPager, CredentialPager pager

@@ -132,8 +132,8 @@ func (s *Server) apiCancel(call apiCall[struct{}]) (any, error) {
 type requestForm struct {
 	// Options and Policies are the clusters to choose from, as the menu's
 	// options and as the list of their policies: clusterChoice rows,
-	// rendered through the row cache (renderRow).
-	Options, Policies []template.HTML
+	// rendered through the row cache (renderRow), each list whole.
+	Options, Policies template.HTML
 	Input             workflow.RequestInput
 	// Renews is the credential a renewal with another key renews, or 0.
 	Renews int64

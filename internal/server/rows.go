@@ -65,15 +65,16 @@ func renderRow[T comparable](s *Server, page, name string, data T) (template.HTM
 	return h, nil
 }
 
-// renderRows renders each of rows with renderRow.
-func renderRows[T comparable](s *Server, page, name string, rows []T) ([]template.HTML, error) {
-	out := make([]template.HTML, len(rows))
-	for i, r := range rows {
+// renderRows renders each of rows with renderRow, one after the other, as
+// one piece the page prints with one action: "" for none.
+func renderRows[T comparable](s *Server, page, name string, rows []T) (template.HTML, error) {
+	var b strings.Builder
+	for _, r := range rows {
 		h, err := renderRow(s, page, name, r)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		out[i] = h
+		b.WriteString(string(h))
 	}
-	return out, nil
+	return template.HTML(b.String()), nil //nolint:gosec // rendered by html/template
 }
