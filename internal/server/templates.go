@@ -35,6 +35,34 @@ type page struct {
 	DevMail      bool
 	DevMailCount int
 	Data         any
+	// Header is the site's header as rendered from the fields above
+	// (headerRow), by render.
+	Header template.HTML
+}
+
+// headerRow is what the site's header shows, the same on every page of a
+// session: rendered once for its values through the row cache.
+type headerRow struct {
+	Dev, DevMail bool
+	DevMailCount int
+	SignedIn     bool
+	Staff        bool   // the staff navigation
+	Counted      bool   // with the staff counts, known
+	Pending      int64  // requests waiting
+	Failing      int64  // messages failing
+	Name, Role   string // of the person signed in
+	CSRF         string // for the sign-out form
+}
+
+func newHeaderRow(p *page) headerRow {
+	h := headerRow{Dev: p.Dev, DevMail: p.DevMail, DevMailCount: p.DevMailCount}
+	if p.User != nil {
+		h.SignedIn, h.Staff, h.Name, h.Role, h.CSRF = true, p.User.IsStaff(), p.User.DisplayName(), string(p.User.Role), p.CSRF
+	}
+	if h.Staff && p.Staff != nil {
+		h.Counted, h.Pending, h.Failing = true, p.Staff.Pending, p.Staff.Failing
+	}
+	return h
 }
 
 type flash struct {
@@ -146,6 +174,11 @@ func (s *Server) render(c echo.Context, status int, name string, p page) error {
 			p.Flash = &flash{Kind: s.sessions.PopString(ctx, sessFlashKind), Message: msg}
 		}
 	}
+	header, err := renderRow(s, name, "header", newHeaderRow(&p))
+	if err != nil {
+		return err
+	}
+	p.Header = header
 	var buf bytes.Buffer
 	if err := set.ExecuteTemplate(&buf, "base", p); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
