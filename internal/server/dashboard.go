@@ -96,7 +96,7 @@ func (s *Server) dashboard(cl call) (page, error) {
 	if err != nil {
 		return page{}, err
 	}
-	rs, err := s.wf.Requests(cl.ctx, cl.actor, "", rq)
+	rs, err := s.wf.RequestSummaries(cl.ctx, cl.actor, rq)
 	if err != nil {
 		return page{}, err
 	}

@@ -161,6 +161,8 @@ func TestPageQueriesReadOnlyThePage(t *testing.T) {
 			"requests", "requests_status_idx", limit},
 		{"a customer's requests", []query{q(userRequestsQuery(alice, "", nil, limit)), q(userRequestsQuery(alice, "", mine, limit))},
 			"requests", "requests_user_idx", limit},
+		{"a customer's overview of requests", []query{q(userRequestSummariesQuery(alice, nil, limit)), q(userRequestSummariesQuery(alice, mine, limit))},
+			"requests", "requests_user_idx", limit},
 		{"a customer's credentials", []query{q(userCredentialsQuery(alice, nil, limit)), q(userCredentialsQuery(alice, myCreds, limit))},
 			"credentials", "credentials_user_idx", limit},
 		{"a person's tokens", []query{q(tokensQuery(alice, nil, limit)), q(tokensQuery(alice, myTokens, limit))},

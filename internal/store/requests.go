@@ -135,6 +135,36 @@ func (s *Store) UserRequestsPage(ctx context.Context, userID int64, status porta
 	return rs, nil
 }
 
+// requestSummarySelect reads what an overview of a person's own requests
+// shows of each: which cluster, its status, its key's fingerprint, when it
+// was sent. Not the decision, the credential or the approvers, each a
+// lookup per row, which the request's own page reads.
+const requestSummarySelect = `
+	SELECT requests.id, requests.user_id, requests.cluster_id, requests.key_type, requests.key_fingerprint,
+	       requests.status, requests.created_at, clusters.name
+	FROM requests
+	JOIN clusters ON clusters.id = requests.cluster_id`
+
+func userRequestSummariesQuery(userID int64, after *portal.PageCursor, limit int) (string, []any) {
+	return userRequestsOrder.page(requestSummarySelect, []string{"requests.user_id = $1"}, []any{userID}, after, limit)
+}
+
+// UserRequestSummariesPage is UserRequestsPage for an overview: the
+// requests with only their ID, user, cluster (and its name), key type and
+// fingerprint, status and creation time filled in.
+func (s *Store) UserRequestSummariesPage(ctx context.Context, userID int64, after *portal.PageCursor, limit int) ([]*portal.Request, error) {
+	sql, args := userRequestSummariesQuery(userID, after, pageLimit(limit))
+	rs, err := collect(func(row pgx.Row) (*portal.Request, error) {
+		var r portal.Request
+		err := row.Scan(&r.ID, &r.UserID, &r.ClusterID, &r.KeyType, &r.KeyFingerprint, &r.Status, &r.CreatedAt, &r.ClusterName)
+		return &r, err
+	})(s.db.Query(ctx, sql, args...))
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("requests of user %d", userID), err)
+	}
+	return rs, nil
+}
+
 // statusRequestsOrder is the order of everyone's requests with one status:
 // pending ones oldest first, as the staff queue serves them (on
 // requests_queue_idx), the decided ones newest first (requests_status_idx).

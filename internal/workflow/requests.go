@@ -153,6 +153,25 @@ func (s *Service) Requests(ctx context.Context, a Actor, status portal.RequestSt
 	return portal.NewPage(rs, q.Limit, createdKey), nil
 }
 
+// RequestSummaries is a page of the person's own requests, newest first,
+// as an overview shows them: only their ID, cluster, key type and
+// fingerprint, status and creation time are filled in
+// (store.UserRequestSummariesPage). Returns portal.ErrForbidden when nobody
+// is signed in and an Error of portal.KindInvalid for a limit out of range.
+func (s *Service) RequestSummaries(ctx context.Context, a Actor, q portal.PageQuery) (*portal.Page[*portal.Request], error) {
+	if a.User == nil {
+		return nil, portal.ErrForbidden
+	}
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	rs, err := s.store.UserRequestSummariesPage(ctx, a.User.ID, q.After, q.Limit+1)
+	if err != nil {
+		return nil, err
+	}
+	return portal.NewPage(rs, q.Limit, createdKey), nil
+}
+
 func createdKey(r *portal.Request) portal.PageCursor {
 	return portal.PageCursor{At: r.CreatedAt, ID: r.ID}
 }
