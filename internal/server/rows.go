@@ -68,12 +68,18 @@ func renderRow[T comparable](s *Server, page, name string, data T) (template.HTM
 // renderRows renders each of rows with renderRow, one after the other, as
 // one piece the page prints with one action: "" for none.
 func renderRows[T comparable](s *Server, page, name string, rows []T) (template.HTML, error) {
-	var b strings.Builder
-	for _, r := range rows {
+	rendered := make([]template.HTML, len(rows))
+	size := 0
+	for i, r := range rows {
 		h, err := renderRow(s, page, name, r)
 		if err != nil {
 			return "", err
 		}
+		rendered[i], size = h, size+len(h)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, h := range rendered {
 		b.WriteString(string(h))
 	}
 	return template.HTML(b.String()), nil //nolint:gosec // rendered by html/template
