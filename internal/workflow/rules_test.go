@@ -134,6 +134,19 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			// One's own only, staff included.
+			action: "RequestSummaries",
+			want:   rule{forbidden, listed, allowed, allowed, listed, forbidden},
+			run: func(t *testing.T, c *cell) error {
+				r := c.request(t, c.owner)
+				rs, err := c.svc.RequestSummaries(t.Context(), c.actor, firstPage)
+				if err == nil {
+					c.checkListed(t, slices.ContainsFunc(rs.Items, func(x *portal.Request) bool { return x.ID == r.ID }))
+				}
+				return err
+			},
+		},
+		{
 			action: "Queue",
 			want:   rule{forbidden, forbidden, forbidden, listed, listed, forbidden},
 			run: func(t *testing.T, c *cell) error {
