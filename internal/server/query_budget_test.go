@@ -18,7 +18,7 @@ import (
 // by route, as measured when it was last set: the opening of its session
 // with its person (store.OpenSession) included, as when the replica does
 // not hold the session (sessionCache), BEGIN and COMMIT counted as
-// statements; a view of a session the replica holds runs one fewer. Set them tight, to the count measured: a page that
+// statements; a view of a session the replica holds does not read it. Set them tight, to the count measured: a page that
 // needs more should say so here, in review. Every GET page route has an
 // entry; TestPageQueryBudget fails for one without.
 var pageBudgets = map[string]int{
@@ -46,6 +46,11 @@ var pageBudgets = map[string]int{
 	"/staff/people/:id/sessions":          4,
 	"/staff/notifications":                3,
 	"/staff/audit":                        5,
+}
+
+// opensSession reports whether s is store.OpenSession's statement.
+func opensSession(s statement) bool {
+	return strings.Contains(s.SQL, "UPDATE user_sessions SET last_seen_at")
 }
 
 // pageRoutes are the router's GET routes of pages a signed-in person views:
@@ -153,8 +158,17 @@ func TestPageQueryBudget(t *testing.T) {
 		}
 		p.Server.sessionCache.Listening(true) // holding no session, as after a reconnect
 		ran, _ := v.as.view(log, v.path, v.want)
-		if kept, _ := v.as.view(log, v.path, v.want); len(kept) != len(ran)-1 {
-			t.Errorf("GET %s ran %d statements with its session held, want one fewer than the %d without:%s", v.path, len(kept), len(ran), kept)
+		// Then held: within a few views, one reads no session. (A view that
+		// writes its session, or the late notification of an earlier
+		// write, drops it once; the next view reads and holds it again.)
+		var kept statements
+		for range 3 {
+			if kept, _ = v.as.view(log, v.path, v.want); !slices.ContainsFunc(kept, opensSession) {
+				break
+			}
+		}
+		if slices.ContainsFunc(kept, opensSession) {
+			t.Errorf("GET %s read its session at every view, never held:%s", v.path, kept)
 		}
 		if len(ran) > budget {
 			t.Errorf("GET %s ran %d statements, budget %d: measured %d vs budget %d for pageBudgets[%q] (raise it only if the page needs them):%s",
