@@ -8,10 +8,12 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// renderedRows is how many rendered rows a replica keeps: about a kilobyte
-// each, so a few megabytes, enough for the lists of every customer busy at
-// once.
-const renderedRows = 4096
+// renderedRows is how many rendered rows a replica keeps: a kilobyte or
+// less each, so at most about 16 MB. A busy customer's dashboard alone is
+// 60 rows (50 credentials, 10 requests) and every session has a header of
+// its own; 4,096 rows were outgrown by 50 customers browsing at once, whose
+// rows then pushed each other out.
+const renderedRows = 16_384
 
 // rowKey is a rendered row's key: the page whose template set defines it,
 // the row's template, and every value the row prints.
