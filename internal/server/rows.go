@@ -61,8 +61,7 @@ func renderRow[T comparable](s *Server, page, name string, data T) (template.HTM
 	if err := set.ExecuteTemplate(&b, name, data); err != nil {
 		return "", fmt.Errorf("render %s of %s: %w", name, page, err)
 	}
-	// html/template's own output, escaped for where it is printed.
-	h := template.HTML(b.String()) //nolint:gosec
+	h := template.HTML(b.String()) //nolint:gosec // html/template's own output, escaped for where it is printed
 	s.rowCache.rows.Add(k, h)
 	return h, nil
 }
