@@ -157,6 +157,14 @@ func (p *person) pick(from []int64) (int64, bool) {
 // step is one page a person visits; false if there was nothing to visit.
 type step func(ctx context.Context, p *person, rec *recorder) bool
 
+// visit is the step that requests path, recorded under route.
+func visit(route, path string) step {
+	return func(ctx context.Context, p *person, rec *recorder) bool {
+		_, _ = p.get(ctx, rec, route, path)
+		return true
+	}
+}
+
 // customerSteps are what a customer does, in turn: the dashboard, then one
 // of their own pages, and so on round.
 var customerSteps = []step{
@@ -189,22 +197,10 @@ var customerSteps = []step{
 		}
 		return ok
 	},
-	func(ctx context.Context, p *person, rec *recorder) bool {
-		_, _ = p.get(ctx, rec, "GET /requests/new", "/requests/new")
-		return true
-	},
-	func(ctx context.Context, p *person, rec *recorder) bool {
-		_, _ = p.get(ctx, rec, "GET /sessions", "/sessions")
-		return true
-	},
-	func(ctx context.Context, p *person, rec *recorder) bool {
-		_, _ = p.get(ctx, rec, "GET /tokens", "/tokens")
-		return true
-	},
-	func(ctx context.Context, p *person, rec *recorder) bool {
-		_, _ = p.get(ctx, rec, "GET /api/v1/requests (session)", "/api/v1/requests")
-		return true
-	},
+	visit("GET /requests/new", "/requests/new"),
+	visit("GET /sessions", "/sessions"),
+	visit("GET /tokens", "/tokens"),
+	visit("GET /api/v1/requests (session)", "/api/v1/requests"),
 }
 
 // staffSteps are what a member of staff does, in turn: the queue, a
@@ -260,30 +256,12 @@ func staffSteps(index, staff int, auditQuery string) []step {
 			pending = 0
 			return true
 		},
-		func(ctx context.Context, p *person, rec *recorder) bool {
-			_, _ = p.get(ctx, rec, "GET /staff/revocations", "/staff/revocations")
-			return true
-		},
-		func(ctx context.Context, p *person, rec *recorder) bool {
-			_, _ = p.get(ctx, rec, "GET /staff/clusters", "/staff/clusters")
-			return true
-		},
-		func(ctx context.Context, p *person, rec *recorder) bool {
-			_, _ = p.get(ctx, rec, "GET /staff/audit", "/staff/audit")
-			return true
-		},
-		func(ctx context.Context, p *person, rec *recorder) bool {
-			_, _ = p.get(ctx, rec, "GET /staff/audit?actor&action", "/staff/audit?"+auditQuery)
-			return true
-		},
-		func(ctx context.Context, p *person, rec *recorder) bool {
-			_, _ = p.get(ctx, rec, "GET /staff/people", "/staff/people")
-			return true
-		},
-		func(ctx context.Context, p *person, rec *recorder) bool {
-			_, _ = p.get(ctx, rec, "GET /staff/notifications", "/staff/notifications")
-			return true
-		},
+		visit("GET /staff/revocations", "/staff/revocations"),
+		visit("GET /staff/clusters", "/staff/clusters"),
+		visit("GET /staff/audit", "/staff/audit"),
+		visit("GET /staff/audit?actor&action", "/staff/audit?"+auditQuery),
+		visit("GET /staff/people", "/staff/people"),
+		visit("GET /staff/notifications", "/staff/notifications"),
 	}
 }
 
