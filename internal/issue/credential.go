@@ -11,6 +11,7 @@ import (
 	"fmt"
 	neturl "net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"text/template"
 	"time"
@@ -53,6 +54,7 @@ type Secrets struct {
 	username, password string
 	cost               int
 	hashed             chan hashResult // receives once
+	done               chan struct{}   // closed once the hash is done
 }
 
 type hashResult struct {
@@ -63,12 +65,47 @@ type hashResult struct {
 // NewSecrets draws a username and a password and starts hashing the password
 // at bcryptCost. Secrets issue one credential; their Issue waits for the hash.
 func NewSecrets(bcryptCost int) *Secrets {
-	sec := &Secrets{username: NewUsername(), password: NewPassword(), cost: bcryptCost, hashed: make(chan hashResult, 1)}
+	sec := &Secrets{username: NewUsername(), password: NewPassword(), cost: bcryptCost, hashed: make(chan hashResult, 1),
+		done: make(chan struct{})}
 	go func() {
 		hash, err := HashPassword(sec.password, bcryptCost)
 		sec.hashed <- hashResult{hash, err}
+		close(sec.done)
 	}()
+	// The hash is meant to run beside the caller's database round trips. A
+	// new goroutine starts on the caller's processor, so without a yield the
+	// hash takes that processor when the caller blocks on the network, and
+	// the runtime may not look at the network again, and wake the caller,
+	// until the hash is done. Yielding lets the hash start now, and the
+	// caller go on on another processor, which, once it waits on the
+	// network, watches it.
+	runtime.Gosched()
 	return sec
+}
+
+// Username is the username these secrets issue, known before the hash is.
+func (sec *Secrets) Username() string { return sec.username }
+
+// Hashing reports whether the password's hash is still being computed: a
+// caller about to wait for it in Issue has time for other work.
+func (sec *Secrets) Hashing() bool {
+	select {
+	case <-sec.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Lifetime is when a credential for c issued at now starts and ends, as
+// Issue sets them: in UTC, truncated to the second, ending at expiresAt or,
+// when that is zero, after c.CredentialTTL(). c must be valid.
+func Lifetime(c *portal.Cluster, now, expiresAt time.Time) (issuedAt, expires time.Time) {
+	issuedAt = now.UTC().Truncate(time.Second)
+	if expiresAt.IsZero() {
+		expiresAt = issuedAt.Add(c.CredentialTTL())
+	}
+	return issuedAt, expiresAt.UTC().Truncate(time.Second)
 }
 
 // Issue makes the credential of these secrets for cluster c, encrypted to r:
@@ -103,11 +140,7 @@ func (sec *Secrets) Issue(c *portal.Cluster, r *Recipient, now, expiresAt time.T
 		return nil, portal.Invalid("", "The issue time is missing.")
 	}
 
-	issuedAt := now.UTC().Truncate(time.Second)
-	if expiresAt.IsZero() {
-		expiresAt = issuedAt.Add(c.CredentialTTL())
-	}
-	expiresAt = expiresAt.UTC().Truncate(time.Second)
+	issuedAt, expiresAt := Lifetime(c, now, expiresAt)
 	plaintext, err := RenderCredentialsFile(&CredentialsFile{
 		Cluster:   c,
 		Username:  sec.username,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
@@ -16,31 +17,74 @@ const auditChainLock = 0x6175646974
 
 // LockAuditChain takes the audit chain's lock for the rest of the
 // transaction and reads its head, ahead of the events AppendAudit will write.
-// A transaction whose events wait on slow work (issuing a credential) takes
-// it while the work runs, so that its events then cost two quick round trips
-// (the clock, the inserts) with no wait for the lock. It does nothing outside
-// a transaction, or when the lock is held already.
+// The lock is held back to go behind the transaction's next statement, in
+// its round trip, and the clock is read with it: a transaction whose events
+// follow slow work (issuing a credential) calls it before the work, and the
+// statement that stores the work's result takes the lock, so that its events
+// then cost no round trip of their own. It does nothing outside a
+// transaction, or when the lock is held or held back already.
 func (s *Store) LockAuditChain(ctx context.Context) error {
-	_, err := s.lockAuditChain(ctx)
-	return err
+	t, ok := s.db.(*txdb)
+	if !ok || s.chain == nil || s.chain.hash != nil || s.chain.heldBy == t {
+		return nil
+	}
+	var (
+		clock  time.Time
+		hash   []byte
+		headAt *time.Time
+	)
+	s.chain.heldBy = t
+	t.holdBehind(`SELECT pg_advisory_xact_lock($1)`, auditChainLock).Exec(func(pgconn.CommandTag) error { return nil })
+	t.holdBehind(auditHeadSQL).QueryRow(func(row pgx.Row) error {
+		s.chain.heldBy = nil
+		if err := row.Scan(&clock, &hash, &headAt); err != nil {
+			return mapErr("audit head", err)
+		}
+		s.chain.head(t, clock, hash, headAt)
+		return nil
+	})
+	return nil
 }
 
-// lockAuditChain is LockAuditChain. When it takes the lock it also returns
-// the database's clock as it was once the lock was granted; when the lock
-// was held already (or outside a transaction) it returns the zero time.
-func (s *Store) lockAuditChain(ctx context.Context) (time.Time, error) {
-	if s.chain == nil || s.chain.hash != nil {
-		return time.Time{}, nil
+// auditHeadSQL reads the database's clock and the chain's head. Sent after
+// the lock in the same batch, its snapshot is taken once the lock is
+// granted, so it sees the last writer's commit, and the clock is read after
+// that commit.
+const auditHeadSQL = `
+	SELECT clock_timestamp(), head.hash, head.at
+	FROM (SELECT) AS one LEFT JOIN (SELECT hash, at FROM audit_events ORDER BY id DESC LIMIT 1) AS head ON true`
+
+// head records the chain's head and the clock as read, under the lock, by
+// transaction t's latest round trip.
+func (c *chainHead) head(t *txdb, clock time.Time, hash []byte, headAt *time.Time) {
+	if hash == nil { // the first event follows the genesis hash
+		hash = portal.GenesisHash()
 	}
-	// Lock, then read the head and the clock: two statements, so that the
-	// read's snapshot is taken after the lock is granted and sees the last
-	// writer's commit, and the clock is read after that commit. Sent as one
-	// batch, they cost one round trip.
+	c.hash, c.at = hash, time.Time{}
+	if headAt != nil {
+		c.at = *headAt
+	}
+	c.clock, c.db, c.trip = clock, t, t.trips
+}
+
+// lockAuditChain takes the chain's lock now, in one round trip with what
+// the transaction held back, unless it is held already.
+func (s *Store) lockAuditChain(ctx context.Context, t *txdb) error {
+	if s.chain.hash != nil {
+		return nil
+	}
+	if s.chain.heldBy == t { // held back: send it, with what goes before it
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		if s.chain.hash == nil {
+			return fmt.Errorf("store: audit head: the chain's lock was sent but not read")
+		}
+		return nil
+	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditChainLock)
-	b.Queue(`
-		SELECT clock_timestamp(), head.hash, head.at
-		FROM (SELECT) AS one LEFT JOIN (SELECT hash, at FROM audit_events ORDER BY id DESC LIMIT 1) AS head ON true`)
+	b.Queue(auditHeadSQL)
 	var (
 		clock  time.Time
 		hash   []byte
@@ -55,16 +99,10 @@ func (s *Store) lockAuditChain(ctx context.Context) (time.Time, error) {
 		err = cerr
 	}
 	if err != nil {
-		return time.Time{}, mapErr("audit head", err)
+		return mapErr("audit head", err)
 	}
-	if hash == nil { // the first event follows the genesis hash
-		hash = portal.GenesisHash()
-	}
-	s.chain.hash, s.chain.at = hash, time.Time{}
-	if headAt != nil {
-		s.chain.at = *headAt
-	}
-	return clock, nil
+	s.chain.head(t, clock, hash, headAt)
+	return nil
 }
 
 // AppendAudit writes events, in order, as the next links of the audit chain:
@@ -73,70 +111,69 @@ func (s *Store) lockAuditChain(ctx context.Context) (time.Time, error) {
 // event). Called inside InTx, the lock is held until that transaction ends,
 // so concurrent transactions cannot fork the chain, and the events commit or
 // roll back with the change they record; called outside, it makes a
-// transaction of its own.
+// transaction of its own. Inside a transaction the inserts are held back to
+// go with its next statement or its commit, which then fill in the events'
+// IDs.
 //
-// The events' time is the database's clock, read while the lock is held:
-// whatever At the caller set is replaced, so that neither a caller nor an
-// application server's clock can date an event, and each event is dated at
-// or after the one before it (verification reports one that is not). Should
-// the database's clock step back, events take their predecessor's time
-// rather than go back in time. Each event's ID, At, PrevHash and Hash are
-// filled in; At as stored, in microseconds, which is what is hashed.
+// The events' time is the database's clock, read while the lock is held, by
+// the transaction's latest statement: whatever At the caller set is
+// replaced, so that neither a caller nor an application server's clock can
+// date an event, and each event is dated at or after the one before it
+// (verification reports one that is not). When a statement has run since
+// the lock's, the clock is read again. Should the database's clock step
+// back, events take their predecessor's time rather than go back in time.
+// Each event's At, PrevHash and Hash are filled in.
 func (s *Store) AppendAudit(ctx context.Context, events ...*portal.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if s.chain == nil {
+	t, ok := s.db.(*txdb)
+	if !ok || s.chain == nil {
 		return s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, events...) })
 	}
-	now, err := s.lockAuditChain(ctx)
-	if err != nil {
+	if err := s.lockAuditChain(ctx, t); err != nil {
 		return err
 	}
-	if now.IsZero() { // locked earlier: the clock read then is stale
+	now, fresh := s.chain.freshClock(t)
+	if !fresh { // statements ran since the lock's: its clock is stale
 		if err := s.db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
 			return mapErr("audit clock", err)
 		}
+		s.chain.clock, s.chain.db, s.chain.trip = now, t, t.trips
 	}
 	at := now.UTC().Truncate(time.Microsecond)
 	if at.Before(s.chain.at) {
 		at = s.chain.at.UTC()
 	}
 	prev := s.chain.hash
-	inserts := &pgx.Batch{}
 	for _, e := range events {
 		e.At = at
 		hash, err := e.ChainHash(prev)
 		if err != nil {
+			s.chain.hash = nil // the transaction is failing; nothing to trust
 			return err
 		}
 		details, err := portal.CanonicalDetails(e.Details)
 		if err != nil {
+			s.chain.hash = nil
 			return err
 		}
 		e.PrevHash, e.Hash = prev, hash
 		prev = hash
-		inserts.Queue(`
+		t.holdAhead(`
 			INSERT INTO audit_events (at, actor_id, actor, action, subject_type, subject_id, cluster_id,
 			                          details, ip, user_agent, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			RETURNING id`,
 			e.At, e.ActorID, e.Actor, e.Action, e.SubjectType, e.SubjectID, e.ClusterID,
-			details, e.IP, e.UserAgent, e.PrevHash, e.Hash)
-	}
-	br := s.db.SendBatch(ctx, inserts)
-	for _, e := range events {
-		if err = br.QueryRow().Scan(&e.ID); err != nil {
-			err = mapErr(fmt.Sprintf("append audit %s", e.Action), err)
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = mapErr("append audit", cerr)
-	}
-	if err != nil {
-		s.chain.hash = nil // the transaction is failing; nothing to trust
-		return err
+			details, e.IP, e.UserAgent, e.PrevHash, e.Hash,
+		).QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(&e.ID); err != nil {
+				s.chain.hash = nil
+				return mapErr(fmt.Sprintf("append audit %s", e.Action), err)
+			}
+			return nil
+		})
 	}
 	s.chain.hash, s.chain.at = prev, at
 	return nil

@@ -99,7 +99,7 @@ func appendDated(t *testing.T, s *Store, e *portal.AuditEvent) {
 	t.Helper()
 	ctx := t.Context()
 	err := s.InTx(ctx, func(tx *Store) error {
-		if err := tx.LockAuditChain(ctx); err != nil {
+		if err := tx.lockAuditChain(ctx, tx.db.(*txdb)); err != nil { // now: the head is read here
 			return err
 		}
 		e.At = e.At.UTC().Truncate(time.Microsecond)
@@ -139,7 +139,8 @@ func dbClock(t *testing.T, s *Store) time.Time {
 // puts on an event, back-dated or ahead, it is stored at the database's
 // clock as it was while the chain was locked, and that stored time (in
 // microseconds) is what the hash covers. An event appended long after the
-// transaction locked the chain gets the time of its append, not of the lock.
+// transaction asked for the lock gets the time of its append, not of the
+// request.
 func TestAppendAuditDatesEventsByTheDatabaseClock(t *testing.T) {
 	ctx, s := start(t)
 	for _, claimed := range []time.Time{
@@ -167,31 +168,44 @@ func TestAppendAuditDatesEventsByTheDatabaseClock(t *testing.T) {
 		}
 	}
 
-	var locked, appended time.Time
+	// The lock rides behind the transaction's next statement, and the clock
+	// is read with it: an event that follows slow work is dated after the
+	// work, however long before it the lock was asked for. And when a
+	// statement ran since, the clock is read again at the append.
+	var slowEnd, appended time.Time
 	err := s.InTx(ctx, func(tx *Store) error {
 		if err := tx.LockAuditChain(ctx); err != nil {
 			return err
 		}
-		locked = dbClock(t, s)
-		// The slow work the lock was taken ahead of.
-		if _, err := tx.db.Exec(ctx, `SELECT pg_sleep(0.05)`); err != nil {
+		// The slow work the lock was asked for ahead of.
+		if err := tx.db.QueryRow(ctx, `SELECT clock_timestamp() FROM pg_sleep(0.05)`).Scan(&slowEnd); err != nil {
 			return err
 		}
-		appended = dbClock(t, s)
 		e := systemEvent(portal.ActionCredentialIssued)
 		if err := tx.AppendAudit(ctx, e); err != nil {
 			return err
 		}
+		if e.At.Before(slowEnd) {
+			t.Errorf("an event appended after slow work that ended at %s is dated %s", slowEnd, e.At)
+		}
+		if _, err := tx.db.Exec(ctx, `SELECT pg_sleep(0.05)`); err != nil {
+			return err
+		}
+		appended = dbClock(t, s)
+		e = systemEvent(portal.ActionCredentialIssued)
+		if err := tx.AppendAudit(ctx, e); err != nil {
+			return err
+		}
 		if e.At.Before(appended) {
-			t.Errorf("an event appended at %s, after the lock of %s, is dated %s", appended, locked, e.At)
+			t.Errorf("an event appended at %s, after a statement that followed the lock, is dated %s", appended, e.At)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, broken := chain(t, s); n != 4 || broken != 0 {
-		t.Errorf("%d events, broken at %d; want 4 and an unbroken chain", n, broken)
+	if n, broken := chain(t, s); n != 5 || broken != 0 {
+		t.Errorf("%d events, broken at %d; want 5 and an unbroken chain", n, broken)
 	}
 	if v, err := s.VerifyAudit(ctx, 0, nil); err != nil || !v.OK() {
 		t.Errorf("VerifyAudit = %+v, %v; want the chain to check out", v, err)

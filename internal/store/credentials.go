@@ -37,7 +37,8 @@ func scanCredential(row pgx.Row) (*portal.Credential, error) {
 }
 
 // CreateCredential stores a credential issued for an approved request and
-// fills in its ID; a zero IssuedAt is taken as now and filled in. Returns
+// fills in its ID, unless it has one from ReserveCredentialID; a zero
+// IssuedAt is taken as now and filled in. Returns
 // portal.ErrConflict if the request has a credential already or the username
 // is taken on the cluster (without aborting the transaction, so the caller
 // may retry with another username), portal.ErrInvalid if the schema's rules refuse a
@@ -48,13 +49,19 @@ func (s *Store) CreateCredential(ctx context.Context, c *portal.Credential) erro
 	if !c.IssuedAt.IsZero() {
 		issuedAt = &c.IssuedAt
 	}
+	var id *int64 // nil: the next of the sequence
+	if c.ID != 0 {
+		id = &c.ID
+	}
 	err := s.db.QueryRow(ctx, `
-		INSERT INTO credentials (request_id, user_id, cluster_id, username, password_hash, ciphertext,
+		INSERT INTO credentials (id, request_id, user_id, cluster_id, username, password_hash, ciphertext,
 		                         key_fingerprint, issued_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
+		OVERRIDING SYSTEM VALUE
+		VALUES (coalesce($1, nextval(pg_get_serial_sequence('credentials', 'id'))), $2, $3, $4, $5, $6, $7, $8,
+		        coalesce($9, now()), $10)
 		ON CONFLICT DO NOTHING
 		RETURNING id, issued_at`,
-		c.RequestID, c.UserID, c.ClusterID, c.Username, c.PasswordHash, c.Ciphertext,
+		id, c.RequestID, c.UserID, c.ClusterID, c.Username, c.PasswordHash, c.Ciphertext,
 		c.KeyFingerprint, issuedAt, c.ExpiresAt,
 	).Scan(&c.ID, &c.IssuedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -67,6 +74,17 @@ func (s *Store) CreateCredential(ctx context.Context, c *portal.Credential) erro
 		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
 	}
 	return nil
+}
+
+// ReserveCredentialID draws the ID of a credential to be created later in
+// the same transaction, for writes that name it before it exists (its audit
+// events and messages). An ID drawn and not used is a gap in the sequence.
+func (s *Store) ReserveCredentialID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.db.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('credentials', 'id'))`).Scan(&id); err != nil {
+		return 0, mapErr("reserve credential id", err)
+	}
+	return id, nil
 }
 
 // CredentialByID returns the credential with id and its display fields,

@@ -25,7 +25,8 @@ func scanMessage(row pgx.Row) (*portal.Message, error) {
 }
 
 // QueueMessages writes messages to the outbox, in one statement however
-// many there are, and fills in their IDs and times. A message on
+// many there are, and fills in their IDs and times: in a transaction, when
+// the statement goes, held back, with the transaction's next one. A message on
 // portal.ChannelNone is stored as unsent with its LastError; every other is
 // queued, due at once.
 func (s *Store) QueueMessages(ctx context.Context, ms ...*portal.Message) error {
@@ -58,18 +59,25 @@ func (s *Store) QueueMessages(ctx context.Context, ms ...*portal.Message) error 
 			m.Text, m.HTML, m.Link, string(m.Status), m.LastError, m.UserID)
 	}
 	sql.WriteString(` RETURNING id, created_at, queued_at, next_attempt_at`)
+	read := func(rows pgx.Rows) error {
+		defer rows.Close()
+		// INSERT … VALUES returns its rows in the order of the VALUES.
+		for i := 0; rows.Next(); i++ {
+			if err := rows.Scan(&ms[i].ID, &ms[i].CreatedAt, &ms[i].QueuedAt, &ms[i].NextAttemptAt); err != nil {
+				return mapErr("queue messages", err)
+			}
+		}
+		return mapErr("queue messages", rows.Err())
+	}
+	if t, ok := s.db.(*txdb); ok {
+		t.holdAhead(sql.String(), args...).Query(read)
+		return nil
+	}
 	rows, err := s.db.Query(ctx, sql.String(), args...)
 	if err != nil {
 		return mapErr("queue messages", err)
 	}
-	defer rows.Close()
-	// INSERT … VALUES returns its rows in the order of the VALUES.
-	for i := 0; rows.Next(); i++ {
-		if err := rows.Scan(&ms[i].ID, &ms[i].CreatedAt, &ms[i].QueuedAt, &ms[i].NextAttemptAt); err != nil {
-			return mapErr("queue messages", err)
-		}
-	}
-	return mapErr("queue messages", rows.Err())
+	return read(rows)
 }
 
 // ClaimMessages claims up to limit due messages for delivery, skipping those

@@ -85,6 +85,26 @@ func (s *Store) RequestByID(ctx context.Context, id int64) (*portal.Request, err
 	return r, nil
 }
 
+// RequestByIDAfterNext is RequestByID sent, in a transaction, behind the
+// transaction's next statement, in its round trip, so that it sees what that
+// statement wrote: it returns what gives the request once that statement has
+// run. Outside a transaction it reads at once.
+func (s *Store) RequestByIDAfterNext(ctx context.Context, id int64) func() (*portal.Request, error) {
+	t, ok := s.db.(*txdb)
+	if !ok {
+		r, err := s.RequestByID(ctx, id)
+		return func() (*portal.Request, error) { return r, err }
+	}
+	var r *portal.Request
+	err := fmt.Errorf("store: request %d: read before the statement it goes behind", id)
+	t.holdBehind(requestSelect+` WHERE requests.id = $1`, id).QueryRow(func(row pgx.Row) error {
+		r, err = scanRequest(row)
+		err = mapErr(fmt.Sprintf("request %d", id), err)
+		return err
+	})
+	return func() (*portal.Request, error) { return r, err }
+}
+
 // LockRequest is RequestByID that also locks the request's row until the
 // transaction ends, so that two decisions on one request take turns: call it
 // inside InTx. When it had to wait for another transaction, the request's own
@@ -97,6 +117,29 @@ func (s *Store) LockRequest(ctx context.Context, id int64) (*portal.Request, err
 		return nil, mapErr(fmt.Sprintf("lock request %d", id), err)
 	}
 	return r, nil
+}
+
+// LockRequestAndCluster is LockRequest and ClusterByID of the request's
+// cluster, in one round trip.
+func (s *Store) LockRequestAndCluster(ctx context.Context, id int64) (*portal.Request, *portal.Cluster, error) {
+	var (
+		r *portal.Request
+		c *portal.Cluster
+		b pgx.Batch
+	)
+	b.Queue(requestSelect+` WHERE requests.id = $1 FOR UPDATE OF requests`, id).QueryRow(func(row pgx.Row) (err error) {
+		r, err = scanRequest(row)
+		return mapErr(fmt.Sprintf("lock request %d", id), err)
+	})
+	b.Queue(`SELECT `+clusterColumns+` FROM clusters WHERE id = (SELECT cluster_id FROM requests WHERE id = $1)`, id).QueryRow(
+		func(row pgx.Row) (err error) {
+			c, err = scanCluster(row)
+			return mapErr(fmt.Sprintf("cluster of request %d", id), err)
+		})
+	if err := s.db.SendBatch(ctx, &b).Close(); err != nil {
+		return nil, nil, err
+	}
+	return r, c, nil
 }
 
 // PendingRequestFor returns the customer's pending request for the cluster.
@@ -191,16 +234,17 @@ func (s *Store) StatusRequestsPage(ctx context.Context, status portal.RequestSta
 
 // ApproveByRule moves pending request id to approved by the cluster's
 // policy, naming the rule that matched, with no decider. Returns what
-// DecideRequest returns.
+// DecideRequest returns, and is held back in a transaction as it is.
 func (s *Store) ApproveByRule(ctx context.Context, id int64, rule string) error {
-	return changedOnce(fmt.Sprintf("approve request %d by rule", id), "no longer pending", s.db.QueryRow(ctx, `
+	op := fmt.Sprintf("approve request %d by rule", id)
+	return s.holdWrite(ctx, func(row pgx.Row) error { return changedOnce(op, "no longer pending", row) }, `
 		WITH decided AS (
 			UPDATE requests SET status = 'approved', decided_by_rule = $2, decided_at = now()
 			WHERE id = $1 AND status = 'pending'
 			RETURNING id
 		)
 		SELECT EXISTS (SELECT FROM decided), EXISTS (SELECT FROM requests WHERE id = $1)`,
-		id, rule))
+		id, rule)
 }
 
 // DecideRequest moves a pending request to status (approved, denied, or
@@ -208,9 +252,12 @@ func (s *Store) ApproveByRule(ctx context.Context, id int64, rule string) error 
 // portal.ErrNotFound if there is no such request, portal.ErrConflict if it is
 // no longer pending, portal.ErrInvalid if the schema's rules refuse the
 // decision (deciding on one's own request, a denial without a note, a status
-// that is not a decision).
+// that is not a decision). In a transaction the statement is held back to go
+// with the transaction's next one, and these errors come with that one's, or
+// the commit's.
 func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.RequestStatus, decidedBy int64, note string) error {
-	return changedOnce(fmt.Sprintf("decide request %d", id), "no longer pending", s.db.QueryRow(ctx, `
+	op := fmt.Sprintf("decide request %d", id)
+	return s.holdWrite(ctx, func(row pgx.Row) error { return changedOnce(op, "no longer pending", row) }, `
 		WITH decided AS (
 			UPDATE requests
 			SET status = $2, decided_by = $3, decided_at = now(), decision_note = $4
@@ -218,7 +265,7 @@ func (s *Store) DecideRequest(ctx context.Context, id int64, status portal.Reque
 			RETURNING id
 		)
 		SELECT EXISTS (SELECT FROM decided), EXISTS (SELECT FROM requests WHERE id = $1)`,
-		id, status, decidedBy, note))
+		id, status, decidedBy, note)
 }
 
 // ExpireRequests moves every request that has been pending longer than its

@@ -41,6 +41,23 @@ type Store struct {
 type chainHead struct {
 	hash []byte    // nil until the lock is taken
 	at   time.Time // the head event's time; zero for an empty chain
+	// clock is the database's clock read by the last statement of round
+	// trip trip of transaction db: fresh while db has made no trip since.
+	clock time.Time
+	db    *txdb
+	trip  int
+	// heldBy is the transaction (or savepoint) that holds the lock back
+	// to go with its next statement, if one does.
+	heldBy *txdb
+}
+
+// freshClock returns the chain's clock if no statement of the transaction
+// t has run since it was read.
+func (c *chainHead) freshClock(t *txdb) (time.Time, bool) {
+	if c.clock.IsZero() || c.db != t || c.trip != t.trips || t.holding() {
+		return time.Time{}, false
+	}
+	return c.clock, true
 }
 
 // New returns a Store on pool.
@@ -54,26 +71,49 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // InTx runs fn with a Store bound to one transaction, committed when fn
 // returns nil and rolled back otherwise. Inside a transaction, InTx opens a
-// savepoint.
+// savepoint. In the transaction, some writes are held back to go in the
+// round trip of the next statement (see txdb): their errors come with it,
+// or with the commit, and then fail the transaction.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	tx, err := s.db.Begin(ctx)
-	if err != nil {
-		return mapErr("begin", err)
+	t := &txdb{start: s.db}
+	if s.chain != nil {
+		// A savepoint: begun now, once what its transaction held back has
+		// gone, so that a failure inside it leaves those alone.
+		sp, err := s.db.Begin(ctx)
+		if err != nil {
+			return mapErr("savepoint", err)
+		}
+		t = &txdb{tx: sp}
 	}
 	// Rollback after Commit is a no-op; it also covers a panic in fn.
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	defer t.rollback(context.WithoutCancel(ctx))
 	chain := &chainHead{}
 	if s.chain != nil { // a savepoint shares its transaction's view of the chain
 		chain = s.chain
 	}
-	if err := fn(&Store{db: tx, pool: s.pool, chain: chain}); err != nil {
+	if err := fn(&Store{db: t, pool: s.pool, chain: chain}); err != nil {
 		if s.chain != nil {
 			chain.hash = nil // events rolled back with the savepoint: read the head again
 		}
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return mapErr("commit", err)
+	// What the transaction held back goes before its commit; a failure of
+	// it, there or earlier, rolls the transaction back.
+	if err := t.commit(ctx); err != nil {
+		if s.chain != nil {
+			chain.hash = nil
+		}
+		return err
+	}
+	return nil
+}
+
+// Flush sends, in a transaction, what it holds back for its next statement,
+// now: for a caller that is about to wait on other work, so that the round
+// trip overlaps the wait. Outside a transaction it does nothing.
+func (s *Store) Flush(ctx context.Context) error {
+	if t, ok := s.db.(*txdb); ok {
+		return t.flush(ctx)
 	}
 	return nil
 }

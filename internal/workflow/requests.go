@@ -197,6 +197,7 @@ func (s *Service) Queue(ctx context.Context, a Actor, q portal.PageQuery) (*port
 // get portal.ErrNotFound (staff: ErrForbidden, they deny instead). Returns a
 // Error of portal.KindConflict when the request is no longer pending.
 func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*portal.Request, error) {
+	var cancelled *portal.Request
 	err := s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
 		r, err := tx.LockRequest(ctx, id)
 		if err != nil {
@@ -211,12 +212,16 @@ func (s *Service) CancelRequest(ctx context.Context, a Actor, id int64) (*portal
 		if err := tx.DecideRequest(ctx, id, portal.StatusCancelled, a.User.ID, ""); err != nil {
 			return err
 		}
-		return audit(a.event(portal.ActionRequestCancelled, portal.SubjectRequest, id, &r.ClusterID, nil))
+		if err := audit(a.event(portal.ActionRequestCancelled, portal.SubjectRequest, id, &r.ClusterID, nil)); err != nil {
+			return err
+		}
+		cancelled, err = tx.RequestByID(ctx, id) // with the writes held back before it
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s.store.RequestByID(ctx, id)
+	return cancelled, nil
 }
 
 // mayCancel refuses anyone but the requester the cancelling of r: staff
@@ -279,25 +284,25 @@ func (s *Service) RequestToDecide(ctx context.Context, a Actor, id int64, verb s
 
 // lockForDecision locks pending request id for staff to decide, refusing
 // customers, the requester, and a request decided already.
-func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*portal.Request, error) {
+func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor, id int64, verb string) (*portal.Request, *portal.Cluster, error) {
 	if !a.isStaff() {
-		return nil, portal.ErrForbidden
+		return nil, nil, portal.ErrForbidden
 	}
-	r, err := tx.LockRequest(ctx, id)
+	r, c, err := tx.LockRequestAndCluster(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := mayDecide(a, r, verb); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if r.Status != portal.StatusPending {
 		by := ""
 		if r.DeciderEmail != "" {
 			by = " by " + r.DeciderEmail
 		}
-		return nil, portal.Errorf(portal.KindConflict, "This request was already %s%s.", r.Status, by)
+		return nil, nil, portal.Errorf(portal.KindConflict, "This request was already %s%s.", r.Status, by)
 	}
-	return r, nil
+	return r, c, nil
 }
 
 // ApproveInput is a member of staff's approval of a request.
@@ -334,11 +339,30 @@ func (s *Service) Approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 		return nil, portal.ErrForbidden
 	}
 	// The password's bcrypt hash, most of the time issuance takes, starts now
-	// and runs while the request is locked and read; wasted only when the
-	// approval is refused or is not the last one needed.
-	secrets := issue.NewSecrets(s.cost)
-	return s.approve(ctx, a, id, in, s.mintFrom(secrets))
+	// and runs while the request is locked and read and the approval's
+	// writes are prepared; wasted only when the approval is refused or is not
+	// the last one needed. Should the drawn username be taken already (a
+	// chance of 2^-50 against each credential of the cluster), the whole
+	// approval goes again with new secrets.
+	return s.approveDrawing(ctx, a, id, in, func() minter { return issue.NewSecrets(s.cost) })
 }
+
+// approveDrawing approves with secrets from draw, drawing again, up to three
+// times in all, while the username drawn is taken.
+func (s *Service) approveDrawing(ctx context.Context, a Actor, id int64, in ApproveInput, draw func() minter) (*Approved, error) {
+	for attempt := 1; ; attempt++ {
+		ap, err := s.approve(ctx, a, id, in, draw())
+		switch {
+		case !errors.Is(err, errUsernameTaken):
+			return ap, err
+		case attempt == 3:
+			return nil, portal.Errorf(portal.KindConflict, "The credential's username clashed with another's three times; approve again.")
+		}
+	}
+}
+
+// errUsernameTaken is an approval's credential refused for its username.
+var errUsernameTaken = errors.New("the credential's username is taken on its cluster")
 
 // mintFrom mints with secrets made beforehand, then, should a username
 // clash, with new ones.
@@ -354,22 +378,30 @@ func (s *Service) mintFrom(secrets *issue.Secrets) mintFunc {
 }
 
 // mintFunc makes a credential's secrets for a cluster and recipient, to
-// expire at expiresAt (zero: the cluster's default lifetime): new Secrets,
-// or in benchmarks of the database part, one made beforehand.
+// expire at expiresAt (zero: the cluster's default lifetime).
 type mintFunc func(c *portal.Cluster, r *issue.Recipient, expiresAt time.Time) (*issue.Issued, error)
 
-func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInput, mint mintFunc) (*Approved, error) {
+// minter is the secrets of the credential an approval issues: issue.Secrets,
+// or in benchmarks of the database part, ones made beforehand. Its username
+// is known at once; Issue waits for the password's hash, which Hashing says
+// is not done yet.
+type minter interface {
+	Username() string
+	Hashing() bool
+	Issue(c *portal.Cluster, r *issue.Recipient, now, expiresAt time.Time) (*issue.Issued, error)
+}
+
+func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInput, m minter) (*Approved, error) {
 	note, err := portal.CleanText("note", in.Note, portal.MaxJustification)
 	if err != nil {
 		return nil, err
 	}
-	var cred *portal.Credential
+	var (
+		cred *portal.Credential
+		req  *portal.Request
+	)
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
-		r, err := s.lockForDecision(ctx, tx, a, id, "approve")
-		if err != nil {
-			return err
-		}
-		cluster, err := tx.ClusterByID(ctx, r.ClusterID)
+		r, cluster, err := s.lockForDecision(ctx, tx, a, id, "approve")
 		if err != nil {
 			return err
 		}
@@ -386,9 +418,14 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 			return err
 		}
 		if len(approvals) < cluster.Policy.Required() {
-			return s.recordApproval(ctx, tx, audit, a, r, cluster, ap, len(approvals))
+			if err := s.recordApproval(ctx, tx, audit, a, r, cluster, ap, len(approvals)); err != nil {
+				return err
+			}
+			req, err = tx.RequestByID(ctx, id)
+			return err
 		}
-		expiresAt, err := grantedExpiry(cluster, s.now(), approvals)
+		now := s.now()
+		expiresAt, err := grantedExpiry(cluster, now, approvals)
 		if err != nil {
 			return err
 		}
@@ -396,37 +433,69 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 		if err != nil {
 			return fmt.Errorf("request %d: stored key no longer parses: %w", id, err)
 		}
-		// The decision first: it does not need the credential, so it is
-		// written while the password is still being hashed.
+		// Everything but the credential's hash and ciphertext is known now,
+		// so every write but the credential's is made while the password is
+		// hashed: the decision, held back, goes with the credential's ID,
+		// drawn ahead, and the audit chain's lock behind them; the events
+		// and the message, which name the credential, go next: while the hash
+		// is still being computed, or else with the credential. Once the hash
+		// is done, one round trip stores the credential and reads the request
+		// back.
 		if err := tx.DecideRequest(ctx, id, portal.StatusApproved, a.User.ID, note); err != nil {
 			return err
 		}
-		// And the audit chain's lock, so that once the credential is stored
-		// its events cost one round trip. Approvals are rare; other writers
-		// wait a millisecond at most.
 		if err := tx.LockAuditChain(ctx); err != nil {
 			return err
 		}
-		if cred, err = s.storeCredential(ctx, tx, r, cluster, rcpt, expiresAt, mint); err != nil {
+		credID, err := tx.ReserveCredentialID(ctx)
+		if err != nil {
 			return err
 		}
-		details := approvalDetails(note, approvals)
+		issuedAt, expires := issue.Lifetime(cluster, now, expiresAt)
+		cred = &portal.Credential{
+			ID: credID, RequestID: id, UserID: r.UserID, ClusterID: cluster.ID, Username: m.Username(),
+			KeyFingerprint: rcpt.Fingerprint, IssuedAt: issuedAt, ExpiresAt: expires,
+			ClusterName: cluster.Name, PrometheusURL: cluster.PrometheusURL, OwnerEmail: r.RequesterEmail,
+		}
 		err = audit(
-			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, details),
+			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, approvalDetails(note, approvals)),
 			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, issuedDetails(id, cred)),
 		)
 		if err != nil {
 			return err
 		}
-		return tell(ctx, tx)(s.notify.toCustomer(message.Facts{
+		err = tell(ctx, tx)(s.notify.toCustomer(message.Facts{
 			Event: portal.ActionRequestApproved, Link: s.notify.requestLink(id, false), Cluster: cluster.Name,
 			RequestID: id, CredentialID: cred.ID, Actor: a.name(), Note: note, ExpiresAt: cred.ExpiresAt,
 		}, r.UserID, r.RequesterEmail, r.RequesterVerified))
+		if err != nil {
+			return err
+		}
+		if m.Hashing() { // the events and the message go while the hash is done
+			if err := tx.Flush(ctx); err != nil {
+				return err
+			}
+		}
+		issued, err := m.Issue(cluster, rcpt, now, expiresAt)
+		if err != nil {
+			return err
+		}
+		if issued.Username != cred.Username || !issued.ExpiresAt.Equal(cred.ExpiresAt) {
+			return fmt.Errorf("request %d: issued %s until %s, not the %s until %s its events name",
+				id, issued.Username, issued.ExpiresAt, cred.Username, cred.ExpiresAt)
+		}
+		cred.PasswordHash, cred.Ciphertext = issued.PasswordHash, issued.Ciphertext
+		read := tx.RequestByIDAfterNext(ctx, id) // read back in the credential's round trip
+		err = tx.CreateCredential(ctx, cred)
+		cred.Ciphertext = nil // stored; not for callers to pass around
+		if errors.Is(err, portal.ErrConflict) {
+			return errUsernameTaken
+		} else if err != nil {
+			return err
+		}
+		req, err = read()
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	req, err := s.store.RequestByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -582,8 +651,9 @@ func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*po
 	if note == "" {
 		return nil, portal.Invalid("note", "Say why the request is denied: the customer sees this note.")
 	}
+	var denied *portal.Request
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
-		r, err := s.lockForDecision(ctx, tx, a, id, "deny")
+		r, _, err := s.lockForDecision(ctx, tx, a, id, "deny")
 		if err != nil {
 			return err
 		}
@@ -593,16 +663,21 @@ func (s *Service) Deny(ctx context.Context, a Actor, id int64, note string) (*po
 		if err := audit(a.event(portal.ActionRequestDenied, portal.SubjectRequest, id, &r.ClusterID, noteDetails(note))); err != nil {
 			return err
 		}
-		return tell(ctx, tx)(s.notify.toCustomer(message.Facts{
+		err = tell(ctx, tx)(s.notify.toCustomer(message.Facts{
 			Event: portal.ActionRequestDenied, Link: s.notify.requestLink(id, false),
 			NewRequestLink: s.notify.newRequestLink(r.ClusterName), Cluster: r.ClusterName, RequestID: id,
 			Actor: a.name(), Note: note,
 		}, r.UserID, r.RequesterEmail, r.RequesterVerified))
+		if err != nil {
+			return err
+		}
+		denied, err = tx.RequestByID(ctx, id) // with the writes held back before it
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s.store.RequestByID(ctx, id)
+	return denied, nil
 }
 
 func noteDetails(note string) map[string]any {
