@@ -64,7 +64,7 @@ func (c *chainHead) head(t *txdb, clock time.Time, hash []byte, headAt *time.Tim
 	if headAt != nil {
 		c.at = *headAt
 	}
-	c.clock, c.db, c.trip = clock, t, t.trips
+	c.clock, c.db, c.trip = clock, t, t.root().trips
 }
 
 // lockAuditChain takes the chain's lock now, in one round trip with what
@@ -139,7 +139,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*portal.AuditEvent) e
 		if err := s.db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
 			return mapErr("audit clock", err)
 		}
-		s.chain.clock, s.chain.db, s.chain.trip = now, t, t.trips
+		s.chain.clock, s.chain.db, s.chain.trip = now, t, t.root().trips
 	}
 	at := now.UTC().Truncate(time.Microsecond)
 	if at.Before(s.chain.at) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
@@ -37,14 +39,51 @@ func scanCredential(row pgx.Row) (*portal.Credential, error) {
 }
 
 // CreateCredential stores a credential issued for an approved request and
-// fills in its ID, unless it has one from ReserveCredentialID; a zero
-// IssuedAt is taken as now and filled in. Returns
-// portal.ErrConflict if the request has a credential already or the username
+// fills in its ID, unless it has one drawn for it (LockForApproval); a zero
+// IssuedAt is taken as now and filled in. Returns ErrCredentialClash (a
+// portal.ErrConflict) if the request has a credential already or the username
 // is taken on the cluster (without aborting the transaction, so the caller
 // may retry with another username), portal.ErrInvalid if the schema's rules refuse a
 // field (a malformed username, a password hash that is not bcrypt, an empty
 // ciphertext, an expiry not after issuance).
 func (s *Store) CreateCredential(ctx context.Context, c *portal.Credential) error {
+	sql, args, scan := createCredential(c)
+	return scan(s.db.QueryRow(ctx, sql, args...))
+}
+
+// ErrCredentialClash is a credential refused because its request has one
+// already or its username is taken on the cluster.
+var ErrCredentialClash = fmt.Errorf("username taken or request issued already: %w", portal.ErrConflict)
+
+// CreateCredentialLater is CreateCredential held back, in a transaction, to
+// go with the transaction's next statement or its commit, for a credential
+// whose events and messages were written already: a clash (see
+// ErrCredentialClash) then fails the transaction rather than leave it to
+// retry, and the ID and time are filled in once the statement has gone.
+// Outside a transaction it is CreateCredential.
+func (s *Store) CreateCredentialLater(ctx context.Context, c *portal.Credential) error {
+	t, ok := s.db.(*txdb)
+	if !ok {
+		return s.CreateCredential(ctx, c)
+	}
+	// Without ON CONFLICT: the clash must be PostgreSQL's error, which stops
+	// the COMMIT that may ride in the same round trip.
+	sql, args, _ := createCredential(c)
+	sql = strings.Replace(sql, "ON CONFLICT DO NOTHING", "", 1)
+	t.holdAhead(sql, args...).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&c.ID, &c.IssuedAt)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation {
+			return fmt.Errorf("store: create credential for request %d: username %s: %w", c.RequestID, c.Username, ErrCredentialClash)
+		}
+		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
+	})
+	return nil
+}
+
+// createCredential is the statement that stores c, and the scan of its
+// answer.
+func createCredential(c *portal.Credential) (string, []any, func(pgx.Row) error) {
 	var issuedAt *time.Time
 	if !c.IssuedAt.IsZero() {
 		issuedAt = &c.IssuedAt
@@ -53,38 +92,26 @@ func (s *Store) CreateCredential(ctx context.Context, c *portal.Credential) erro
 	if c.ID != 0 {
 		id = &c.ID
 	}
-	err := s.db.QueryRow(ctx, `
+	scan := func(row pgx.Row) error {
+		err := row.Scan(&c.ID, &c.IssuedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// ON CONFLICT DO NOTHING: the clash is reported without aborting the
+			// transaction, so the caller can draw another username and go on.
+			return fmt.Errorf("store: create credential for request %d: username %s: %w", c.RequestID, c.Username, ErrCredentialClash)
+		}
+		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
+	}
+	return `
 		INSERT INTO credentials (id, request_id, user_id, cluster_id, username, password_hash, ciphertext,
 		                         key_fingerprint, issued_at, expires_at)
 		OVERRIDING SYSTEM VALUE
 		VALUES (coalesce($1, nextval(pg_get_serial_sequence('credentials', 'id'))), $2, $3, $4, $5, $6, $7, $8,
 		        coalesce($9, now()), $10)
 		ON CONFLICT DO NOTHING
-		RETURNING id, issued_at`,
-		id, c.RequestID, c.UserID, c.ClusterID, c.Username, c.PasswordHash, c.Ciphertext,
-		c.KeyFingerprint, issuedAt, c.ExpiresAt,
-	).Scan(&c.ID, &c.IssuedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// ON CONFLICT DO NOTHING: the clash is reported without aborting the
-		// transaction, so the caller can draw another username and go on.
-		return fmt.Errorf("store: create credential for request %d: username %s taken or request issued already: %w",
-			c.RequestID, c.Username, portal.ErrConflict)
-	}
-	if err != nil {
-		return mapErr(fmt.Sprintf("create credential for request %d", c.RequestID), err)
-	}
-	return nil
-}
-
-// ReserveCredentialID draws the ID of a credential to be created later in
-// the same transaction, for writes that name it before it exists (its audit
-// events and messages). An ID drawn and not used is a gap in the sequence.
-func (s *Store) ReserveCredentialID(ctx context.Context) (int64, error) {
-	var id int64
-	if err := s.db.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('credentials', 'id'))`).Scan(&id); err != nil {
-		return 0, mapErr("reserve credential id", err)
-	}
-	return id, nil
+		RETURNING id, issued_at`, []any{
+			id, c.RequestID, c.UserID, c.ClusterID, c.Username, c.PasswordHash, c.Ciphertext,
+			c.KeyFingerprint, issuedAt, c.ExpiresAt,
+		}, scan
 }
 
 // CredentialByID returns the credential with id and its display fields,

@@ -6,33 +6,58 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// txdb is one transaction that holds back what need not go to PostgreSQL
-// on its own, and sends it in the round trip of its next statement, as one
-// pipelined batch:
+// txdb is one transaction, or a savepoint in one, that holds back what need
+// not go to PostgreSQL on its own, and sends it in the round trip of its next
+// statement, as one pipelined batch:
 //
-//   - the transaction's BEGIN, until its first statement;
+//   - the transaction's BEGIN, until its first statement, and its COMMIT,
+//     which goes with what is held back at the end;
 //   - ahead: writes whose answers no one reads before the next statement
 //     (a request's decision, audit events, messages), sent before it, so
 //     that it and everything after see them;
-//   - behind: the audit chain's lock and head, sent after it, so that the
-//     clock read with the lock is as late as the transaction's last
-//     statement.
+//   - behind: the audit chain's lock and head, and reads of what the next
+//     statement writes, sent after it, so that the clock read with the
+//     lock is as late as the transaction's last statement.
 //
 // A held-back statement's answer is read, and its scan function run, in that
 // trip. Should one fail, the failure is the transaction's from then on:
 // every later statement and the commit return it, so that nothing is
 // committed without it, even when the statement that carried it was itself
-// refused and retried. A commit, a savepoint and a multi-row read send what
-// is held back on its own first. A transaction that ran no statement makes no
-// round trip at all.
+// refused and retried. A savepoint and a multi-row read send what is held
+// back on its own first. A transaction that ran no statement makes no round
+// trip at all.
+//
+// The transaction is PostgreSQL's own, begun and ended by statements on one
+// pooled connection rather than through pgx.Tx, whose Commit is a round trip
+// of its own. A connection given back while still in a transaction (one whose
+// ROLLBACK failed) is closed by the pool, never reused.
 type txdb struct {
-	start         db     // where the transaction begins: the pool, or the enclosing transaction for a savepoint
-	tx            pgx.Tx // nil until the first round trip begins it
+	pool  *pgxpool.Pool // where the transaction's connection comes from
+	outer *txdb         // for a savepoint, its transaction; nil for the transaction
+	name  string        // a savepoint's name
+
+	conn   *pgxpool.Conn // the transaction's: nil until its first round trip
+	begun  bool          // BEGIN (SAVEPOINT) has been sent
+	ended  bool          // committed, or rolled back
+	trips  int           // the transaction's round trips, to tell whether a clock is fresh
+	failed error         // the first held-back statement that failed
+
 	ahead, behind []*pgx.QueuedQuery
-	failed        error // the first held-back statement that failed
-	trips         int   // round trips made, to tell whether a clock is fresh
+	// checks counts the statements ahead whose scan may refuse an answer
+	// PostgreSQL accepted (a decision on a request no longer pending): a
+	// COMMIT must not ride with them, as PostgreSQL would run it anyway.
+	checks int
+}
+
+// root is the transaction a savepoint is in, or t itself.
+func (t *txdb) root() *txdb {
+	for t.outer != nil {
+		t = t.outer
+	}
+	return t
 }
 
 // holdAhead queues a write to go before the transaction's next statement;
@@ -41,6 +66,13 @@ func (t *txdb) holdAhead(sql string, args ...any) *pgx.QueuedQuery {
 	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
 	t.ahead = append(t.ahead, q)
 	return q
+}
+
+// holdChecked is holdAhead for a write whose scan may refuse what
+// PostgreSQL accepted.
+func (t *txdb) holdChecked(sql string, args ...any) *pgx.QueuedQuery {
+	t.checks++
+	return t.holdAhead(sql, args...)
 }
 
 // holdBehind queues a statement to go after the transaction's next one.
@@ -55,39 +87,44 @@ func (t *txdb) holding() bool { return len(t.ahead)+len(t.behind) > 0 }
 
 // direct reports whether a statement can go on its own: the transaction has
 // begun, holds nothing back and has not failed.
-func (t *txdb) direct() bool { return t.tx != nil && !t.holding() && t.failed == nil }
+func (t *txdb) direct() bool { return t.begun && !t.holding() && t.failed == nil }
 
 // send makes one round trip with what is held back and qs between ahead and
-// behind, runs the scan functions of the statements ahead, and returns the
-// batch for the caller to read qs's answers from and close (which runs the
-// scan functions of the statements behind).
+// behind (after the BEGIN, for the first), runs the scan functions of the
+// statements ahead, and returns the batch for the caller to read qs's answers
+// from and close (which runs the scan functions of the statements behind).
 func (t *txdb) send(ctx context.Context, qs ...*pgx.QueuedQuery) (pgx.BatchResults, error) {
 	if t.failed != nil {
 		return nil, t.failed
 	}
+	root := t.root()
+	if root.conn == nil {
+		conn, err := root.pool.Acquire(ctx)
+		if err != nil {
+			return nil, t.fail(mapErr("begin", err))
+		}
+		root.conn = conn
+	}
 	b := &pgx.Batch{}
-	begin := t.tx == nil && t.start != nil
-	if begin {
-		b.BeginTx(pgx.TxOptions{})
+	begin := !t.begun
+	if begin { // only a transaction: a savepoint is begun when it is made
+		b.Queue("begin")
+		t.begun = true
 	}
 	ahead, behind := t.ahead, t.behind
-	t.ahead, t.behind = nil, nil
+	t.ahead, t.behind, t.checks = nil, nil, 0
 	b.QueuedQueries = append(append(append(b.QueuedQueries, ahead...), qs...), behind...)
 	for _, q := range behind {
 		held := &pgx.QueuedQuery{Fn: q.Fn}
 		q.Fn = func(br pgx.BatchResults) error { return t.answer(held, br) }
 	}
-	t.trips++
-	var br pgx.BatchResults
+	root.trips++
+	br := root.conn.SendBatch(ctx, b)
 	if begin {
-		br = t.start.SendBatch(ctx, b)
-		t.tx = br.Tx()
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return nil, t.fail(mapErr("begin", err))
 		}
-	} else {
-		br = t.tx.SendBatch(ctx, b)
 	}
 	for _, q := range ahead {
 		if err := t.answer(q, br); err != nil {
@@ -122,7 +159,7 @@ func (t *txdb) flush(ctx context.Context) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	if t.tx != nil && !t.holding() {
+	if t.begun && !t.holding() {
 		return nil
 	}
 	br, err := t.send(ctx)
@@ -135,34 +172,89 @@ func (t *txdb) flush(ctx context.Context) error {
 	return t.failed
 }
 
-// commit sends what is held back and commits; a transaction that never
-// sent a statement has nothing to commit.
+// commit ends the transaction, its COMMIT in one round trip with what is
+// held back; a transaction that never sent a statement has nothing to
+// commit. A savepoint is released once what it holds back has gone: the
+// release rides with its transaction's next statement.
 func (t *txdb) commit(ctx context.Context) error {
-	if t.tx == nil && !t.holding() {
+	if t.outer != nil {
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		t.ended = true
+		t.outer.holdAhead("RELEASE SAVEPOINT " + t.name)
 		return nil
 	}
-	if err := t.flush(ctx); err != nil {
+	if !t.begun && !t.holding() {
+		return nil
+	}
+	if t.checks > 0 { // their answers are checked before anything is committed
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+	}
+	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: "commit"})
+	if err != nil {
 		return err
 	}
-	if err := t.tx.Commit(ctx); err != nil {
-		return mapErr("commit", err)
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
+	switch {
+	case t.failed != nil:
+		return t.failed
+	case err != nil:
+		return mapErr("commit", err)
+	case tag.String() != "COMMIT": // PostgreSQL rolled back a failed transaction
+		return mapErr("commit", pgx.ErrTxCommitRollback)
+	}
+	t.ended = true
+	t.conn.Release()
 	return nil
 }
 
-// rollback ends a transaction that was begun and not committed (after a
-// commit it does nothing).
+// rollback ends a transaction that was not committed, and gives back its
+// connection; a savepoint is rolled back to with its transaction's next
+// statement, and what it held back is dropped. After a commit it does
+// nothing.
 func (t *txdb) rollback(ctx context.Context) {
-	if t.tx != nil {
-		t.tx.Rollback(ctx) //nolint:errcheck // the transaction's own error is the one to report
+	if t.ended {
+		return
 	}
+	t.ended = true
+	t.ahead, t.behind, t.checks = nil, nil, 0
+	if t.outer != nil {
+		t.outer.holdAhead("ROLLBACK TO SAVEPOINT " + t.name)
+		return
+	}
+	if t.conn == nil {
+		return
+	}
+	if t.begun {
+		if _, err := t.conn.Exec(ctx, "rollback"); err != nil {
+			// The connection is in an unknown state: not for reuse.
+			t.conn.Conn().Close(ctx) //nolint:errcheck // the transaction's own error is the one to report
+		}
+	}
+	t.conn.Release()
+}
+
+// savepoint makes a savepoint in t, with t's next statement.
+func (t *txdb) savepoint(ctx context.Context) (*txdb, error) {
+	root := t.root()
+	name := fmt.Sprintf("s%d", root.trips)
+	if _, err := t.Exec(ctx, "SAVEPOINT "+name); err != nil {
+		return nil, mapErr("savepoint", err)
+	}
+	return &txdb{outer: t, name: name, begun: true}, nil
 }
 
 // Exec runs sql in the round trip of whatever is held back.
 func (t *txdb) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if t.direct() {
-		t.trips++
-		return t.tx.Exec(ctx, sql, args...)
+		t.root().trips++
+		return t.root().conn.Exec(ctx, sql, args...)
 	}
 	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: sql, Arguments: args})
 	if err != nil {
@@ -178,8 +270,8 @@ func (t *txdb) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 // QueryRow runs sql in the round trip of whatever is held back.
 func (t *txdb) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if t.direct() {
-		t.trips++
-		return t.tx.QueryRow(ctx, sql, args...)
+		t.root().trips++
+		return t.root().conn.QueryRow(ctx, sql, args...)
 	}
 	br, err := t.send(ctx, &pgx.QueuedQuery{SQL: sql, Arguments: args})
 	if err != nil {
@@ -194,8 +286,8 @@ func (t *txdb) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 	if err := t.flush(ctx); err != nil {
 		return nil, err
 	}
-	t.trips++
-	return t.tx.Query(ctx, sql, args...)
+	t.root().trips++
+	return t.root().conn.Query(ctx, sql, args...)
 }
 
 // SendBatch sends b in the round trip of whatever is held back; the caller
@@ -206,15 +298,6 @@ func (t *txdb) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		return failedBatch{err}
 	}
 	return br
-}
-
-// Begin opens a savepoint once what is held back has gone.
-func (t *txdb) Begin(ctx context.Context) (pgx.Tx, error) {
-	if err := t.flush(ctx); err != nil {
-		return nil, err
-	}
-	t.trips++
-	return t.tx.Begin(ctx)
 }
 
 // batchRow is the one row of a statement sent in a batch: scanning it
@@ -247,13 +330,13 @@ func (b failedBatch) QueryRow() pgx.Row                { return failedRow(b) }
 func (b failedBatch) Close() error                     { return b.err }
 func (b failedBatch) Tx() pgx.Tx                       { return nil }
 
-// holdWrite runs a write whose one row scan reads: in a transaction, held
-// back to go ahead of the transaction's next statement, so that its answer,
-// and any error, arrive with that statement's (or the commit's); otherwise
-// at once.
+// holdWrite runs a write whose one row scan reads and may refuse: in a
+// transaction, held back to go ahead of the transaction's next statement, so
+// that its answer, and any error, arrive with that statement's (or before the
+// commit); otherwise at once.
 func (s *Store) holdWrite(ctx context.Context, scan func(pgx.Row) error, sql string, args ...any) error {
 	if t, ok := s.db.(*txdb); ok {
-		t.holdAhead(sql, args...).QueryRow(scan)
+		t.holdChecked(sql, args...).QueryRow(scan)
 		return nil
 	}
 	return scan(s.db.QueryRow(ctx, sql, args...))

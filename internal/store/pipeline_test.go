@@ -195,3 +195,37 @@ func TestTheChainLockRidesBehindTheNextStatement(t *testing.T) {
 		t.Errorf("%d events, broken at %d; want 2 and an unbroken chain", n, broken)
 	}
 }
+
+// TestTheCommitCarriesWhatIsHeldBack: a transaction whose last writes are
+// held back sends them with its COMMIT, in one round trip: an audit event
+// costs two trips (the BEGIN with the chain's lock, the insert with the
+// COMMIT). A held-back write whose answer is checked (a decision) goes
+// before the COMMIT, not with it, since PostgreSQL would commit whatever the
+// check said: a decision on a request that does not exist fails the
+// transaction, and the event written with it is not kept.
+func TestTheCommitCarriesWhatIsHeldBack(t *testing.T) {
+	ctx, s, trips := tracedStore(t)
+	staff, _ := people(t, s)
+
+	before := trips.n.Load()
+	if err := s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, systemEvent(portal.ActionClusterCreated)) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := trips.n.Load() - before; got != 2 {
+		t.Errorf("an audit event took %d round trips; want 2 (the BEGIN with the chain's lock, the insert with the COMMIT)", got)
+	}
+
+	const missing = 999999
+	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.AppendAudit(ctx, systemEvent(portal.ActionRequestDenied)); err != nil {
+			return err
+		}
+		return tx.DecideRequest(ctx, missing, portal.StatusDenied, staff.ID, "No such request.")
+	})
+	if !errors.Is(err, portal.ErrNotFound) {
+		t.Errorf("InTx = %v; want the decision's portal.ErrNotFound", err)
+	}
+	if n, broken := chain(t, s); n != 1 || broken != 0 {
+		t.Errorf("%d events, broken at %d; want only the first, and an unbroken chain", n, broken)
+	}
+}

@@ -86,9 +86,9 @@ func (s *Store) RequestByID(ctx context.Context, id int64) (*portal.Request, err
 }
 
 // RequestByIDAfterNext is RequestByID sent, in a transaction, behind the
-// transaction's next statement, in its round trip, so that it sees what that
-// statement wrote: it returns what gives the request once that statement has
-// run. Outside a transaction it reads at once.
+// transaction's next statement or its COMMIT, in its round trip, so that it
+// sees what was written: it returns what gives the request once that
+// statement has gone. Outside a transaction it reads at once.
 func (s *Store) RequestByIDAfterNext(ctx context.Context, id int64) func() (*portal.Request, error) {
 	t, ok := s.db.(*txdb)
 	if !ok {

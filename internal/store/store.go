@@ -24,7 +24,6 @@ type db interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Begin(ctx context.Context) (pgx.Tx, error)
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
@@ -54,7 +53,7 @@ type chainHead struct {
 // freshClock returns the chain's clock if no statement of the transaction
 // t has run since it was read.
 func (c *chainHead) freshClock(t *txdb) (time.Time, bool) {
-	if c.clock.IsZero() || c.db != t || c.trip != t.trips || t.holding() {
+	if c.clock.IsZero() || c.db != t || c.trip != t.root().trips {
 		return time.Time{}, false
 	}
 	return c.clock, true
@@ -75,17 +74,15 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // round trip of the next statement (see txdb): their errors come with it,
 // or with the commit, and then fail the transaction.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	t := &txdb{start: s.db}
-	if s.chain != nil {
-		// A savepoint: begun now, once what its transaction held back has
-		// gone, so that a failure inside it leaves those alone.
-		sp, err := s.db.Begin(ctx)
+	t := &txdb{pool: s.pool}
+	if outer, ok := s.db.(*txdb); ok {
+		sp, err := outer.savepoint(ctx)
 		if err != nil {
-			return mapErr("savepoint", err)
+			return err
 		}
-		t = &txdb{tx: sp}
+		t = sp
 	}
-	// Rollback after Commit is a no-op; it also covers a panic in fn.
+	// Rollback after commit is a no-op; it also covers a panic in fn.
 	defer t.rollback(context.WithoutCancel(ctx))
 	chain := &chainHead{}
 	if s.chain != nil { // a savepoint shares its transaction's view of the chain
@@ -97,7 +94,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 		}
 		return err
 	}
-	// What the transaction held back goes before its commit; a failure of
+	// What the transaction held back goes with its commit; a failure of
 	// it, there or earlier, rolls the transaction back.
 	if err := t.commit(ctx); err != nil {
 		if s.chain != nil {

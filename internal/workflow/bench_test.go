@@ -112,11 +112,11 @@ func BenchmarkApprove(b *testing.B) {
 		ageOp = perOp(b)
 	})
 
-	// The database part is mostly waiting: Approve makes 5 round trips (the
-	// BEGIN with the request's lock and its cluster; the approval; the
-	// decision with the credential's ID and the audit chain's lock, while
-	// the password is hashed; then the audit rows, the message, the
-	// credential and the request read back; the commit).
+	// The database part is mostly waiting: Approve makes 3 round trips (the
+	// BEGIN, the request's lock, its cluster, the approval, the credential's
+	// ID and the audit chain's lock; the decision, the audit rows and the
+	// message, while the password is hashed; then the credential with the
+	// COMMIT and the request read back).
 	b.Run("roundtrip", func(b *testing.B) {
 		var one int
 		for b.Loop() {

@@ -292,17 +292,26 @@ func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := mayDecide(a, r, verb); err != nil {
+	if err := decidable(a, r, verb); err != nil {
 		return nil, nil, err
+	}
+	return r, c, nil
+}
+
+// decidable refuses a the decision verb on r, locked, unless they may decide
+// it and it is still pending.
+func decidable(a Actor, r *portal.Request, verb string) error {
+	if err := mayDecide(a, r, verb); err != nil {
+		return err
 	}
 	if r.Status != portal.StatusPending {
 		by := ""
 		if r.DeciderEmail != "" {
 			by = " by " + r.DeciderEmail
 		}
-		return nil, nil, portal.Errorf(portal.KindConflict, "This request was already %s%s.", r.Status, by)
+		return portal.Errorf(portal.KindConflict, "This request was already %s%s.", r.Status, by)
 	}
-	return r, c, nil
+	return nil
 }
 
 // ApproveInput is a member of staff's approval of a request.
@@ -399,24 +408,39 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 	var (
 		cred *portal.Credential
 		req  *portal.Request
+		read func() (*portal.Request, error) // the request as the commit left it
 	)
 	err = s.inTx(ctx, func(tx *store.Store, audit auditFunc) error {
-		r, cluster, err := s.lockForDecision(ctx, tx, a, id, "approve")
+		if !a.isStaff() {
+			return portal.ErrForbidden
+		}
+		// One round trip locks the request, reads its cluster, adds the
+		// approval and draws the credential's ID, with the audit chain's lock
+		// behind: every approval writes an event. A refusal below rolls it
+		// all back.
+		if err := tx.LockAuditChain(ctx); err != nil {
+			return err
+		}
+		ap := &portal.Approval{RequestID: id, ApproverID: a.User.ID, Note: note, ExpiresOn: in.ExpiresOn}
+		o, err := tx.LockForApproval(ctx, ap)
 		if err != nil {
+			return err
+		}
+		r, cluster := o.Request, o.Cluster
+		if err := decidable(a, r, "approve"); err != nil {
 			return err
 		}
 		if _, err := cluster.Expiry(s.now(), in.ExpiresOn); err != nil {
 			return err
 		}
-		ap := &portal.Approval{RequestID: id, ApproverID: a.User.ID, Note: note, ExpiresOn: in.ExpiresOn}
-		approvals, err := tx.AddApproval(ctx, ap)
-		if errors.Is(err, portal.ErrConflict) {
+		if errors.Is(o.Added, portal.ErrConflict) {
 			return portal.Errorf(portal.KindConflict,
 				"You approved this request already. %s needs the approval of %d different staff members: another must give the next one.",
 				cluster.Title(), cluster.Policy.Required())
-		} else if err != nil {
-			return err
+		} else if o.Added != nil {
+			return o.Added
 		}
+		approvals := o.Approvals
 		if len(approvals) < cluster.Policy.Required() {
 			if err := s.recordApproval(ctx, tx, audit, a, r, cluster, ap, len(approvals)); err != nil {
 				return err
@@ -434,26 +458,16 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 			return fmt.Errorf("request %d: stored key no longer parses: %w", id, err)
 		}
 		// Everything but the credential's hash and ciphertext is known now,
-		// so every write but the credential's is made while the password is
-		// hashed: the decision, held back, goes with the credential's ID,
-		// drawn ahead, and the audit chain's lock behind them; the events
-		// and the message, which name the credential, go next: while the hash
-		// is still being computed, or else with the credential. Once the hash
-		// is done, one round trip stores the credential and reads the request
-		// back.
+		// so every write but the credential's (the decision, the events and
+		// the message, which name the credential by the ID drawn for it) goes
+		// while the password is still being hashed, or else with the
+		// credential.
 		if err := tx.DecideRequest(ctx, id, portal.StatusApproved, a.User.ID, note); err != nil {
-			return err
-		}
-		if err := tx.LockAuditChain(ctx); err != nil {
-			return err
-		}
-		credID, err := tx.ReserveCredentialID(ctx)
-		if err != nil {
 			return err
 		}
 		issuedAt, expires := issue.Lifetime(cluster, now, expiresAt)
 		cred = &portal.Credential{
-			ID: credID, RequestID: id, UserID: r.UserID, ClusterID: cluster.ID, Username: m.Username(),
+			ID: o.CredentialID, RequestID: id, UserID: r.UserID, ClusterID: cluster.ID, Username: m.Username(),
 			KeyFingerprint: rcpt.Fingerprint, IssuedAt: issuedAt, ExpiresAt: expires,
 			ClusterName: cluster.Name, PrometheusURL: cluster.PrometheusURL, OwnerEmail: r.RequesterEmail,
 		}
@@ -484,20 +498,27 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 			return fmt.Errorf("request %d: issued %s until %s, not the %s until %s its events name",
 				id, issued.Username, issued.ExpiresAt, cred.Username, cred.ExpiresAt)
 		}
+		// The credential goes with the COMMIT, and the request is read back
+		// behind it: one round trip once the hash is done.
 		cred.PasswordHash, cred.Ciphertext = issued.PasswordHash, issued.Ciphertext
-		read := tx.RequestByIDAfterNext(ctx, id) // read back in the credential's round trip
-		err = tx.CreateCredential(ctx, cred)
-		cred.Ciphertext = nil // stored; not for callers to pass around
-		if errors.Is(err, portal.ErrConflict) {
-			return errUsernameTaken
-		} else if err != nil {
+		if err := tx.CreateCredentialLater(ctx, cred); err != nil {
 			return err
 		}
-		req, err = read()
-		return err
+		read = tx.RequestByIDAfterNext(ctx, id)
+		return nil
 	})
-	if err != nil {
+	if cred != nil {
+		cred.Ciphertext = nil // stored; not for callers to pass around
+	}
+	if errors.Is(err, store.ErrCredentialClash) {
+		return nil, errUsernameTaken
+	} else if err != nil {
 		return nil, err
+	}
+	if read != nil {
+		if req, err = read(); err != nil {
+			return nil, err
+		}
 	}
 	return &Approved{Request: req, Credential: cred}, nil
 }
