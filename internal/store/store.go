@@ -1,5 +1,6 @@
 // Package store keeps the portal's state in PostgreSQL: one method per SQL
-// statement, every error mapped to the kinds of portal.Error.
+// statement (or per round trip of statements read together), every error
+// mapped to the kinds of portal.Error.
 package store
 
 import (
