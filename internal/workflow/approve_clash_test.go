@@ -6,12 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/2i2c-org/credential-portal/internal/issue"
-	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
-	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
 // TestApprovalDrawsAgainWhenTheUsernameIsTaken: the events and the message
@@ -24,38 +20,9 @@ import (
 func TestApprovalDrawsAgainWhenTheUsernameIsTaken(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st := store.New(pgtest.New(t))
-	svc := New(st, Options{})
-	cluster := &portal.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
-		CredentialTTLDays: 90, Enabled: true}
-	if err := st.CreateCluster(ctx, cluster); err != nil {
-		t.Fatal(err)
-	}
-	staff := &portal.User{Issuer: "https://idp.example.org", Subject: "sam", Email: "sam@2i2c.org", Role: portal.RoleStaff}
-	if err := st.UpsertUser(ctx, staff); err != nil {
-		t.Fatal(err)
-	}
-	sam := Actor{User: staff, IP: "192.0.2.1", UserAgent: "test"}
-	key, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcpt, err := issue.ParseRecipient(key.Recipient().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	request := func(name string) int64 {
-		u := &portal.User{Issuer: "https://idp.example.org", Subject: name, Email: name + "@example.org", Role: portal.RoleCustomer}
-		if err := st.UpsertUser(ctx, u); err != nil {
-			t.Fatal(err)
-		}
-		r := &portal.Request{UserID: u.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
-			KeyFingerprint: rcpt.Fingerprint, Justification: "Dashboards for the research team."}
-		if err := st.CreateRequest(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		return r.ID
-	}
+	f := newApprovals(t)
+	st, svc, cluster, sam, rcpt := f.st, f.svc, f.cluster, f.sam, f.rcpt
+	request := func(name string) int64 { return f.request(t, name) }
 	issued, err := issue.NewSecrets(issue.DefaultBcryptCost).Issue(cluster, rcpt, time.Now(), time.Time{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/message"
-	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
@@ -33,26 +31,9 @@ var errRollback = errors.New("rolled back")
 // its parts.
 func BenchmarkApprove(b *testing.B) {
 	ctx := context.Background()
-	st := store.New(pgtest.New(b))
-	svc := New(st, Options{})
-	cluster := &portal.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
-		CredentialTTLDays: 90, Enabled: true}
-	if err := st.CreateCluster(ctx, cluster); err != nil {
-		b.Fatal(err)
-	}
-	staff := &portal.User{Issuer: "https://idp.example.org", Subject: "sam", Email: "sam@2i2c.org", Role: portal.RoleStaff}
-	if err := st.UpsertUser(ctx, staff); err != nil {
-		b.Fatal(err)
-	}
-	sam := Actor{User: staff, IP: "192.0.2.1", UserAgent: "benchmark"}
-	key, err := age.GenerateX25519Identity()
-	if err != nil {
-		b.Fatal(err)
-	}
-	rcpt, err := issue.ParseRecipient(key.Recipient().String())
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := newApprovals(b)
+	st, svc, cluster, sam, rcpt := f.st, f.svc, f.cluster, f.sam, f.rcpt
+	staff := sam.User
 
 	// pending makes n pending requests, each by a new customer, so that the
 	// one-pending-request-per-customer-and-cluster rule holds.
@@ -60,17 +41,7 @@ func BenchmarkApprove(b *testing.B) {
 		b.Helper()
 		ids := make([]int64, n)
 		for i := range ids {
-			u := &portal.User{Issuer: "https://idp.example.org", Subject: "customer-" + rand.Text(), Email: "customer@example.org",
-				Role: portal.RoleCustomer}
-			if err := st.UpsertUser(ctx, u); err != nil {
-				b.Fatal(err)
-			}
-			r := &portal.Request{UserID: u.ID, ClusterID: cluster.ID, PublicKey: rcpt.Key, KeyType: rcpt.Type,
-				KeyFingerprint: rcpt.Fingerprint, Justification: "Dashboards for the research team."}
-			if err := st.CreateRequest(ctx, r); err != nil {
-				b.Fatal(err)
-			}
-			ids[i] = r.ID
+			ids[i] = f.request(b, "customer-"+strings.ToLower(rand.Text()))
 		}
 		return ids
 	}
