@@ -1,11 +1,13 @@
 package server
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
@@ -15,17 +17,24 @@ const maxCachedSessions = 20_000
 
 // sessionCache keeps the sessions this replica opened, with the person each
 // signs in, so that a signed-in request need not read them again: the one
-// statement every page view would otherwise run. It is the only state a
-// replica keeps that another replica changes, so it holds a session only
+// statement every page view would otherwise run; and likewise the API
+// tokens it checked, with their owners. It is the only state a replica
+// keeps that another replica changes, so it holds a session or a token only
 //
 //   - while the replica listens for changes (notify.Hub tells it; every
-//     session's write or deletion, and every change to a person, is
-//     notified by the triggers of migration 0010, from any replica),
-//     dropping everything when the connection is lost;
-//   - for SessionRefresh at most after reading it, as long as the request
-//     comes from the address it was read from: the read also notes when and
-//     from where the session was last seen, which the sessions pages show;
-//   - until the session's own expiry.
+//     session's write or deletion, every change to a person, and every
+//     revocation or deletion of a token, is notified by the triggers of
+//     migrations 0010 and 0011, from any replica), dropping everything when
+//     the connection is lost;
+//   - for SessionRefresh at most after its use was last noted, as long as
+//     the request comes from the address it was noted for: the read notes
+//     when and from where the session was last seen, or the token last used
+//     (at most once a minute from one address), which the sessions and
+//     tokens pages show;
+//   - until the session's or the token's own expiry.
+//
+// A token is kept under "t:" and its hash in hex (tokenKey), which no
+// session's key can be: scs's keys are base64url.
 //
 // This replica's own changes drop what they change at once (drop,
 // dropUser), not when their notification comes back. Another replica's
@@ -43,10 +52,15 @@ type sessionCache struct {
 }
 
 type cachedSession struct {
-	opened *store.OpenedSession
-	ip     string    // the address it was read for
-	read   time.Time // when it was read
+	opened *store.OpenedSession // a token's: its owner and its expiry only
+	token  *portal.Token        // for a token
+	ip     string               // the address it was read for
+	read   time.Time            // when its use was last noted
 }
+
+// tokenKey is what the API token whose store.TokenHash is hash is kept
+// under, as migration 0011's notifications name it.
+func tokenKey(hash []byte) string { return "t:" + hex.EncodeToString(hash) }
 
 func newSessionCache() *sessionCache {
 	return &sessionCache{byKey: map[string]cachedSession{}, byUser: map[int64]map[string]struct{}{}, now: time.Now}
@@ -58,7 +72,7 @@ func (c *sessionCache) get(key, ip string) (*store.OpenedSession, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byKey[key]
-	if !ok || !c.listening {
+	if !ok || !c.listening || e.token != nil {
 		return nil, false
 	}
 	now := c.now()
@@ -71,6 +85,34 @@ func (c *sessionCache) get(key, ip string) (*store.OpenedSession, bool) {
 	u := *o.User
 	o.User = &u
 	return &o, true
+}
+
+// getToken returns copies of the token whose hash is hash and its owner, as
+// kept for a request from ip, or false if they must be read. A hash is
+// looked up, never the token: the time a lookup takes tells nothing of
+// tokens.
+func (c *sessionCache) getToken(hash []byte, ip string) (*portal.Token, *portal.User, bool) {
+	key := tokenKey(hash)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[key]
+	if !ok || !c.listening || e.token == nil {
+		return nil, nil, false
+	}
+	now := c.now()
+	if e.ip != ip || now.Sub(e.read) >= SessionRefresh || !now.Before(e.opened.Expiry) {
+		return nil, nil, false
+	}
+	t, u := *e.token, *e.opened.User
+	return &t, &u, true
+}
+
+// keepToken keeps token t, owned by u, checked for a request from ip since
+// begin returned gen; noted is when its use was last written down.
+func (c *sessionCache) keepToken(gen uint64, hash []byte, ip string, t *portal.Token, u *portal.User, noted time.Time) {
+	cu, ct := *u, *t
+	c.keepEntry(gen, tokenKey(hash), cachedSession{opened: &store.OpenedSession{User: &cu, Expiry: t.ExpiresAt}, token: &ct,
+		ip: ip, read: noted})
 }
 
 // begin is called before reading a session; keep, after, keeps it unless
@@ -92,17 +134,32 @@ func (c *sessionCache) keep(gen uint64, key, ip string, o *store.OpenedSession) 
 	if !c.listening || gen != c.gen {
 		return
 	}
-	if len(c.byKey) >= maxCachedSessions {
-		c.clearLocked()
-	}
 	cp := *o
 	u := *o.User
 	cp.User = &u
-	c.byKey[key] = cachedSession{opened: &cp, ip: ip, read: c.now()}
-	if c.byUser[u.ID] == nil {
-		c.byUser[u.ID] = map[string]struct{}{}
+	c.keepLocked(key, cachedSession{opened: &cp, ip: ip, read: c.now()})
+}
+
+// keepEntry keeps e under key unless a drop came since gen.
+func (c *sessionCache) keepEntry(gen uint64, key string, e cachedSession) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.listening || gen != c.gen {
+		return
 	}
-	c.byUser[u.ID][key] = struct{}{}
+	c.keepLocked(key, e)
+}
+
+func (c *sessionCache) keepLocked(key string, e cachedSession) {
+	if len(c.byKey) >= maxCachedSessions {
+		c.clearLocked()
+	}
+	c.byKey[key] = e
+	id := e.opened.User.ID
+	if c.byUser[id] == nil {
+		c.byUser[id] = map[string]struct{}{}
+	}
+	c.byUser[id][key] = struct{}{}
 }
 
 // drop forgets the session keyed key.
@@ -143,12 +200,16 @@ func (c *sessionCache) clearLocked() {
 	clear(c.byUser)
 }
 
-// SessionsChanged drops what a notification of migration 0010 names:
-// "s:" and a session's key, or "u:" and a person's id. Anything else drops
-// everything.
+// SessionsChanged drops what a notification of migrations 0010 and 0011
+// names: "s:" and a session's key, "t:" and a token's hash (its key), or
+// "u:" and a person's id. Anything else drops everything.
 func (c *sessionCache) SessionsChanged(payload string) {
 	if key, ok := strings.CutPrefix(payload, "s:"); ok {
 		c.drop(key)
+		return
+	}
+	if strings.HasPrefix(payload, "t:") {
+		c.drop(payload)
 		return
 	}
 	if v, ok := strings.CutPrefix(payload, "u:"); ok {

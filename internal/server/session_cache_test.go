@@ -11,6 +11,7 @@ import (
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
 	"github.com/2i2c-org/credential-portal/internal/store"
+	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
 // onReplica is b's browser pointed at the portal q, which shares its
@@ -150,5 +151,131 @@ func TestSessionCacheHoldsOnlyWhatItMay(t *testing.T) {
 	now = now.Add(time.Second)
 	if held("k8", "192.0.2.1") {
 		t.Error("a session was held past its expiry")
+	}
+}
+
+// TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt: replica B holds
+// alice's API token after using it (sessionCache); she revokes it on
+// replica A, and a second token is revoked at a psql prompt. B refuses each
+// within 2 s (milliseconds, told by PostgreSQL); A refuses the first at once.
+func TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt(t *testing.T) {
+	t.Parallel()
+	a := newPortal(t, portalOptions{})
+	b := newPortal(t, portalOptions{store: a.Store})
+	a.signedIn("alice@example.org")
+	alice, err := a.Store.UserByID(t.Context(), a.userID("alice@example.org"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(name string) (string, int64) {
+		nt, err := a.Server.wf.CreateToken(t.Context(), workflow.Actor{User: alice, IP: "127.0.0.1"},
+			workflow.TokenInput{Name: name, Scopes: []string{"read", "request"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nt.Secret, nt.Token.ID
+	}
+	status := func(q *testPortal, method, path, secret string) int {
+		req, _ := http.NewRequest(method, q.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	first, firstID := token("laptop")
+	second, secondID := token("notebook")
+	for range 2 {
+		for _, secret := range []string{first, second} {
+			if got := status(b, http.MethodGet, "/api/v1/requests", secret); got != http.StatusOK {
+				t.Fatalf("a token on replica B: %d", got)
+			}
+		}
+	}
+	b.Server.sessionCache.mu.Lock()
+	held := len(b.Server.sessionCache.byKey)
+	b.Server.sessionCache.mu.Unlock()
+	if held != 2 {
+		t.Fatalf("replica B holds %d tokens, want alice's two", held)
+	}
+
+	if got := status(a, http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", firstID), first); got != http.StatusOK {
+		t.Fatalf("revoking the first token on replica A: %d", got)
+	}
+	if got := status(a, http.MethodGet, "/api/v1/requests", first); got != http.StatusUnauthorized {
+		t.Errorf("replica A, which revoked the token, answers %d to it", got)
+	}
+	took := within(t, 2*time.Second, "replica B refuses the revoked token", func() bool {
+		return status(b, http.MethodGet, "/api/v1/requests", first) == http.StatusUnauthorized
+	})
+	t.Logf("replica B refused the token %s after replica A revoked it", took)
+
+	a.exec(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, secondID)
+	took = within(t, 2*time.Second, "replica B refuses the token revoked by SQL", func() bool {
+		return status(b, http.MethodGet, "/api/v1/requests", second) == http.StatusUnauthorized
+	})
+	t.Logf("replica B refused the token revoked by SQL %s after", took)
+}
+
+// TestTokenCacheHoldsOnlyWhatItMay: a token is held for the address it was
+// used from, for a minute after its use was last noted, until its expiry,
+// and dropped when notified of it or of its owner.
+func TestTokenCacheHoldsOnlyWhatItMay(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := newSessionCache()
+	c.now = func() time.Time { return now }
+	c.Listening(true)
+	owner := &portal.User{ID: 9, Email: "alice@example.org", Role: portal.RoleCustomer}
+	tok := func(id int64) *portal.Token {
+		return &portal.Token{ID: id, UserID: owner.ID, Scopes: []portal.Scope{portal.ScopeRead}, ExpiresAt: now.Add(time.Hour)}
+	}
+	hash := func(id int64) []byte { return store.TokenHash(fmt.Sprintf("portal-%d", id)) }
+	held := func(id int64, ip string) bool { _, _, ok := c.getToken(hash(id), ip); return ok }
+
+	c.keepToken(c.begin(), hash(1), "192.0.2.1", tok(1), owner, now)
+	got, u, ok := c.getToken(hash(1), "192.0.2.1")
+	if !ok || got.ID != 1 || u.ID != owner.ID {
+		t.Fatalf("a token just checked is not held: %v %v %v", got, u, ok)
+	}
+	u.Role = portal.RoleStaff
+	if _, again, _ := c.getToken(hash(1), "192.0.2.1"); again.Role != portal.RoleCustomer {
+		t.Error("a change to one request's copy reached the held owner")
+	}
+	if held(1, "198.51.100.7") {
+		t.Error("a token checked for one address was given to a request from another")
+	}
+	if _, ok := c.get(tokenKey(hash(1)), "192.0.2.1"); ok {
+		t.Error("a token's key opened a session")
+	}
+	c.SessionsChanged(tokenKey(hash(1)))
+	if held(1, "192.0.2.1") {
+		t.Error("a notified revocation did not drop the token")
+	}
+
+	c.keepToken(c.begin(), hash(2), "192.0.2.1", tok(2), owner, now.Add(-50*time.Second))
+	now = now.Add(10 * time.Second)
+	if held(2, "192.0.2.1") {
+		t.Error("a token was held a minute after its use was last noted")
+	}
+	expiring := tok(3)
+	expiring.ExpiresAt = now.Add(time.Second)
+	c.keepToken(c.begin(), hash(3), "192.0.2.1", expiring, owner, now)
+	now = now.Add(time.Second)
+	if held(3, "192.0.2.1") {
+		t.Error("a token was held past its expiry")
+	}
+	c.keepToken(c.begin(), hash(4), "192.0.2.1", tok(4), owner, now)
+	c.SessionsChanged(fmt.Sprintf("u:%d", owner.ID))
+	if held(4, "192.0.2.1") {
+		t.Error("a change to the owner did not drop their token")
+	}
+	gen := c.begin()
+	c.SessionsChanged(tokenKey(hash(5)))
+	c.keepToken(gen, hash(5), "192.0.2.1", tok(5), owner, now)
+	if held(5, "192.0.2.1") {
+		t.Error("a token checked before a revocation was told was kept")
 	}
 }

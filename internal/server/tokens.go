@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/2i2c-org/credential-portal/internal/portal"
+	"github.com/2i2c-org/credential-portal/internal/store"
 	"github.com/2i2c-org/credential-portal/internal/workflow"
 )
 
@@ -78,7 +80,7 @@ func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			t *portal.Token
 		)
 		if err == nil {
-			u, t, err = s.wf.TokenUser(c.Request().Context(), secret, portal.Printable(c.RealIP(), 64))
+			u, t, err = s.tokenUser(c.Request().Context(), secret, portal.Printable(c.RealIP(), 64))
 		}
 		if err != nil {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="2i2c credential portal"`)
@@ -220,6 +222,29 @@ func (s *Server) apiTokens(call apiCall[struct{}]) (any, error) {
 	return pageJSON("tokens", tokenJSON)(s.wf.Tokens(call.ctx, call.actor, id, q))
 }
 
+// tokenUser is the workflow's TokenUser through the tokens this replica
+// holds (sessionCache): a token checked less than a minute ago from the same
+// address is not read again.
+func (s *Server) tokenUser(ctx context.Context, secret, ip string) (*portal.User, *portal.Token, error) {
+	hash := store.TokenHash(secret)
+	if t, u, ok := s.sessionCache.getToken(hash, ip); ok {
+		return u, t, nil
+	}
+	gen := s.sessionCache.begin()
+	u, t, err := s.wf.TokenUser(ctx, secret, ip)
+	if err != nil {
+		return nil, nil, err
+	}
+	// TokenUse notes a use at most once a minute from one address, and
+	// returns the token as it was: from that, when this use was noted.
+	noted := time.Now()
+	if t.LastUsedAt != nil && t.LastUsedIP == ip && noted.Sub(*t.LastUsedAt) < time.Minute {
+		noted = *t.LastUsedAt
+	}
+	s.sessionCache.keepToken(gen, hash, ip, t, u, noted)
+	return u, t, nil
+}
+
 // apiRevokeTokens revokes every active token of the person ?user names;
 // the parameter is required, so that no call revokes all of one's own by
 // accident.
@@ -235,11 +260,21 @@ func (s *Server) apiRevokeTokens(call apiCall[struct{}]) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.sessionCache.dropUser(id) // now here; other replicas when notified
 	return map[string]int{"revoked": n}, nil
 }
 
 func (s *Server) apiRevokeToken(call apiCall[struct{}]) (any, error) {
-	return shown(tokenJSON)(s.wf.RevokeToken(call.ctx, call.actor, call.id))
+	return shown(tokenJSON)(s.revoked(s.wf.RevokeToken(call.ctx, call.actor, call.id)))
+}
+
+// revoked drops a token just revoked from what this replica holds, at once:
+// other replicas drop it when notified.
+func (s *Server) revoked(t *portal.Token, err error) (*portal.Token, error) {
+	if err == nil {
+		s.sessionCache.dropUser(t.UserID)
+	}
+	return t, err
 }
 
 // tokensPage is the person's tokens, and after a creation the new token,
@@ -323,7 +358,7 @@ func (s *Server) createToken(c echo.Context) error {
 
 // revokeToken revokes one of the person's tokens from the page.
 func (s *Server) revokeToken(f call) (done, error) {
-	t, err := s.wf.RevokeToken(f.ctx, f.actor, f.id)
+	t, err := s.revoked(s.wf.RevokeToken(f.ctx, f.actor, f.id))
 	if err != nil {
 		return done{}, err
 	}
