@@ -54,7 +54,6 @@ type Secrets struct {
 	username, password string
 	cost               int
 	hashed             chan hashResult // receives once
-	done               chan struct{}   // closed once the hash is done
 }
 
 type hashResult struct {
@@ -65,12 +64,10 @@ type hashResult struct {
 // NewSecrets draws a username and a password and starts hashing the password
 // at bcryptCost. Secrets issue one credential; their Issue waits for the hash.
 func NewSecrets(bcryptCost int) *Secrets {
-	sec := &Secrets{username: NewUsername(), password: NewPassword(), cost: bcryptCost, hashed: make(chan hashResult, 1),
-		done: make(chan struct{})}
+	sec := &Secrets{username: NewUsername(), password: NewPassword(), cost: bcryptCost, hashed: make(chan hashResult, 1)}
 	go func() {
 		hash, err := HashPassword(sec.password, bcryptCost)
 		sec.hashed <- hashResult{hash, err}
-		close(sec.done)
 	}()
 	// The hash is meant to run beside the caller's database round trips. A
 	// new goroutine starts on the caller's processor, so without a yield the
@@ -85,17 +82,6 @@ func NewSecrets(bcryptCost int) *Secrets {
 
 // Username is the username these secrets issue, known before the hash is.
 func (sec *Secrets) Username() string { return sec.username }
-
-// Hashing reports whether the password's hash is still being computed: a
-// caller about to wait for it in Issue has time for other work.
-func (sec *Secrets) Hashing() bool {
-	select {
-	case <-sec.done:
-		return false
-	default:
-		return true
-	}
-}
 
 // Lifetime is when a credential for c issued at now starts and ends, as
 // Issue sets them: in UTC, truncated to the second, ending at expiresAt or,

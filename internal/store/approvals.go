@@ -65,6 +65,10 @@ type Approving struct {
 	// it already.
 	Approvals []*portal.Approval
 	Added     error
+	// Decided says the request is now approved, decided by this approver
+	// with this approval's note: it was the last approval its cluster
+	// needs.
+	Decided bool
 	// CredentialID is drawn for the credential, should this approval be the
 	// last one needed, for the writes that name the credential before it
 	// exists (its events and messages); unused, it is a gap in the sequence.
@@ -72,8 +76,10 @@ type Approving struct {
 }
 
 // LockForApproval locks the request as LockRequest does, reads its cluster,
-// records the approval ap (filling in its time), and draws an ID for the
-// credential, in one round trip with what the transaction held back. The approval is added before the caller can check that the request
+// records the approval ap (filling in its time), decides the request as
+// approved when that makes as many approvals as its cluster needs, and
+// draws an ID for the credential, in one round trip with what the
+// transaction held back. The approval is added before the caller can check that the request
 // may be approved: a caller that refuses it rolls the transaction back.
 // Returns portal.ErrNotFound when the request does not exist; a refused
 // approval is in Added, so that the caller can tell a request no longer
@@ -86,6 +92,14 @@ func (s *Store) LockForApproval(ctx context.Context, ap *portal.Approval) (*Appr
 	b.Queue(`SELECT `+clusterColumns+` FROM clusters WHERE id = (SELECT cluster_id FROM requests WHERE id = $1)`, ap.RequestID)
 	sql, args := addApproval(ap)
 	b.Queue(sql, args...)
+	// Counted after the lock, the approvals are all that were committed
+	// before, and this one.
+	b.Queue(`
+		UPDATE requests SET status = 'approved', decided_by = $2, decided_at = now(), decision_note = $3
+		WHERE id = $1 AND status = 'pending'
+		  AND (SELECT count(*) FROM request_approvals WHERE request_id = $1)
+		      >= (SELECT approvals_required FROM clusters WHERE clusters.id = requests.cluster_id)`,
+		ap.RequestID, ap.ApproverID, ap.Note)
 	b.Queue(`SELECT nextval(pg_get_serial_sequence('credentials', 'id'))`)
 	br := s.db.SendBatch(ctx, &b)
 	defer br.Close()
@@ -101,6 +115,14 @@ func (s *Store) LockForApproval(ctx context.Context, ap *portal.Approval) (*Appr
 	if o.Approvals, o.Added = approvalsAdded(ap)(br.Query()); o.Added != nil {
 		return o, nil // the transaction is aborted: nothing more to read
 	}
+	tag, err := br.Exec()
+	if err != nil {
+		// The schema refuses the decision (the requester's own request):
+		// the caller's checks say why.
+		o.Added = mapErr(fmt.Sprintf("decide request %d", ap.RequestID), err)
+		return o, nil
+	}
+	o.Decided = tag.RowsAffected() == 1
 	if err := br.QueryRow().Scan(&o.CredentialID); err != nil {
 		return nil, mapErr("reserve credential id", err)
 	}

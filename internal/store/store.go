@@ -106,16 +106,6 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	return nil
 }
 
-// Flush sends, in a transaction, what it holds back for its next statement,
-// now: for a caller that is about to wait on other work, so that the round
-// trip overlaps the wait. Outside a transaction it does nothing.
-func (s *Store) Flush(ctx context.Context) error {
-	if t, ok := s.db.(*txdb); ok {
-		return t.flush(ctx)
-	}
-	return nil
-}
-
 // collect reads every row of a query with scan, for a call such as
 // collect(scanCluster)(s.db.Query(…)); err is the query's own.
 func collect[T any](scan func(pgx.Row) (*T, error)) func(pgx.Rows, error) ([]*T, error) {

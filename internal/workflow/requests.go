@@ -392,11 +392,9 @@ type mintFunc func(c *portal.Cluster, r *issue.Recipient, expiresAt time.Time) (
 
 // minter is the secrets of the credential an approval issues: issue.Secrets,
 // or in benchmarks of the database part, ones made beforehand. Its username
-// is known at once; Issue waits for the password's hash, which Hashing says
-// is not done yet.
+// is known at once; Issue waits for the password's hash.
 type minter interface {
 	Username() string
-	Hashing() bool
 	Issue(c *portal.Cluster, r *issue.Recipient, now, expiresAt time.Time) (*issue.Issued, error)
 }
 
@@ -441,6 +439,9 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 			return o.Added
 		}
 		approvals := o.Approvals
+		if last := len(approvals) >= cluster.Policy.Required(); last != o.Decided {
+			return fmt.Errorf("request %d: %d of %d approvals, but decided: %v", id, len(approvals), cluster.Policy.Required(), o.Decided)
+		}
 		if len(approvals) < cluster.Policy.Required() {
 			if err := s.recordApproval(ctx, tx, audit, a, r, cluster, ap, len(approvals)); err != nil {
 				return err
@@ -457,14 +458,9 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 		if err != nil {
 			return fmt.Errorf("request %d: stored key no longer parses: %w", id, err)
 		}
-		// Everything but the credential's hash and ciphertext is known now,
-		// so every write but the credential's (the decision, the events and
-		// the message, which name the credential by the ID drawn for it) goes
-		// while the password is still being hashed, or else with the
-		// credential.
-		if err := tx.DecideRequest(ctx, id, portal.StatusApproved, a.User.ID, note); err != nil {
-			return err
-		}
+		// The request is decided already. The events and the message name
+		// the credential by the ID drawn for it, and are held back to go
+		// with it and the COMMIT, in one round trip once the hash is done.
 		issuedAt, expires := issue.Lifetime(cluster, now, expiresAt)
 		cred = &portal.Credential{
 			ID: o.CredentialID, RequestID: id, UserID: r.UserID, ClusterID: cluster.ID, Username: m.Username(),
@@ -484,11 +480,6 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 		}, r.UserID, r.RequesterEmail, r.RequesterVerified))
 		if err != nil {
 			return err
-		}
-		if m.Hashing() { // the events and the message go while the hash is done
-			if err := tx.Flush(ctx); err != nil {
-				return err
-			}
 		}
 		issued, err := m.Issue(cluster, rcpt, now, expiresAt)
 		if err != nil {
