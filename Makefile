@@ -90,9 +90,11 @@ run:
 
 # Every Go benchmark, printed as it runs and then as one table with each
 # goal beside its figure (tools/benchtable); a missed goal or a failed
-# benchmark fails the target.
+# benchmark fails the target. One package at a time (-p 1): go test runs
+# packages side by side otherwise, and each package's benchmarks would be
+# timed on cores another package's are using.
 bench:
-	bash -o pipefail -c "$(WITHPG) go test -run '^$$' -bench . -benchmem ./... | go run ./tools/benchtable"
+	bash -o pipefail -c "$(WITHPG) go test -p 1 -run '^$$' -bench . -benchmem ./... | go run ./tools/benchtable"
 
 tidy-check:
 	go mod tidy -diff
