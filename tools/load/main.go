@@ -36,6 +36,7 @@ const (
 	targetPageP99     = 50 * time.Millisecond // every GET page, while people browse
 	targetPeakRSS     = 150_000_000           // bytes: 150 MB
 	targetSaturations = 0.1                   // saturated page views per /healthz, at the same concurrency
+	saturateSlices    = 10                    // turns pages and /healthz take while saturating
 )
 
 // config is what one run does.
@@ -236,8 +237,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*report, error) {
 	during(ctx, cfg.Browse, walks)
 	rep.browse.stop()
 
-	fmt.Fprintf(w, "== saturate: %d clients without pause, %s of signed-in pages, then %s of /healthz (machine load average %s)\n",
-		cfg.Clients, cfg.Saturate, cfg.Saturate, loadAverage())
+	fmt.Fprintf(w, "== saturate: %d clients without pause, %s of signed-in pages and %s of /healthz, in %d turns each (machine load average %s)\n",
+		cfg.Clients, cfg.Saturate, cfg.Saturate, saturateSlices, loadAverage())
 	if rep.saturate, rep.healthz, rep.alone, err = saturate(ctx, cfg, base, transport, people[:cfg.Customers]); err != nil {
 		return nil, err
 	}
@@ -271,7 +272,8 @@ func during(ctx context.Context, d time.Duration, jobs []func(context.Context)) 
 
 // saturate requests signed-in pages without pause from cfg.Clients fresh
 // sessions of the customers (who start from the ids they saw while
-// browsing), then /healthz at the same concurrency, each for cfg.Saturate.
+// browsing), and /healthz at the same concurrency, each for cfg.Saturate in
+// all, in turns.
 func saturate(ctx context.Context, cfg config, base string, transport http.RoundTripper, customers []*person) (pages, healthz *recorder, alone []*recorder, err error) {
 	var clients []*person
 	for i := range cfg.Clients {
@@ -283,10 +285,11 @@ func saturate(ctx context.Context, cfg config, base string, transport http.Round
 		pp.requests, pp.credentials = known.requests, known.credentials
 		clients = append(clients, pp)
 	}
-	pages = saturatePages(ctx, cfg.Saturate, clients, customerSteps)
-
-	healthz = newRecorder()
-	var probes []func(context.Context)
+	pages, healthz = newRecorder(), newRecorder()
+	var walks, probes []func(context.Context)
+	for i, pp := range clients {
+		walks = append(walks, func(ctx context.Context) { pp.walk(ctx, pages, customerSteps, i, "") })
+	}
 	for range cfg.Clients {
 		// One each: a person reads each answer into a buffer of their own.
 		probe := &person{base: base, client: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
@@ -296,7 +299,20 @@ func saturate(ctx context.Context, cfg config, base string, transport http.Round
 			}
 		})
 	}
-	during(ctx, cfg.Saturate, probes)
+	// Pages and /healthz take turns, a slice each, so that both are
+	// measured under the same conditions of the machine: one long run of
+	// each was seen to differ by half from one run to the next, as the
+	// machine's speed drifted between the two.
+	slice := max(cfg.Saturate/saturateSlices, 100*time.Millisecond)
+	for range saturateSlices {
+		pages.resume()
+		during(ctx, slice, walks)
+		pages.pause()
+		healthz.resume()
+		during(ctx, slice, probes)
+		healthz.pause()
+	}
+	pages.stop()
 	healthz.stop()
 
 	if cfg.Each {
@@ -333,8 +349,8 @@ func (rep *report) print(w io.Writer, signIns *recorder) {
 
 	pages, pageErrs := rep.saturate.total()
 	probes, probeErrs := rep.healthz.total()
-	rep.pagesPerSecond = float64(pages) / rep.saturate.end.Sub(rep.saturate.start).Seconds()
-	rep.healthzPerSecond = float64(probes) / rep.healthz.end.Sub(rep.healthz.start).Seconds()
+	rep.pagesPerSecond = float64(pages) / rep.saturate.seconds()
+	rep.healthzPerSecond = float64(probes) / rep.healthz.seconds()
 	ratio := rep.pagesPerSecond / rep.healthzPerSecond
 	fmt.Fprintf(w, "\nsaturated: signed-in pages %.1f/s, /healthz %.1f/s, ratio %.3f\n", rep.pagesPerSecond, rep.healthzPerSecond, ratio)
 	if len(rep.alone) > 0 {

@@ -16,9 +16,13 @@ const maxErrorsShown = 5
 // recorder collects the time and outcome of every request of a phase, by
 // route pattern. It is safe for concurrent use.
 type recorder struct {
-	mu     sync.Mutex
-	start  time.Time
-	end    time.Time
+	mu    sync.Mutex
+	start time.Time
+	end   time.Time
+	// busy is the time the phase ran, over its slices (pause, resume);
+	// zero when it ran in one piece from start to end.
+	busy   time.Duration
+	paused bool
 	routes map[string]*routeStats
 	// failures describes the first few errors: route, path, status.
 	failures []string
@@ -60,11 +64,39 @@ func (r *recorder) record(route, path string, took time.Duration, status int, si
 	}
 }
 
-// stop ends the phase: throughputs are over the time until now.
+// stop ends the phase: throughputs are over the time until now, or over
+// the slices it ran in.
 func (r *recorder) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.end = time.Now()
+	if !r.paused && r.busy > 0 {
+		r.busy += r.end.Sub(r.start)
+		r.paused = true
+	}
+}
+
+// pause ends a slice of a phase run in slices; resume starts the next.
+func (r *recorder) pause() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.end = time.Now()
+	r.busy += r.end.Sub(r.start)
+	r.paused = true
+}
+
+func (r *recorder) resume() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.start, r.paused = time.Now(), false
+}
+
+// seconds is how long the phase ran.
+func (r *recorder) seconds() float64 {
+	if r.busy > 0 {
+		return r.busy.Seconds()
+	}
+	return r.end.Sub(r.start).Seconds()
 }
 
 // routeSummary is one line of the table.
@@ -81,7 +113,7 @@ type routeSummary struct {
 func (r *recorder) summary() []routeSummary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	secs := r.end.Sub(r.start).Seconds()
+	secs := r.seconds()
 	var out []routeSummary
 	for _, route := range slices.Sorted(maps.Keys(r.routes)) {
 		st := r.routes[route]
