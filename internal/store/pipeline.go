@@ -197,14 +197,16 @@ func (t *txdb) commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The COMMIT's own answer decides. What went behind it (a read of what
+	// was committed) reports to its own scan function, not here: it must not
+	// make a committed transaction look failed.
 	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	br.Close() //nolint:errcheck // see above
 	switch {
-	case t.failed != nil:
-		return t.failed
 	case err != nil:
+		if t.failed != nil { // the statement that failed stopped the COMMIT
+			return t.failed
+		}
 		return mapErr("commit", err)
 	case tag.String() != "COMMIT": // PostgreSQL rolled back a failed transaction
 		return mapErr("commit", pgx.ErrTxCommitRollback)

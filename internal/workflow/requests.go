@@ -298,8 +298,8 @@ func (s *Service) lockForDecision(ctx context.Context, tx *store.Store, a Actor,
 	return r, c, nil
 }
 
-// decidable refuses a the decision verb on r, locked, unless they may decide
-// it and it is still pending.
+// decidable refuses the decision verb on r, locked, unless a may decide it
+// and it is still pending.
 func decidable(a Actor, r *portal.Request, verb string) error {
 	if err := mayDecide(a, r, verb); err != nil {
 		return err
@@ -413,7 +413,8 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 			return portal.ErrForbidden
 		}
 		// One round trip locks the request, reads its cluster, adds the
-		// approval and draws the credential's ID, with the audit chain's lock
+		// approval, decides the request when this is the last approval it
+		// needs, and draws the credential's ID, with the audit chain's lock
 		// behind: every approval writes an event. A refusal below rolls it
 		// all back.
 		if err := tx.LockAuditChain(ctx); err != nil {
