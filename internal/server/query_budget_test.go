@@ -17,7 +17,7 @@ import (
 // pageBudgets is how many SQL statements each signed-in page view may run,
 // by route, as measured when it was last set: the opening of its session
 // with its person (store.OpenSession) included, as when the replica does
-// not hold the session (sessionCache), BEGIN and COMMIT counted as
+// not hold the session (authCache), BEGIN and COMMIT counted as
 // statements; a view of a session the replica holds does not read it. Set them tight, to the count measured: a page that
 // needs more should say so here, in review. Every GET page route has an
 // entry; TestPageQueryBudget fails for one without.
@@ -156,7 +156,7 @@ func TestPageQueryBudget(t *testing.T) {
 			t.Errorf("GET %s is a page route without a statement budget or a visit: add it to pageBudgets and to this test's visits", route)
 			continue
 		}
-		p.Server.sessionCache.Listening(true) // holding no session, as after a reconnect
+		p.Server.authCache.Listening(true) // holding no session, as after a reconnect
 		ran, _ := v.as.view(log, v.path, v.want)
 		// Then held: within a few views, one reads no session. (A view that
 		// writes its session, or the late notification of an earlier
@@ -239,7 +239,7 @@ func TestPageStatementsDoNotGrowWithRows(t *testing.T) {
 	}
 	one := make([]statements, len(pages))
 	for i, pg := range pages {
-		p.Server.sessionCache.Listening(true) // each view reads its session
+		p.Server.authCache.Listening(true) // each view reads its session
 		one[i], _ = pg.as.view(log, pg.path, http.StatusOK)
 	}
 	for i := 1; i < 60; i++ {
@@ -248,7 +248,7 @@ func TestPageStatementsDoNotGrowWithRows(t *testing.T) {
 		person(i)
 	}
 	for i, pg := range pages {
-		p.Server.sessionCache.Listening(true)
+		p.Server.authCache.Listening(true)
 		many, body := pg.as.view(log, pg.path, http.StatusOK)
 		if !strings.Contains(body, pg.last) {
 			t.Errorf("GET %s does not show the 60th row (%q):\n%s", pg.path, pg.last, body)

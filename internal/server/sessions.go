@@ -107,7 +107,7 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 	// No cleanup goroutine of the store's own (its stop races with its
 	// start); expired rows are deleted by the portal's background loop.
 	sm.Store = idleExpiry{
-		store: hashedTokens{store: pgxstore.NewWithCleanupInterval(s.store.Pool(), 0), open: s.wf.OpenSession, cache: s.sessionCache},
+		store: hashedTokens{store: pgxstore.NewWithCleanupInterval(s.store.Pool(), 0), open: s.wf.OpenSession, cache: s.authCache},
 		codec: sm.Codec, idle: cfg.IdleTimeout,
 	}
 	sm.Lifetime = cfg.Lifetime
@@ -140,12 +140,12 @@ func (s *Server) newSessions(cfg SessionConfig) *scs.SessionManager {
 // pgxstore finds the session.
 //
 // Opened sessions are kept in cache, when it is not nil, and read from it
-// while it holds them (sessionCache); every write and deletion of a
+// while it holds them (authCache); every write and deletion of a
 // session drops it there.
 type hashedTokens struct {
 	store scs.Store
 	open  func(ctx context.Context, key, ip, userAgent string) (*store.OpenedSession, error)
-	cache *sessionCache
+	cache *authCache
 }
 
 func (h hashedTokens) Find(token string) ([]byte, bool, error) {
@@ -177,7 +177,7 @@ func (h hashedTokens) FindCtx(ctx context.Context, token string) ([]byte, bool, 
 }
 
 // Commit and Delete drop the session from the cache once the database has
-// it: a read begun before then is not kept (sessionCache.begin).
+// it: a read begun before then is not kept (authCache.begin).
 func (h hashedTokens) Commit(token string, b []byte, expiry time.Time) error {
 	key := store.SessionKey(token)
 	defer h.cache.drop(key)
@@ -381,7 +381,7 @@ func (s *Server) endSession(f call) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
-	s.sessionCache.dropUser(sess.UserID) // now here; other replicas when notified
+	s.authCache.dropUser(sess.UserID) // now here; other replicas when notified
 	if sess.Current {
 		if err := s.sessions.Destroy(f.ctx); err != nil {
 			return done{}, err
@@ -399,7 +399,7 @@ func (s *Server) signOutEverywhere(f call) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
-	s.sessionCache.dropUser(f.actor.User.ID)
+	s.authCache.dropUser(f.actor.User.ID)
 	if err := s.sessions.Destroy(f.ctx); err != nil {
 		return done{}, err
 	}
@@ -412,7 +412,7 @@ func (s *Server) endPersonSessions(f call) (done, error) {
 	if err != nil {
 		return done{}, err
 	}
-	s.sessionCache.dropUser(f.id)
+	s.authCache.dropUser(f.id)
 	if f.id == f.actor.User.ID {
 		if err := s.sessions.Destroy(f.ctx); err != nil {
 			return done{}, err

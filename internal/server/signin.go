@@ -170,7 +170,7 @@ func (s *Server) callback(c echo.Context) error {
 	}
 	// The person as the provider now says (a role, an email) reaches their
 	// other sessions here at once, elsewhere when notified.
-	s.sessionCache.dropUser(u.ID)
+	s.authCache.dropUser(u.ID)
 	// Only now, with the user, the session's record and the audit row
 	// committed, is the browser signed in.
 	s.sessions.Put(ctx, sessUserID, u.ID)

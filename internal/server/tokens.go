@@ -223,14 +223,14 @@ func (s *Server) apiTokens(call apiCall[struct{}]) (any, error) {
 }
 
 // tokenUser is the workflow's TokenUser through the tokens this replica
-// holds (sessionCache): a token checked less than a minute ago from the same
+// holds (authCache): a token checked less than a minute ago from the same
 // address is not read again.
 func (s *Server) tokenUser(ctx context.Context, secret, ip string) (*portal.User, *portal.Token, error) {
 	hash := store.TokenHash(secret)
-	if t, u, ok := s.sessionCache.getToken(hash, ip); ok {
+	if t, u, ok := s.authCache.getToken(hash, ip); ok {
 		return u, t, nil
 	}
-	gen := s.sessionCache.begin()
+	gen := s.authCache.begin()
 	u, t, err := s.wf.TokenUser(ctx, secret, ip)
 	if err != nil {
 		return nil, nil, err
@@ -241,7 +241,7 @@ func (s *Server) tokenUser(ctx context.Context, secret, ip string) (*portal.User
 	if t.LastUsedAt != nil && t.LastUsedIP == ip && noted.Sub(*t.LastUsedAt) < time.Minute {
 		noted = *t.LastUsedAt
 	}
-	s.sessionCache.keepToken(gen, hash, ip, t, u, noted)
+	s.authCache.keepToken(gen, hash, ip, t, u, noted)
 	return u, t, nil
 }
 
@@ -260,7 +260,7 @@ func (s *Server) apiRevokeTokens(call apiCall[struct{}]) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.sessionCache.dropUser(id) // now here; other replicas when notified
+	s.authCache.dropUser(id) // now here; other replicas when notified
 	return map[string]int{"revoked": n}, nil
 }
 
@@ -272,7 +272,7 @@ func (s *Server) apiRevokeToken(call apiCall[struct{}]) (any, error) {
 // other replicas drop it when notified.
 func (s *Server) revoked(t *portal.Token, err error) (*portal.Token, error) {
 	if err == nil {
-		s.sessionCache.dropUser(t.UserID)
+		s.authCache.dropUser(t.UserID)
 	}
 	return t, err
 }

@@ -34,7 +34,7 @@ func signedOut(b *browser) bool {
 }
 
 // TestReplicaHoldingASessionDropsItWhenAnotherEndsIt: replica B holds
-// alice's and sam's sessions (sessionCache); alice signs out everywhere on
+// alice's and sam's sessions (authCache); alice signs out everywhere on
 // replica A, and sam's role is changed at a psql prompt. B signs alice out
 // and refuses sam the staff pages within 2 s of each (milliseconds, told by
 // PostgreSQL); A signs alice out at once.
@@ -53,9 +53,9 @@ func TestReplicaHoldingASessionDropsItWhenAnotherEndsIt(t *testing.T) {
 			t.Fatalf("sam on replica B: %d", r.StatusCode)
 		}
 	}
-	b.Server.sessionCache.mu.Lock()
-	held := len(b.Server.sessionCache.byKey)
-	b.Server.sessionCache.mu.Unlock()
+	b.Server.authCache.mu.Lock()
+	held := len(b.Server.authCache.byKey)
+	b.Server.authCache.mu.Unlock()
 	if held != 2 {
 		t.Fatalf("replica B holds %d sessions, want alice's and sam's", held)
 	}
@@ -82,7 +82,7 @@ func TestReplicaHoldingASessionDropsItWhenAnotherEndsIt(t *testing.T) {
 func TestSessionCacheHoldsOnlyWhatItMay(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	c := newSessionCache()
+	c := newAuthCache()
 	c.now = func() time.Time { return now }
 	session := func(user int64) *store.OpenedSession {
 		return &store.OpenedSession{Data: []byte("data"), Expiry: now.Add(time.Hour),
@@ -155,7 +155,7 @@ func TestSessionCacheHoldsOnlyWhatItMay(t *testing.T) {
 }
 
 // TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt: replica B holds
-// alice's API token after using it (sessionCache); she revokes it on
+// alice's API token after using it (authCache); she revokes it on
 // replica A, and a second token is revoked at a psql prompt. B refuses each
 // within 2 s (milliseconds, told by PostgreSQL); A refuses the first at once.
 func TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt(t *testing.T) {
@@ -194,9 +194,9 @@ func TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt(t *testing.T) {
 			}
 		}
 	}
-	b.Server.sessionCache.mu.Lock()
-	held := len(b.Server.sessionCache.byKey)
-	b.Server.sessionCache.mu.Unlock()
+	b.Server.authCache.mu.Lock()
+	held := len(b.Server.authCache.byKey)
+	b.Server.authCache.mu.Unlock()
 	if held != 2 {
 		t.Fatalf("replica B holds %d tokens, want alice's two", held)
 	}
@@ -225,7 +225,7 @@ func TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt(t *testing.T) {
 func TestTokenCacheHoldsOnlyWhatItMay(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	c := newSessionCache()
+	c := newAuthCache()
 	c.now = func() time.Time { return now }
 	c.Listening(true)
 	owner := &portal.User{ID: 9, Email: "alice@example.org", Role: portal.RoleCustomer}

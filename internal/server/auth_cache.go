@@ -11,11 +11,11 @@ import (
 	"github.com/2i2c-org/credential-portal/internal/store"
 )
 
-// maxCachedSessions bounds the sessions a replica keeps open: past it, it
+// maxCachedSessions bounds the sessions and tokens a replica keeps: past it, it
 // starts again from none (a few kilobytes each).
 const maxCachedSessions = 20_000
 
-// sessionCache keeps the sessions this replica opened, with the person each
+// authCache keeps the sessions this replica opened, with the person each
 // signs in, so that a signed-in request need not read them again: the one
 // statement every page view would otherwise run; and likewise the API
 // tokens it checked, with their owners. It is the only state a replica
@@ -40,7 +40,7 @@ const maxCachedSessions = 20_000
 // dropUser), not when their notification comes back. Another replica's
 // change is seen when its notification arrives, a few milliseconds after
 // the change commits.
-type sessionCache struct {
+type authCache struct {
 	mu        sync.Mutex
 	listening bool
 	// gen counts the drops: a read begun before one is not kept, as it may
@@ -62,13 +62,13 @@ type cachedSession struct {
 // under, as migration 0011's notifications name it.
 func tokenKey(hash []byte) string { return "t:" + hex.EncodeToString(hash) }
 
-func newSessionCache() *sessionCache {
-	return &sessionCache{byKey: map[string]cachedSession{}, byUser: map[int64]map[string]struct{}{}, now: time.Now}
+func newAuthCache() *authCache {
+	return &authCache{byKey: map[string]cachedSession{}, byUser: map[int64]map[string]struct{}{}, now: time.Now}
 }
 
 // get returns a copy of the session keyed key as kept for a request from
 // ip, or false if it must be read.
-func (c *sessionCache) get(key, ip string) (*store.OpenedSession, bool) {
+func (c *authCache) get(key, ip string) (*store.OpenedSession, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byKey[key]
@@ -91,7 +91,7 @@ func (c *sessionCache) get(key, ip string) (*store.OpenedSession, bool) {
 // kept for a request from ip, or false if they must be read. A hash is
 // looked up, never the token: the time a lookup takes tells nothing of
 // tokens.
-func (c *sessionCache) getToken(hash []byte, ip string) (*portal.Token, *portal.User, bool) {
+func (c *authCache) getToken(hash []byte, ip string) (*portal.Token, *portal.User, bool) {
 	key := tokenKey(hash)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -109,7 +109,7 @@ func (c *sessionCache) getToken(hash []byte, ip string) (*portal.Token, *portal.
 
 // keepToken keeps token t, owned by u, checked for a request from ip since
 // begin returned gen; noted is when its use was last written down.
-func (c *sessionCache) keepToken(gen uint64, hash []byte, ip string, t *portal.Token, u *portal.User, noted time.Time) {
+func (c *authCache) keepToken(gen uint64, hash []byte, ip string, t *portal.Token, u *portal.User, noted time.Time) {
 	cu, ct := *u, *t
 	c.keepEntry(gen, tokenKey(hash), cachedSession{opened: &store.OpenedSession{User: &cu, Expiry: t.ExpiresAt}, token: &ct,
 		ip: ip, read: noted})
@@ -117,7 +117,7 @@ func (c *sessionCache) keepToken(gen uint64, hash []byte, ip string, t *portal.T
 
 // begin is called before reading a session; keep, after, keeps it unless
 // a drop came between.
-func (c *sessionCache) begin() uint64 {
+func (c *authCache) begin() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
@@ -125,7 +125,7 @@ func (c *sessionCache) begin() uint64 {
 
 // keep keeps the session keyed key, read for a request from ip since
 // begin returned gen. Only a session that signs someone in is kept.
-func (c *sessionCache) keep(gen uint64, key, ip string, o *store.OpenedSession) {
+func (c *authCache) keep(gen uint64, key, ip string, o *store.OpenedSession) {
 	if o.User == nil {
 		return
 	}
@@ -141,7 +141,7 @@ func (c *sessionCache) keep(gen uint64, key, ip string, o *store.OpenedSession) 
 }
 
 // keepEntry keeps e under key unless a drop came since gen.
-func (c *sessionCache) keepEntry(gen uint64, key string, e cachedSession) {
+func (c *authCache) keepEntry(gen uint64, key string, e cachedSession) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.listening || gen != c.gen {
@@ -150,7 +150,7 @@ func (c *sessionCache) keepEntry(gen uint64, key string, e cachedSession) {
 	c.keepLocked(key, e)
 }
 
-func (c *sessionCache) keepLocked(key string, e cachedSession) {
+func (c *authCache) keepLocked(key string, e cachedSession) {
 	if len(c.byKey) >= maxCachedSessions {
 		c.clearLocked()
 	}
@@ -163,7 +163,7 @@ func (c *sessionCache) keepLocked(key string, e cachedSession) {
 }
 
 // drop forgets the session keyed key.
-func (c *sessionCache) drop(key string) {
+func (c *authCache) drop(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -171,7 +171,7 @@ func (c *sessionCache) drop(key string) {
 }
 
 // dropUser forgets every session of the person with id.
-func (c *sessionCache) dropUser(id int64) {
+func (c *authCache) dropUser(id int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -180,7 +180,7 @@ func (c *sessionCache) dropUser(id int64) {
 	}
 }
 
-func (c *sessionCache) dropLocked(key string) {
+func (c *authCache) dropLocked(key string) {
 	e, ok := c.byKey[key]
 	if !ok {
 		return
@@ -194,7 +194,7 @@ func (c *sessionCache) dropLocked(key string) {
 	}
 }
 
-func (c *sessionCache) clearLocked() {
+func (c *authCache) clearLocked() {
 	c.gen++
 	clear(c.byKey)
 	clear(c.byUser)
@@ -203,7 +203,7 @@ func (c *sessionCache) clearLocked() {
 // SessionsChanged drops what a notification of migrations 0010 and 0011
 // names: "s:" and a session's key, "t:" and a token's hash (its key), or
 // "u:" and a person's id. Anything else drops everything.
-func (c *sessionCache) SessionsChanged(payload string) {
+func (c *authCache) SessionsChanged(payload string) {
 	if key, ok := strings.CutPrefix(payload, "s:"); ok {
 		c.drop(key)
 		return
@@ -225,7 +225,7 @@ func (c *sessionCache) SessionsChanged(payload string) {
 
 // Listening keeps sessions from now on, or drops them all and keeps none
 // until the hub listens again.
-func (c *sessionCache) Listening(on bool) {
+func (c *authCache) Listening(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listening = on
