@@ -175,21 +175,11 @@ func TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt(t *testing.T) {
 		}
 		return nt.Secret, nt.Token.ID
 	}
-	status := func(q *testPortal, method, path, secret string) int {
-		req, _ := http.NewRequest(method, q.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	first, firstID := token("laptop")
 	second, secondID := token("notebook")
 	for range 2 {
 		for _, secret := range []string{first, second} {
-			if got := status(b, http.MethodGet, "/api/v1/requests", secret); got != http.StatusOK {
+			if got := b.bearerStatus(http.MethodGet, "/api/v1/requests", secret); got != http.StatusOK {
 				t.Fatalf("a token on replica B: %d", got)
 			}
 		}
@@ -201,20 +191,20 @@ func TestReplicaHoldingATokenDropsItWhenAnotherRevokesIt(t *testing.T) {
 		t.Fatalf("replica B holds %d tokens, want alice's two", held)
 	}
 
-	if got := status(a, http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", firstID), first); got != http.StatusOK {
+	if got := a.bearerStatus(http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", firstID), first); got != http.StatusOK {
 		t.Fatalf("revoking the first token on replica A: %d", got)
 	}
-	if got := status(a, http.MethodGet, "/api/v1/requests", first); got != http.StatusUnauthorized {
+	if got := a.bearerStatus(http.MethodGet, "/api/v1/requests", first); got != http.StatusUnauthorized {
 		t.Errorf("replica A, which revoked the token, answers %d to it", got)
 	}
 	took := within(t, 2*time.Second, "replica B refuses the revoked token", func() bool {
-		return status(b, http.MethodGet, "/api/v1/requests", first) == http.StatusUnauthorized
+		return b.bearerStatus(http.MethodGet, "/api/v1/requests", first) == http.StatusUnauthorized
 	})
 	t.Logf("replica B refused the token %s after replica A revoked it", took)
 
 	a.exec(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, secondID)
 	took = within(t, 2*time.Second, "replica B refuses the token revoked by SQL", func() bool {
-		return status(b, http.MethodGet, "/api/v1/requests", second) == http.StatusUnauthorized
+		return b.bearerStatus(http.MethodGet, "/api/v1/requests", second) == http.StatusUnauthorized
 	})
 	t.Logf("replica B refused the token revoked by SQL %s after", took)
 }
@@ -277,5 +267,35 @@ func TestTokenCacheHoldsOnlyWhatItMay(t *testing.T) {
 	c.keepToken(gen, hash(5), "192.0.2.1", tok(5), owner, now)
 	if held(5, "192.0.2.1") {
 		t.Error("a token checked before a revocation was told was kept")
+	}
+}
+
+// TestHeldTokenNeverLateForAWrite: sam's decide token is held, with sam
+// as staff, after a read; his staff role is taken away at a psql prompt,
+// and the replica is made to hold the token as it was, as if the
+// notification were still on its way. A read may still be answered from
+// what is held; his approval is refused: a call that changes something
+// reads the token and its owner afresh.
+func TestHeldTokenNeverLateForAWrite(t *testing.T) {
+	t.Parallel()
+	p, alice, _, sam := newScene(t)
+	token, _ := sam.makeToken("queue bot", "read", "decide")
+	pending := alice.requestAccess("awi-ciroh", newKey(t).Recipient().String(), "Dashboards for the research team.")
+	if got := p.bearerStatus(http.MethodGet, "/api/v1/requests", token); got != http.StatusOK {
+		t.Fatalf("a read with sam's token: %d", got)
+	}
+	hash := store.TokenHash(token)
+	tok, owner, ok := p.Server.authCache.getToken(hash, "127.0.0.1")
+	if !ok || owner.Role != portal.RoleStaff {
+		t.Fatalf("after a read, the token is held: %v, its owner %+v; want held with sam as staff", ok, owner)
+	}
+	p.exec(`UPDATE users SET role = 'customer' WHERE email = 'sam@2i2c.org'`)
+	within(t, 2*time.Second, "the replica drops the token", func() bool {
+		_, _, held := p.Server.authCache.getToken(hash, "127.0.0.1")
+		return !held
+	})
+	p.Server.authCache.keepToken(p.Server.authCache.begin(), hash, "127.0.0.1", tok, owner, time.Now()) // the notification, late
+	if got := p.bearerStatus(http.MethodPost, fmt.Sprintf("/api/v1/requests/%d/approve", pending), token); got != http.StatusForbidden {
+		t.Errorf("an approval right after sam stopped being staff: %d, want 403", got)
 	}
 }

@@ -454,3 +454,20 @@ func (p *testPortal) issue(customer, staff *browser, cluster string) issued {
 	return issued{ID: int64(p.count(`SELECT id FROM credentials WHERE request_id = $1`, reqID)),
 		Username: field("Username"), Password: field("Password")}
 }
+
+// bearerStatus sends method path to the portal with secret as its bearer
+// token and returns the answer's status.
+func (p *testPortal) bearerStatus(method, path, secret string) int {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.URL+path, nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -99,14 +99,7 @@ func TestMetricsShowEachClustersLastAgentSync(t *testing.T) {
 	wantMetric(t, scraper, series, 0)
 
 	poll := func(token string) int {
-		req, _ := http.NewRequest(http.MethodGet, p.URL+webconfig.PublicationPath("awi-ciroh"), nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return p.bearerStatus(http.MethodGet, webconfig.PublicationPath("awi-ciroh"), token)
 	}
 	if code := poll("not-the-token"); code != http.StatusUnauthorized {
 		t.Fatalf("a wrong token: %d", code)

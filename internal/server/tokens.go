@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -80,7 +79,7 @@ func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			t *portal.Token
 		)
 		if err == nil {
-			u, t, err = s.tokenUser(c.Request().Context(), secret, portal.Printable(c.RealIP(), 64))
+			u, t, err = s.tokenUser(c.Request(), secret, portal.Printable(c.RealIP(), 64))
 		}
 		if err != nil {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="2i2c credential portal"`)
@@ -223,17 +222,23 @@ func (s *Server) apiTokens(call apiCall[struct{}]) (any, error) {
 }
 
 // tokenUser is the workflow's TokenUser through the tokens this replica
-// holds (authCache): a token checked less than a minute ago from the same
-// address is not read again.
-func (s *Server) tokenUser(ctx context.Context, secret, ip string) (*portal.User, *portal.Token, error) {
+// holds (authCache): for a read (GET, HEAD), a token checked less than a
+// minute ago from the same address is not read again. A call that changes
+// something always reads the token and its owner afresh, so that a
+// revocation or a role taken away, which other replicas learn of within
+// milliseconds, is never one of those milliseconds late for a write.
+func (s *Server) tokenUser(req *http.Request, secret, ip string) (*portal.User, *portal.Token, error) {
 	hash := store.TokenHash(secret)
-	if t, u, ok := s.authCache.getToken(hash, ip); ok {
-		return u, t, nil
+	read := req.Method == http.MethodGet || req.Method == http.MethodHead
+	if read {
+		if t, u, ok := s.authCache.getToken(hash, ip); ok {
+			return u, t, nil
+		}
 	}
 	gen := s.authCache.begin()
-	u, t, err := s.wf.TokenUser(ctx, secret, ip)
-	if err != nil {
-		return nil, nil, err
+	u, t, err := s.wf.TokenUser(req.Context(), secret, ip)
+	if err != nil || !read {
+		return u, t, err
 	}
 	// TokenUse notes a use at most once a minute from one address, and
 	// returns the token as it was: from that, when this use was noted.
