@@ -332,6 +332,18 @@ func (b failedBatch) QueryRow() pgx.Row                { return failedRow(b) }
 func (b failedBatch) Close() error                     { return b.err }
 func (b failedBatch) Tx() pgx.Tx                       { return nil }
 
+// SendHeld sends what the transaction holds back now, in a round trip of its
+// own, and returns the first failure in it; outside a transaction, or with
+// nothing held back, it does nothing. A caller with other work to do while
+// PostgreSQL writes (an approval, while the password is hashed) sends its
+// writes here rather than with the statement after that work.
+func (s *Store) SendHeld(ctx context.Context) error {
+	if t, ok := s.db.(*txdb); ok && t.holding() {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
 // holdWrite runs a write whose one row scan reads and may refuse: in a
 // transaction, held back to go ahead of the transaction's next statement, so
 // that its answer, and any error, arrive with that statement's (or before the

@@ -3,37 +3,18 @@ package store
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
-// tripCounter counts the round trips a pool's connections make: a statement
-// sent on its own, or a batch.
-type tripCounter struct{ n atomic.Int64 }
-
-func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
 // tracedStore is a store on a fresh database whose round trips trips counts.
-func tracedStore(t *testing.T) (context.Context, *Store, *tripCounter) {
+func tracedStore(t *testing.T) (context.Context, *Store, *pgtest.Trips) {
 	t.Helper()
 	t.Parallel()
-	trips := &tripCounter{}
+	trips := &pgtest.Trips{}
 	return t.Context(), New(pgtest.NewTraced(t, trips)), trips
 }
 
@@ -56,7 +37,7 @@ func TestHeldBackWritesRideWithTheNextStatement(t *testing.T) {
 		m = &portal.Message{Event: portal.ActionRequestDenied, Audience: portal.AudienceCustomer, Channel: portal.ChannelNone,
 			Recipient: alice.Email, Subject: "Denied", Text: "No.", UserID: &alice.ID}
 	)
-	before := trips.n.Load()
+	before := trips.N()
 	err := s.InTx(ctx, func(tx *Store) error {
 		if _, err := tx.LockRequest(ctx, r.ID); err != nil {
 			return err
@@ -77,7 +58,7 @@ func TestHeldBackWritesRideWithTheNextStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := trips.n.Load() - before; got != 4 {
+	if got := trips.N() - before; got != 4 {
 		t.Errorf("a decision took %d round trips; want 4 (lock, decide with the chain's lock, writes with the read, commit)", got)
 	}
 	if read.Status != portal.StatusDenied || read.DecisionNote != "Not this quarter." {
@@ -141,11 +122,11 @@ func TestAHeldBackWriteThatFailsFailsItsTransaction(t *testing.T) {
 // TestATransactionThatRunsNothingCostsNothing: no BEGIN, no COMMIT.
 func TestATransactionThatRunsNothingCostsNothing(t *testing.T) {
 	ctx, s, trips := tracedStore(t)
-	before := trips.n.Load()
+	before := trips.N()
 	if err := s.InTx(ctx, func(*Store) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if got := trips.n.Load() - before; got != 0 {
+	if got := trips.N() - before; got != 0 {
 		t.Errorf("an empty transaction made %d round trips; want none", got)
 	}
 }
@@ -176,14 +157,14 @@ func TestTheChainLockRidesBehindTheNextStatement(t *testing.T) {
 			return nil
 		}
 		var one int
-		before := trips.n.Load()
+		before := trips.N()
 		if err := tx.db.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil { // stores the work's result
 			return err
 		}
 		if err := tx.AppendAudit(ctx, systemEvent(portal.ActionCredentialIssued)); err != nil {
 			return err
 		}
-		if got := trips.n.Load() - before; got != 1 {
+		if got := trips.N() - before; got != 1 {
 			t.Errorf("the statement after the work and the append took %d round trips; want 1", got)
 		}
 		return nil
@@ -207,11 +188,11 @@ func TestTheCommitCarriesWhatIsHeldBack(t *testing.T) {
 	ctx, s, trips := tracedStore(t)
 	staff, _ := people(t, s)
 
-	before := trips.n.Load()
+	before := trips.N()
 	if err := s.InTx(ctx, func(tx *Store) error { return tx.AppendAudit(ctx, systemEvent(portal.ActionClusterCreated)) }); err != nil {
 		t.Fatal(err)
 	}
-	if got := trips.n.Load() - before; got != 2 {
+	if got := trips.N() - before; got != 2 {
 		t.Errorf("an audit event took %d round trips; want 2 (the BEGIN with the chain's lock, the insert with the COMMIT)", got)
 	}
 

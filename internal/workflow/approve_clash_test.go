@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
+	"github.com/2i2c-org/credential-portal/internal/pgtest"
 	"github.com/2i2c-org/credential-portal/internal/portal"
 )
 
@@ -80,4 +81,72 @@ func TestApprovalDrawsAgainWhenTheUsernameIsTaken(t *testing.T) {
 	if r.Status != portal.StatusPending {
 		t.Errorf("request is %s after its approval failed; want pending", r.Status)
 	}
+}
+
+// TestApprovalWritesWhileTheHashRuns: only the last of an approval's round
+// trips waits for the password's hash. While the hash runs, one trip locks
+// the request, adds the approval, decides the request and draws the
+// credential's ID, and the next writes the events and the customer's
+// message; once it is done, one trip stores the credential and commits.
+func TestApprovalWritesWhileTheHashRuns(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	trips := &pgtest.Trips{}
+	f := newTracedApprovals(t, trips)
+	id := f.request(t, "alice")
+	issued, err := issue.NewSecrets(issue.DefaultBcryptCost).Issue(f.cluster, f.rcpt, time.Now(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed := make(chan struct{})
+	m := slowSecrets{premadeSecrets{issued: issued, username: "c-slow0000000"}, hashed}
+
+	before := trips.N()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.svc.approve(ctx, f.sam, id, ApproveInput{}, m)
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for trips.N()-before < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	whileHashing := trips.N() - before
+	time.Sleep(20 * time.Millisecond) // nothing more goes before the hash
+	if n := trips.N() - before; n != whileHashing {
+		t.Errorf("%d round trips while the hash ran, then %d more before it was done", whileHashing, n-whileHashing)
+	}
+	close(hashed)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if whileHashing != 2 || trips.N()-before != 3 {
+		t.Errorf("%d round trips while the hash ran and %d in all; want 2 (the lock and decision, then the events and message) and 3",
+			whileHashing, trips.N()-before)
+	}
+	var events, messages, creds int
+	err = f.st.Pool().QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM audit_events WHERE subject_id IN ($1, (SELECT id FROM credentials WHERE request_id = $1))
+		          AND action IN ('request.approved', 'credential.issued')),
+		       (SELECT count(*) FROM messages WHERE event = 'request.approved'),
+		       (SELECT count(*) FROM credentials WHERE request_id = $1 AND username = 'c-slow0000000')`, id).
+		Scan(&events, &messages, &creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events != 2 || messages != 1 || creds != 1 {
+		t.Errorf("after the approval: %d events, %d messages, %d credentials; want 2, 1 and 1", events, messages, creds)
+	}
+}
+
+// slowSecrets are premade secrets whose hash is done only when hashed is
+// closed.
+type slowSecrets struct {
+	premadeSecrets
+	hashed <-chan struct{}
+}
+
+func (s slowSecrets) Issue(c *portal.Cluster, r *issue.Recipient, now, expiresAt time.Time) (*issue.Issued, error) {
+	<-s.hashed
+	return s.premadeSecrets.Issue(c, r, now, expiresAt)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/2i2c-org/credential-portal/internal/issue"
 	"github.com/2i2c-org/credential-portal/internal/pgtest"
@@ -25,8 +26,15 @@ type approvals struct {
 
 func newApprovals(tb testing.TB) *approvals {
 	tb.Helper()
+	return newTracedApprovals(tb, nil)
+}
+
+// newTracedApprovals is newApprovals with tracer watching the store's
+// statements (see pgtest.NewTraced).
+func newTracedApprovals(tb testing.TB, tracer pgx.QueryTracer) *approvals {
+	tb.Helper()
 	ctx := context.Background()
-	st := store.New(pgtest.New(tb))
+	st := store.New(pgtest.NewTraced(tb, tracer))
 	f := &approvals{st: st, svc: New(st, Options{})}
 	f.cluster = &portal.Cluster{Name: "awi-ciroh", DisplayName: "AWI CIROH", PrometheusURL: "https://prometheus.awi-ciroh.2i2c.cloud",
 		CredentialTTLDays: 90, Enabled: true}

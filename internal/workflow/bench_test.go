@@ -83,11 +83,11 @@ func BenchmarkApprove(b *testing.B) {
 		ageOp = perOp(b)
 	})
 
-	// The database part is mostly waiting: Approve makes 2 round trips (the
+	// The database part is mostly waiting: Approve makes 3 round trips (the
 	// BEGIN, the request's lock, its cluster, the approval, the decision, the
-	// credential's ID and the audit chain's lock, while the password is
-	// hashed; then the audit rows, the message, the credential, the COMMIT
-	// and the request read back).
+	// credential's ID and the audit chain's lock; then the audit rows and the
+	// message, both while the password is hashed; then the credential, the
+	// COMMIT and the request read back).
 	b.Run("roundtrip", func(b *testing.B) {
 		var one int
 		for b.Loop() {
@@ -115,7 +115,7 @@ func BenchmarkApprove(b *testing.B) {
 	})
 
 	// What the outbox adds to an approval: composing the customer's message;
-	// its insert is held back to ride with the credential's.
+	// its insert goes with the audit rows, while the password is hashed.
 	b.Run("outbox", func(b *testing.B) {
 		err := st.InTx(ctx, func(tx *store.Store) error {
 			for b.Loop() {

@@ -398,6 +398,12 @@ type minter interface {
 	Issue(c *portal.Cluster, r *issue.Recipient, now, expiresAt time.Time) (*issue.Issued, error)
 }
 
+// mintResult is a credential a minter issued, or why it did not.
+type mintResult struct {
+	issued *issue.Issued
+	err    error
+}
+
 func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInput, m minter) (*Approved, error) {
 	note, err := portal.CleanText("note", in.Note, portal.MaxJustification)
 	if err != nil {
@@ -459,30 +465,39 @@ func (s *Service) approve(ctx context.Context, a Actor, id int64, in ApproveInpu
 		if err != nil {
 			return fmt.Errorf("request %d: stored key no longer parses: %w", id, err)
 		}
-		// The request is decided already. The events and the message name
-		// the credential by the ID drawn for it, and are held back to go
-		// with it and the COMMIT, in one round trip once the hash is done.
+		// The request is decided already. credentials.txt is rendered and
+		// encrypted in the background while the events and the message,
+		// which name the credential by the ID drawn for it, are written in
+		// one round trip, all while the hash runs.
 		issuedAt, expires := issue.Lifetime(cluster, now, expiresAt)
 		cred = &portal.Credential{
 			ID: o.CredentialID, RequestID: id, UserID: r.UserID, ClusterID: cluster.ID, Username: m.Username(),
 			KeyFingerprint: rcpt.Fingerprint, IssuedAt: issuedAt, ExpiresAt: expires,
 			ClusterName: cluster.Name, PrometheusURL: cluster.PrometheusURL, OwnerEmail: r.RequesterEmail,
 		}
+		minted := make(chan mintResult, 1) // buffered: the goroutine ends whether or not it is read
+		go func() {
+			issued, err := m.Issue(cluster, rcpt, now, expiresAt)
+			minted <- mintResult{issued, err}
+		}()
 		err = audit(
 			a.event(portal.ActionRequestApproved, portal.SubjectRequest, id, &r.ClusterID, approvalDetails(note, approvals)),
 			a.event(portal.ActionCredentialIssued, portal.SubjectCredential, cred.ID, &r.ClusterID, issuedDetails(id, cred)),
 		)
+		if err == nil {
+			err = tell(ctx, tx)(s.notify.toCustomer(message.Facts{
+				Event: portal.ActionRequestApproved, Link: s.notify.requestLink(id, false), Cluster: cluster.Name,
+				RequestID: id, CredentialID: cred.ID, Actor: a.name(), Note: note, ExpiresAt: cred.ExpiresAt,
+			}, r.UserID, r.RequesterEmail, r.RequesterVerified))
+		}
+		if err == nil {
+			err = tx.SendHeld(ctx)
+		}
 		if err != nil {
 			return err
 		}
-		err = tell(ctx, tx)(s.notify.toCustomer(message.Facts{
-			Event: portal.ActionRequestApproved, Link: s.notify.requestLink(id, false), Cluster: cluster.Name,
-			RequestID: id, CredentialID: cred.ID, Actor: a.name(), Note: note, ExpiresAt: cred.ExpiresAt,
-		}, r.UserID, r.RequesterEmail, r.RequesterVerified))
-		if err != nil {
-			return err
-		}
-		issued, err := m.Issue(cluster, rcpt, now, expiresAt)
+		res := <-minted
+		issued, err := res.issued, res.err
 		if err != nil {
 			return err
 		}
