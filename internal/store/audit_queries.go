@@ -93,9 +93,8 @@ func auditPageQuery(f portal.AuditFilter, after *portal.AuditCursor, limit int) 
 		args = append(args, after.At, after.ID)
 		conds = append(conds, fmt.Sprintf("(e.at, e.id) < ($%d, $%d)", len(args)-1, len(args)))
 	}
-	args = append(args, limit)
 	return `SELECT ` + auditColumns + ` FROM ` + auditJoins + whereClause(conds) +
-		` ORDER BY e.at DESC, e.id DESC LIMIT $` + strconv.Itoa(len(args)), args
+		` ORDER BY e.at DESC, e.id DESC` + limitClause(limit), args
 }
 
 func whereClause(conds []string) string {

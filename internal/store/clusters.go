@@ -82,8 +82,7 @@ func clustersQuery(enabledOnly bool, after *portal.PageCursor, limit int) (strin
 		args = append(args, after.Name)
 		conds = append(conds, "name > $"+strconv.Itoa(len(args)))
 	}
-	args = append(args, limit)
-	return `SELECT ` + clusterColumns + ` FROM clusters` + whereClause(conds) + ` ORDER BY name LIMIT $` + strconv.Itoa(len(args)), args
+	return `SELECT ` + clusterColumns + ` FROM clusters` + whereClause(conds) + ` ORDER BY name` + limitClause(limit), args
 }
 
 // ClustersPage returns up to limit clusters by name, after the cursor's

@@ -28,8 +28,18 @@ func (k keyset) page(base string, conds []string, args []any, after *portal.Page
 		args = append(args, after.At, after.ID)
 		conds = append(conds, fmt.Sprintf("(%s, %s) %s ($%d, $%d)", k.at, k.id, cmp, len(args)-1, len(args)))
 	}
-	args = append(args, limit)
-	return base + whereClause(conds) + " ORDER BY " + k.at + dir + ", " + k.id + dir + " LIMIT $" + strconv.Itoa(len(args)), args
+	return base + whereClause(conds) + " ORDER BY " + k.at + dir + ", " + k.id + dir + limitClause(limit), args
+}
+
+// limitClause is a page's LIMIT, written into the statement rather than
+// passed as an argument: a prepared statement's generic plan, which
+// PostgreSQL reuses instead of planning each execution anew, then knows how
+// few rows are wanted. With LIMIT $n it costs the plan for a tenth of the
+// table, finds the custom plan cheaper, and plans every execution again
+// (0.3 ms for a dashboard's list of requests). Pages take few sizes, so
+// the statements stay few.
+func limitClause(limit int) string {
+	return " LIMIT " + strconv.Itoa(limit)
 }
 
 // pageLimit keeps a page's row count within what a workflow asks for: one

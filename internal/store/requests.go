@@ -27,14 +27,18 @@ const requestListSelect = requestSelectHead + `''` + requestSelectTail
 // each email looked up by its own key (joined instead, the planner hashes
 // the whole users table again for every request of a page), except the
 // decider's, already at hand: most requests have one approval, the
-// decision's own.
+// decision's own. The credential's ID is looked up by its own key too:
+// joined, it is one more table for the planner to order, which doubled the
+// time to plan a page of requests (1.0 ms against 0.45 ms on the load
+// test's database) for the same execution.
 const (
 	requestSelectHead = `
 	SELECT requests.id, requests.user_id, requests.cluster_id, `
 	requestSelectTail = `, requests.key_type,
 	       requests.key_fingerprint, requests.justification, requests.status, requests.decided_by,
 	       requests.decided_at, requests.decision_note, requests.renews_credential_id, requests.created_at,
-	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''), credentials.id,
+	       clusters.name, requester.email, requester.email_verified, requester.name, coalesce(decider.email, ''),
+	       (SELECT credentials.id FROM credentials WHERE credentials.request_id = requests.id),
 	       requests.decided_by_rule, clusters.approvals_required,
 	       ARRAY(SELECT CASE WHEN request_approvals.approver_id = requests.decided_by THEN decider.email
 	                         ELSE (SELECT approver.email FROM users approver WHERE approver.id = request_approvals.approver_id) END
@@ -42,8 +46,7 @@ const (
 	FROM requests
 	JOIN clusters ON clusters.id = requests.cluster_id
 	JOIN users requester ON requester.id = requests.user_id
-	LEFT JOIN users decider ON decider.id = requests.decided_by
-	LEFT JOIN credentials ON credentials.request_id = requests.id`
+	LEFT JOIN users decider ON decider.id = requests.decided_by`
 )
 
 func scanRequest(row pgx.Row) (*portal.Request, error) {
