@@ -159,7 +159,7 @@ func (s *Store) Messages(ctx context.Context, f MessageFilter) ([]*portal.Messag
 	}
 	ms, err := collect(scanMessage)(s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages
 		WHERE id < $1 AND ($2 = '' OR status = $2)
-		ORDER BY id DESC LIMIT $3`, before, string(f.Status), f.Limit))
+		ORDER BY id DESC`+limitClause(max(1, f.Limit)), before, string(f.Status)))
 	return ms, mapErr("messages", err)
 }
 
