@@ -1,8 +1,9 @@
 // Package notify carries PostgreSQL notifications to what waits for them:
 // one LISTEN connection per replica fans out "cluster N's credentials
 // changed" to every long-poll of that cluster, "messages were written" to
-// the replica's outbox worker, and "this session or person changed" to the
-// replica's cache of open sessions, whichever replica made the change.
+// the replica's outbox worker, "this session or person changed" to the
+// replica's cache of open sessions, and "the clusters changed" to its list
+// of open clusters, whichever replica made the change.
 package notify
 
 import (
@@ -30,16 +31,25 @@ const MessagesChannel = "messages_queued"
 // (migration 0010) notify when a session or the person it signs in changes.
 const SessionsChannel = "sessions_changed"
 
-// SessionWatcher is told of every change to sessions, and of whether it is
-// told: a cache may hold sessions only while the connection listens, since
-// a change made while it is down is never told.
-type SessionWatcher interface {
-	// SessionsChanged is called with each notification's payload.
-	SessionsChanged(payload string)
+// ClustersChannel is the notification channel the clusters trigger
+// (migration 0012) notifies when a statement adds, changes or removes
+// clusters, with an empty payload.
+const ClustersChannel = "clusters_changed"
+
+// Watcher is told of every notification on the channel it watches, and of
+// whether it is told: a cache may hold what the channel speaks of only
+// while the connection listens, since a change made while it is down is
+// never told.
+type Watcher interface {
+	// Changed is called with each notification's payload.
+	Changed(payload string)
 	// Listening is called with true once the connection listens (again),
 	// and with false when it is lost or the hub stops.
 	Listening(bool)
 }
+
+// watched are the channels a Watcher may watch.
+var watched = []string{SessionsChannel, ClustersChannel}
 
 // Hub dispatches credential changes to subscribers. Its zero value is not
 // usable; call New.
@@ -53,13 +63,14 @@ type Hub struct {
 	queued chan struct{} // one pending "messages were written"
 
 	watchMu   sync.Mutex
-	watcher   SessionWatcher
-	listening bool
+	watchers  map[string]Watcher // by channel
+	listening map[string]bool    // by channel
 }
 
 // New returns a Hub listening through connections from pool.
 func New(pool *pgxpool.Pool, log *slog.Logger) *Hub {
-	return &Hub{pool: pool, log: log, subs: make(map[int64]map[chan struct{}]struct{}), queued: make(chan struct{}, 1)}
+	return &Hub{pool: pool, log: log, subs: make(map[int64]map[chan struct{}]struct{}), queued: make(chan struct{}, 1),
+		watchers: map[string]Watcher{}, listening: map[string]bool{}}
 }
 
 // Run listens until ctx ends, reconnecting after a lost connection. Each
@@ -77,7 +88,7 @@ func (h *Hub) Run(ctx context.Context) {
 		},
 		LogError: func(ctx context.Context, err error) {
 			// Whatever the error, notifications may have been missed.
-			h.setListening(false)
+			h.stopListening()
 			if ctx.Err() != nil {
 				return // shutting down
 			}
@@ -90,45 +101,57 @@ func (h *Hub) Run(ctx context.Context) {
 		signal(h.queued)
 		return nil
 	}))
-	l.Handle(SessionsChannel, sessions{h})
+	for _, channel := range watched {
+		l.Handle(channel, watch{h, channel})
+	}
 	_ = l.Listen(ctx) // returns only when ctx ends
-	h.setListening(false)
+	h.stopListening()
 }
 
-// WatchSessions tells w of every change to sessions from now on, and at
-// once whether the hub listens. One watcher per hub; a second replaces the
-// first.
-func (h *Hub) WatchSessions(w SessionWatcher) {
+// Watch tells w of every notification on channel (SessionsChannel or
+// ClustersChannel) from now on, and at once whether the hub listens to it.
+// One watcher per channel; a second replaces the first.
+func (h *Hub) Watch(channel string, w Watcher) {
 	h.watchMu.Lock()
 	defer h.watchMu.Unlock()
-	h.watcher = w
-	w.Listening(h.listening)
+	h.watchers[channel] = w
+	w.Listening(h.listening[channel])
 }
 
-func (h *Hub) setListening(on bool) {
+func (h *Hub) setListening(channel string, on bool) {
 	h.watchMu.Lock()
 	defer h.watchMu.Unlock()
-	h.listening = on
-	if h.watcher != nil {
-		h.watcher.Listening(on)
+	h.listening[channel] = on
+	if w := h.watchers[channel]; w != nil {
+		w.Listening(on)
 	}
 }
 
-// sessions handles the sessions channel: each notification, and on each
-// (re)connect, once the channel is listened to, the news that it is.
-type sessions struct{ h *Hub }
+// stopListening tells every watcher that its channel is no longer heard.
+func (h *Hub) stopListening() {
+	for _, channel := range watched {
+		h.setListening(channel, false)
+	}
+}
 
-func (s sessions) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
-	s.h.watchMu.Lock()
-	defer s.h.watchMu.Unlock()
-	if s.h.watcher != nil {
-		s.h.watcher.SessionsChanged(n.Payload)
+// watch handles a watched channel: each notification, and on each
+// (re)connect, once the channel is listened to, the news that it is.
+type watch struct {
+	h       *Hub
+	channel string
+}
+
+func (w watch) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	w.h.watchMu.Lock()
+	defer w.h.watchMu.Unlock()
+	if watcher := w.h.watchers[w.channel]; watcher != nil {
+		watcher.Changed(n.Payload)
 	}
 	return nil
 }
 
-func (s sessions) HandleBacklog(context.Context, string, *pgx.Conn) error {
-	s.h.setListening(true)
+func (w watch) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	w.h.setListening(w.channel, true)
 	return nil
 }
 

@@ -18,8 +18,9 @@ const maxCachedSessions = 20_000
 // authCache keeps the sessions this replica opened, with the person each
 // signs in, so that a signed-in request need not read them again: the one
 // statement every page view would otherwise run; and likewise the API
-// tokens it checked, with their owners. It is the only state a replica
-// keeps that another replica changes, so it holds a session or a token only
+// tokens it checked, with their owners. Another replica may change what it
+// keeps (as with clusterCache, the only other such state), so it holds a
+// session or a token only
 //
 //   - while the replica listens for changes (notify.Hub tells it; every
 //     session's write or deletion, every change to a person, and every
@@ -200,10 +201,10 @@ func (c *authCache) clearLocked() {
 	clear(c.byUser)
 }
 
-// SessionsChanged drops what a notification of migrations 0010 and 0011
+// Changed drops what a notification of migrations 0010 and 0011
 // names: "s:" and a session's key, "t:" and a token's hash (its key), or
 // "u:" and a person's id. Anything else drops everything.
-func (c *authCache) SessionsChanged(payload string) {
+func (c *authCache) Changed(payload string) {
 	if key, ok := strings.CutPrefix(payload, "s:"); ok {
 		c.drop(key)
 		return

@@ -109,7 +109,7 @@ func TestSessionCacheHoldsOnlyWhatItMay(t *testing.T) {
 	}
 
 	gen := c.begin() // a read under way when a change is told
-	c.SessionsChanged("s:k2")
+	c.Changed("s:k2")
 	c.keep(gen, "k2", "192.0.2.1", session(2))
 	if held("k2", "192.0.2.1") {
 		t.Error("a session read before a change was told was kept")
@@ -121,11 +121,11 @@ func TestSessionCacheHoldsOnlyWhatItMay(t *testing.T) {
 
 	c.keep(c.begin(), "k4", "192.0.2.1", session(4))
 	c.keep(c.begin(), "k5", "192.0.2.1", session(4))
-	c.SessionsChanged("u:4")
+	c.Changed("u:4")
 	if held("k4", "192.0.2.1") || held("k5", "192.0.2.1") || !held("k1", "192.0.2.1") {
 		t.Error("a change to person 4 did not drop exactly their sessions")
 	}
-	c.SessionsChanged("s:k1")
+	c.Changed("s:k1")
 	if held("k1", "192.0.2.1") {
 		t.Error("a notified change to a session did not drop it")
 	}
@@ -240,7 +240,7 @@ func TestTokenCacheHoldsOnlyWhatItMay(t *testing.T) {
 	if _, ok := c.get(tokenKey(hash(1)), "192.0.2.1"); ok {
 		t.Error("a token's key opened a session")
 	}
-	c.SessionsChanged(tokenKey(hash(1)))
+	c.Changed(tokenKey(hash(1)))
 	if held(1, "192.0.2.1") {
 		t.Error("a notified revocation did not drop the token")
 	}
@@ -258,12 +258,12 @@ func TestTokenCacheHoldsOnlyWhatItMay(t *testing.T) {
 		t.Error("a token was held past its expiry")
 	}
 	c.keepToken(c.begin(), hash(4), "192.0.2.1", tok(4), owner, now)
-	c.SessionsChanged(fmt.Sprintf("u:%d", owner.ID))
+	c.Changed(fmt.Sprintf("u:%d", owner.ID))
 	if held(4, "192.0.2.1") {
 		t.Error("a change to the owner did not drop their token")
 	}
 	gen := c.begin()
-	c.SessionsChanged(tokenKey(hash(5)))
+	c.Changed(tokenKey(hash(5)))
 	c.keepToken(gen, hash(5), "192.0.2.1", tok(5), owner, now)
 	if held(5, "192.0.2.1") {
 		t.Error("a token checked before a revocation was told was kept")

@@ -72,7 +72,9 @@ func (in clusterInJSON) cluster() *portal.Cluster {
 
 func (s *Server) apiCreateCluster(call apiCall[clusterInJSON]) (any, error) {
 	c := call.in.cluster()
-	if err := s.wf.CreateCluster(call.ctx, call.actor, c); err != nil {
+	err := s.wf.CreateCluster(call.ctx, call.actor, c)
+	s.openClusters.drop()
+	if err != nil {
 		return nil, err
 	}
 	created(call.c, "/api/v1/clusters/"+c.Name)
@@ -90,7 +92,9 @@ func (s *Server) apiUpdateCluster(call apiCall[clusterInJSON]) (any, error) {
 	}
 	c := call.in.cluster()
 	c.ID = old.ID
-	if err := s.wf.UpdateCluster(call.ctx, call.actor, c); err != nil {
+	err = s.wf.UpdateCluster(call.ctx, call.actor, c)
+	s.openClusters.drop()
+	if err != nil {
 		return nil, err
 	}
 	return shown(clusterJSON)(s.wf.ClusterNamed(call.ctx, call.actor, old.Name))
@@ -315,6 +319,7 @@ func (s *Server) saveCluster(c echo.Context) error {
 		}
 		err = s.wf.UpdateCluster(c.Request().Context(), s.actor(c), cl)
 	}
+	s.openClusters.drop() // this replica's change is seen at once, not when notified
 	if first, status, ok := fixable(err); ok {
 		all := problems(err)
 		for _, pe := range all {

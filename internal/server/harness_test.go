@@ -47,13 +47,15 @@ func testCluster(name string) *portal.Cluster {
 		CredentialTTLDays: 90, Enabled: true, Note: "Covers every hub on " + name + "."}
 }
 
-// addCluster stores a cluster for a test portal.
+// addCluster stores a cluster for a test portal, which sees it at once, as
+// it sees its own changes (its notification may come a little later).
 func (p *testPortal) addCluster(name string) *portal.Cluster {
 	p.t.Helper()
 	c := testCluster(name)
 	if err := p.Store.CreateCluster(context.Background(), c); err != nil {
 		p.t.Fatal(err)
 	}
+	p.Server.openClusters.drop()
 	return c
 }
 

@@ -156,7 +156,9 @@ func TestPageQueryBudget(t *testing.T) {
 			t.Errorf("GET %s is a page route without a statement budget or a visit: add it to pageBudgets and to this test's visits", route)
 			continue
 		}
-		p.Server.authCache.Listening(true) // holding no session, as after a reconnect
+		// Holding no session and no list of clusters, as after a reconnect.
+		p.Server.authCache.Listening(true)
+		p.Server.openClusters.Listening(true)
 		ran, _ := v.as.view(log, v.path, v.want)
 		// Then held: within a few views, one reads no session. (A view that
 		// writes its session, or the late notification of an earlier

@@ -191,7 +191,7 @@ func (s *Server) newRequest(c echo.Context) error {
 }
 
 func (s *Server) renderRequestForm(c echo.Context, status int, in workflow.RequestInput, renews int64, refusal error) error {
-	clusters, err := s.wf.OpenClusters(c.Request().Context())
+	clusters, err := s.openClusters.get(c.Request().Context(), s.wf.OpenClusters)
 	if err != nil {
 		return err
 	}

@@ -92,13 +92,15 @@ type Server struct {
 	// authCache keeps the sessions this replica opened and the API tokens
 	// it checked, while the hub listens for their changes.
 	authCache *authCache
-	pages     *pages
-	rowCache  *rowCache // rows of lists as rendered, to print again
-	assets    *assets
-	metrics   *metrics
-	refusals  *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
-	cop       *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
-	origin    string                             // the portal's origin, as browsers send it in Origin
+	// openClusters keeps the clusters the request form offers.
+	openClusters *clusterCache
+	pages        *pages
+	rowCache     *rowCache // rows of lists as rendered, to print again
+	assets       *assets
+	metrics      *metrics
+	refusals     *middleware.RateLimiterMemoryStore // refusals audited per person, or per address when not signed in
+	cop          *http.CrossOriginProtection        // Sec-Fetch-Site and Origin of state-changing requests
+	origin       string                             // the portal's origin, as browsers send it in Origin
 	// apiScopes is the scope a token needs for each API route.
 	apiScopes  map[string]portal.Scope
 	tokenCalls *middleware.RateLimiterMemoryStore // calls per token
@@ -120,9 +122,10 @@ func New(cfg Config, st *store.Store, wf *workflow.Service, signIn *oidc.Client,
 	}
 	s := &Server{cfg: cfg, store: st, wf: wf, oidc: signIn, notify: hub, log: log, draining: make(chan struct{}),
 		origin: canonicalOrigin(cfg.BaseURL), apiScopes: map[string]portal.Scope{}, tokenCalls: tokenCallLimit()}
-	s.authCache = newAuthCache()
+	s.authCache, s.openClusters = newAuthCache(), new(clusterCache)
 	if hub != nil {
-		hub.WatchSessions(s.authCache)
+		hub.Watch(notify.SessionsChannel, s.authCache)
+		hub.Watch(notify.ClustersChannel, s.openClusters)
 	}
 	s.sessions = s.newSessions(cfg.Sessions)
 	var err error
