@@ -56,6 +56,10 @@ func (c *clusterCache) get(ctx context.Context, read func(context.Context) ([]*p
 func (c *clusterCache) drop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dropLocked()
+}
+
+func (c *clusterCache) dropLocked() {
 	c.gen++
 	c.open = nil
 }
@@ -69,6 +73,5 @@ func (c *clusterCache) Listening(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listening = on
-	c.gen++
-	c.open = nil
+	c.dropLocked()
 }
