@@ -281,13 +281,23 @@ func TestHeldTokenNeverLateForAWrite(t *testing.T) {
 	p, alice, _, sam := newScene(t)
 	token, _ := sam.makeToken("queue bot", "read", "decide")
 	pending := alice.requestAccess("awi-ciroh", newKey(t).Recipient().String(), "Dashboards for the research team.")
-	if got := p.bearerStatus(http.MethodGet, "/api/v1/requests", token); got != http.StatusOK {
-		t.Fatalf("a read with sam's token: %d", got)
-	}
 	hash := store.TokenHash(token)
-	tok, owner, ok := p.Server.authCache.getToken(hash, "127.0.0.1")
-	if !ok || owner.Role != portal.RoleStaff {
-		t.Fatalf("after a read, the token is held: %v, its owner %+v; want held with sam as staff", ok, owner)
+	var (
+		tok   *portal.Token
+		owner *portal.User
+		ok    bool
+	)
+	// Held after a read; a late notification of the scene's own writes (sam's
+	// sign-in) may drop it once, and the next read holds it again.
+	within(t, 2*time.Second, "a read holds the token", func() bool {
+		if got := p.bearerStatus(http.MethodGet, "/api/v1/requests", token); got != http.StatusOK {
+			t.Fatalf("a read with sam's token: %d", got)
+		}
+		tok, owner, ok = p.Server.authCache.getToken(hash, "127.0.0.1")
+		return ok
+	})
+	if owner.Role != portal.RoleStaff {
+		t.Fatalf("the token is held with its owner %+v; want sam as staff", owner)
 	}
 	p.exec(`UPDATE users SET role = 'customer' WHERE email = 'sam@2i2c.org'`)
 	within(t, 2*time.Second, "the replica drops the token", func() bool {
